@@ -1,0 +1,21 @@
+/*  hafl_cmd: the contract between the `hafl` dispatcher and its subcommands.
+    A subcommand is `int hafl_cmd_NAME (int argc, char **argv)` where argv[0] is the command
+    name; it returns one of the exit codes below and prints its own --help. Each lives in
+    tools/cmd_NAME.c and is listed once in hafl_cmd_list.h.
+*/
+#ifndef HAFL_CMD_H
+#define HAFL_CMD_H
+
+enum { HAFL_EXIT_OK = 0, HAFL_EXIT_FAILURE = 1, HAFL_EXIT_USAGE = 2 };
+
+typedef struct {
+    const char *name;
+    int (*run) (int argc, char **argv);
+    const char *summary;
+} hafl_cmd_t;
+
+#define HAFL_CMD(name, fn, summary) int fn (int argc, char **argv);
+#include "hafl_cmd_list.h"
+#undef HAFL_CMD
+
+#endif

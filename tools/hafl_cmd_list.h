@@ -1,0 +1,3 @@
+/*  The subcommands of `hafl`, one line each: HAFL_CMD(name, function, one-line summary).
+    Included twice by design (declarations in hafl_cmd.h, the table in hafl.c); no guard. */
+HAFL_CMD ("check", hafl_cmd_check, "validate a topology file and print its resolved settings")
