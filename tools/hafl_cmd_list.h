@@ -1,3 +1,4 @@
 /*  The subcommands of `hafl`, one line each: HAFL_CMD(name, function, one-line summary).
     Included twice by design (declarations in hafl_cmd.h, the table in hafl.c); no guard. */
 HAFL_CMD ("check", hafl_cmd_check, "validate a topology file and print its resolved settings")
+HAFL_CMD ("bench", hafl_cmd_bench, "run a benchmark against its reference in the same run")
