@@ -1,0 +1,466 @@
+/*  hafl_tokenizer: loading, encoding and decoding llama2.c tokenizers. See hafl_tokenizer.h.
+
+    The merge loop keeps the tokens in a doubly linked list over their original positions and a
+    max-heap of candidate pairs keyed by (score, then smaller left position). Positions keep their
+    order as nodes merge, so "smaller left position" is "leftmost pair" in the current sequence,
+    which is the tie rule of llama2.c's scan. A heap entry goes stale when either node changes;
+    each node carries a version bumped on change, and stale entries are dropped when popped.
+*/
+#include "hafl_tokenizer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define S_MAX_TOKEN_LENGTH (1 << 16)
+#define S_MAX_FILE_BYTES   (1 << 28)
+//  llama2.c starts its best score here, so pairs scoring at or below it never merge.
+#define S_MIN_MERGE_SCORE -1e10f
+
+struct _hafl_tokenizer_t {
+    int vocab_size;
+    int max_token_length;
+    char **pieces;      //  [vocab] -> NUL-terminated piece inside text
+    uint32_t *lengths;  //  [vocab]
+    float *scores;      //  [vocab]
+    int32_t *sorted;    //  [vocab] ids ordered by (piece bytes, id)
+    char *text;         //  all pieces, each followed by NUL
+    char bytes[256][2]; //  the one-byte strings "<0xHH>" decodes to
+};
+
+//  Byte-wise order of two pieces (strcmp order, as pieces hold no NUL), then by length.
+static int s_piece_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c != 0)
+        return c;
+    return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+//  qsort context-free comparison needs the tokenizer; sort (piece pointer, id) pairs instead.
+typedef struct {
+    const char *piece;
+    uint32_t length;
+    int32_t id;
+} s_sort_entry_t;
+
+static int s_sort_entry_cmp(const void *pa, const void *pb)
+{
+    const s_sort_entry_t *a = pa, *b = pb;
+    int c = s_piece_cmp(a->piece, a->length, b->piece, b->length);
+    if (c != 0)
+        return c;
+    return a->id < b->id ? -1 : (a->id > b->id ? 1 : 0);
+}
+
+static int s_parse(hafl_tokenizer_t *self, const char *path, const uint8_t *data, size_t size,
+                   char *err, size_t errlen)
+{
+    if (size < 4) {
+        snprintf(err, errlen, "%s: truncated: %zu bytes, shorter than the 4-byte header", path,
+                 size);
+        return -1;
+    }
+    int32_t max_len;
+    memcpy(&max_len, data, 4);
+    if (max_len <= 0 || max_len > S_MAX_TOKEN_LENGTH) {
+        snprintf(err, errlen, "%s: header nonsense: max_token_length = %d (must be in 1..%d)", path,
+                 max_len, S_MAX_TOKEN_LENGTH);
+        return -1;
+    }
+    self->max_token_length = max_len;
+    //  Every piece is at most as long as its record, so the file size bounds the text size.
+    self->text = malloc(size + (size_t)self->vocab_size);
+    if (!self->text) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    size_t offset = 4, text_used = 0;
+    for (int i = 0; i < self->vocab_size; i++) {
+        if (size - offset < 8) {
+            snprintf(err, errlen,
+                     "%s: truncated: piece %d of %d starts at byte %zu but the file has %zu bytes",
+                     path, i, self->vocab_size, offset, size);
+            return -1;
+        }
+        float score;
+        int32_t len;
+        memcpy(&score, data + offset, 4);
+        memcpy(&len, data + offset + 4, 4);
+        offset += 8;
+        if (!isfinite(score)) {
+            snprintf(err, errlen, "%s: piece %d has a non-finite score", path, i);
+            return -1;
+        }
+        if (len < 0 || len > max_len) {
+            snprintf(err, errlen, "%s: piece %d has length %d outside 0..max_token_length (%d)",
+                     path, i, len, max_len);
+            return -1;
+        }
+        if (size - offset < (size_t)len) {
+            snprintf(err, errlen,
+                     "%s: truncated: piece %d needs %d bytes at byte %zu but the file has %zu",
+                     path, i, len, offset, size);
+            return -1;
+        }
+        if (memchr(data + offset, 0, (size_t)len)) {
+            snprintf(err, errlen, "%s: piece %d contains a NUL byte", path, i);
+            return -1;
+        }
+        memcpy(self->text + text_used, data + offset, (size_t)len);
+        self->text[text_used + (size_t)len] = '\0';
+        self->pieces[i] = self->text + text_used;
+        self->lengths[i] = (uint32_t)len;
+        self->scores[i] = score;
+        text_used += (size_t)len + 1;
+        offset += (size_t)len;
+    }
+    if (offset != size) {
+        snprintf(err, errlen,
+                 "%s: %zu trailing bytes after %d pieces (does the vocab size match the model?)",
+                 path, size - offset, self->vocab_size);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_sort(hafl_tokenizer_t *self)
+{
+    size_t n = (size_t)self->vocab_size;
+    s_sort_entry_t *entries = malloc(n * sizeof(s_sort_entry_t));
+    if (!entries)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        entries[i] = (s_sort_entry_t){self->pieces[i], self->lengths[i], (int32_t)i};
+    qsort(entries, n, sizeof(s_sort_entry_t), s_sort_entry_cmp);
+    for (size_t i = 0; i < n; i++)
+        self->sorted[i] = entries[i].id;
+    free(entries);
+    return 0;
+}
+
+hafl_tokenizer_t *hafl_tokenizer_load(const char *path, int vocab_size, char *err, size_t errlen)
+{
+    if (vocab_size < HAFL_TOKEN_BYTE0 + 256 || vocab_size > (1 << 20)) {
+        snprintf(err, errlen, "%s: vocab size %d must be in %d..%d", path, vocab_size,
+                 HAFL_TOKEN_BYTE0 + 256, 1 << 20);
+        return NULL;
+    }
+    hafl_tokenizer_t *self = calloc(1, sizeof(hafl_tokenizer_t));
+    uint8_t *data = NULL;
+    FILE *file = NULL;
+    if (!self)
+        goto nomem;
+    self->vocab_size = vocab_size;
+    self->pieces = calloc((size_t)vocab_size, sizeof(char *));
+    self->lengths = calloc((size_t)vocab_size, sizeof(uint32_t));
+    self->scores = calloc((size_t)vocab_size, sizeof(float));
+    self->sorted = calloc((size_t)vocab_size, sizeof(int32_t));
+    if (!self->pieces || !self->lengths || !self->scores || !self->sorted)
+        goto nomem;
+    for (int b = 0; b < 256; b++)
+        self->bytes[b][0] = (char)b, self->bytes[b][1] = '\0';
+
+    file = fopen(path, "rb");
+    struct stat st;
+    if (!file || fstat(fileno(file), &st) != 0) {
+        snprintf(err, errlen, "%s: cannot open tokenizer: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > S_MAX_FILE_BYTES) {
+        snprintf(err, errlen, "%s: not a regular file of at most %d bytes", path, S_MAX_FILE_BYTES);
+        goto fail;
+    }
+    size_t size = (size_t)st.st_size;
+    data = malloc(size ? size : 1);
+    if (!data)
+        goto nomem;
+    if (fread(data, 1, size, file) != size) {
+        snprintf(err, errlen, "%s: short read (file changed while loading?)", path);
+        goto fail;
+    }
+    if (s_parse(self, path, data, size, err, errlen) != 0)
+        goto fail;
+    if (s_sort(self) != 0)
+        goto nomem;
+    free(data);
+    fclose(file);
+    return self;
+nomem:
+    snprintf(err, errlen, "%s: out of memory", path);
+fail:
+    free(data);
+    if (file)
+        fclose(file);
+    hafl_tokenizer_destroy(&self);
+    return NULL;
+}
+
+void hafl_tokenizer_destroy(hafl_tokenizer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hafl_tokenizer_t *self = *self_p;
+    free(self->pieces);
+    free(self->lengths);
+    free(self->scores);
+    free(self->sorted);
+    free(self->text);
+    free(self);
+    *self_p = NULL;
+}
+
+int hafl_tokenizer_vocab_size(const hafl_tokenizer_t *self)
+{
+    return self->vocab_size;
+}
+
+const char *hafl_tokenizer_piece(const hafl_tokenizer_t *self, int32_t id)
+{
+    return id >= 0 && id < self->vocab_size ? self->pieces[id] : NULL;
+}
+
+float hafl_tokenizer_score(const hafl_tokenizer_t *self, int32_t id)
+{
+    return id >= 0 && id < self->vocab_size ? self->scores[id] : 0.0f;
+}
+
+int32_t hafl_tokenizer_lookup(const hafl_tokenizer_t *self, const char *str, size_t len)
+{
+    //  Lower bound in (piece, id) order, so among equal pieces the lowest id is found.
+    size_t lo = 0, hi = (size_t)self->vocab_size;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int32_t id = self->sorted[mid];
+        if (s_piece_cmp(self->pieces[id], self->lengths[id], str, len) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < (size_t)self->vocab_size) {
+        int32_t id = self->sorted[lo];
+        if (s_piece_cmp(self->pieces[id], self->lengths[id], str, len) == 0)
+            return id;
+    }
+    return -1;
+}
+
+//  A candidate merge of node left with node right into piece id.
+typedef struct {
+    float score;
+    uint32_t left, right;
+    uint32_t left_version, right_version;
+    int32_t id;
+} s_pair_t;
+
+//  True when a should be merged before b.
+static inline bool s_pair_before(const s_pair_t *a, const s_pair_t *b)
+{
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+typedef struct {
+    s_pair_t *items;
+    size_t count;
+} s_heap_t;
+
+static void s_heap_push(s_heap_t *heap, s_pair_t pair)
+{
+    size_t i = heap->count++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!s_pair_before(&pair, &heap->items[parent]))
+            break;
+        heap->items[i] = heap->items[parent];
+        i = parent;
+    }
+    heap->items[i] = pair;
+}
+
+static s_pair_t s_heap_pop(s_heap_t *heap)
+{
+    s_pair_t top = heap->items[0];
+    s_pair_t last = heap->items[--heap->count];
+    size_t i = 0, n = heap->count;
+    while (2 * i + 1 < n) {
+        size_t child = 2 * i + 1;
+        if (child + 1 < n && s_pair_before(&heap->items[child + 1], &heap->items[child]))
+            child++;
+        if (!s_pair_before(&heap->items[child], &last))
+            break;
+        heap->items[i] = heap->items[child];
+        i = child;
+    }
+    if (n > 0)
+        heap->items[i] = last;
+    return top;
+}
+
+typedef struct {
+    const hafl_tokenizer_t *tokenizer;
+    int32_t *ids;      //  [n] current id of each node
+    uint32_t *next;    //  [n] next live node, n at the end
+    uint32_t *prev;    //  [n] previous live node, UINT32_MAX at the start
+    uint32_t *version; //  [n] bumped when a node's id changes or it dies
+    bool *alive;       //  [n]
+    uint32_t n;
+    char *scratch; //  [2 * max_token_length + 1]
+    s_heap_t heap;
+} s_merger_t;
+
+//  Push the pair (left, right) if their concatenation is a piece that may merge.
+static void s_merger_consider(s_merger_t *m, uint32_t left, uint32_t right)
+{
+    const hafl_tokenizer_t *t = m->tokenizer;
+    int32_t a = m->ids[left], b = m->ids[right];
+    size_t alen = t->lengths[a], blen = t->lengths[b];
+    if (alen + blen > (size_t)t->max_token_length)
+        return; //  longer than every piece
+    memcpy(m->scratch, t->pieces[a], alen);
+    memcpy(m->scratch + alen, t->pieces[b], blen);
+    int32_t id = hafl_tokenizer_lookup(t, m->scratch, alen + blen);
+    if (id < 0 || !(t->scores[id] > S_MIN_MERGE_SCORE))
+        return;
+    s_heap_push(&m->heap,
+                (s_pair_t){t->scores[id], left, right, m->version[left], m->version[right], id});
+}
+
+//  Merge tokens[0..*count) in place by llama2.c's rule. 0, or -1 on no memory.
+static int s_merge(const hafl_tokenizer_t *self, int32_t *tokens, size_t *count)
+{
+    if (*count < 2)
+        return 0;
+    s_merger_t m = {.tokenizer = self, .n = (uint32_t)*count};
+    size_t n = *count;
+    m.next = malloc(n * sizeof(uint32_t));
+    m.prev = malloc(n * sizeof(uint32_t));
+    m.version = calloc(n, sizeof(uint32_t));
+    m.alive = malloc(n * sizeof(bool));
+    m.scratch = malloc(2 * (size_t)self->max_token_length + 1);
+    //  n - 1 initial pairs plus at most two new pairs per merge, and at most n - 1 merges.
+    m.heap.items = malloc(3 * n * sizeof(s_pair_t));
+    int rc = -1;
+    if (!m.next || !m.prev || !m.version || !m.alive || !m.scratch || !m.heap.items)
+        goto done;
+    m.ids = tokens;
+    for (uint32_t i = 0; i < m.n; i++) {
+        m.next[i] = i + 1;
+        m.prev[i] = i == 0 ? UINT32_MAX : i - 1;
+        m.alive[i] = true;
+    }
+    for (uint32_t i = 0; i + 1 < m.n; i++)
+        s_merger_consider(&m, i, i + 1);
+    while (m.heap.count > 0) {
+        s_pair_t pair = s_heap_pop(&m.heap);
+        uint32_t l = pair.left, r = pair.right;
+        if (!m.alive[l] || !m.alive[r] || m.next[l] != r || m.version[l] != pair.left_version ||
+            m.version[r] != pair.right_version)
+            continue; //  stale: one side changed since this pair was pushed
+        m.ids[l] = pair.id;
+        m.version[l]++;
+        m.alive[r] = false;
+        m.version[r]++;
+        m.next[l] = m.next[r];
+        if (m.next[r] < m.n)
+            m.prev[m.next[r]] = l;
+        if (m.prev[l] != UINT32_MAX)
+            s_merger_consider(&m, m.prev[l], l);
+        if (m.next[l] < m.n)
+            s_merger_consider(&m, l, m.next[l]);
+    }
+    size_t out = 0;
+    for (uint32_t i = 0; i < m.n; i = m.next[i])
+        tokens[out++] = m.ids[i];
+    *count = out;
+    rc = 0;
+done:
+    free(m.next);
+    free(m.prev);
+    free(m.version);
+    free(m.alive);
+    free(m.scratch);
+    free(m.heap.items);
+    return rc;
+}
+
+int hafl_tokenizer_encode(const hafl_tokenizer_t *self, const char *text, bool bos, bool eos,
+                          int32_t *tokens, size_t capacity, size_t *n_tokens)
+{
+    size_t text_len = strlen(text);
+    if (capacity < hafl_tokenizer_encode_capacity(text_len))
+        return -1;
+    size_t n = 0;
+    if (bos)
+        tokens[n++] = HAFL_TOKEN_BOS;
+    if (text_len > 0) {
+        //  sentencepiece's dummy prefix: the text is encoded as if it began with a space.
+        int32_t space = hafl_tokenizer_lookup(self, " ", 1);
+        tokens[n++] = space >= 0 ? space : HAFL_TOKEN_BYTE0 + ' ';
+    }
+    //  Cut into code points: a byte that is not a continuation (10xxxxxx) starts a new one,
+    //  which ends before the next non-continuation byte or after four bytes.
+    const unsigned char *c = (const unsigned char *)text;
+    char point[4];
+    size_t point_len = 0;
+    for (size_t i = 0; i < text_len; i++) {
+        if ((c[i] & 0xC0) != 0x80)
+            point_len = 0;
+        point[point_len++] = (char)c[i];
+        if ((c[i + 1] & 0xC0) == 0x80 && point_len < 4)
+            continue;
+        int32_t id = hafl_tokenizer_lookup(self, point, point_len);
+        if (id >= 0)
+            tokens[n++] = id;
+        else
+            for (size_t j = 0; j < point_len; j++)
+                tokens[n++] = HAFL_TOKEN_BYTE0 + (unsigned char)point[j];
+        point_len = 0;
+    }
+    //  BOS and the prefix take part in merging exactly as in llama2.c.
+    if (s_merge(self, tokens, &n) != 0)
+        return -1;
+    if (eos)
+        tokens[n++] = HAFL_TOKEN_EOS;
+    *n_tokens = n;
+    return 0;
+}
+
+static int s_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+const char *hafl_tokenizer_decode(const hafl_tokenizer_t *self, int32_t prev_token, int32_t token)
+{
+    if (token < 0 || token >= self->vocab_size)
+        return NULL;
+    const char *piece = self->pieces[token];
+    if (prev_token == HAFL_TOKEN_BOS && piece[0] == ' ')
+        piece++;
+    if (strncmp(piece, "<0x", 3) == 0 && s_hex(piece[3]) >= 0 && s_hex(piece[4]) >= 0 &&
+        piece[5] == '>' && piece[6] == '\0')
+        return self->bytes[s_hex(piece[3]) * 16 + s_hex(piece[4])];
+    return piece;
+}
+
+void hafl_tokenizer_print_piece(FILE *out, const char *piece)
+{
+    if (!piece || piece[0] == '\0')
+        return;
+    if (piece[1] == '\0') {
+        unsigned char b = (unsigned char)piece[0];
+        bool printable = b >= 0x20 && b < 0x7F;
+        bool space = b == ' ' || (b >= '\t' && b <= '\r');
+        if (!printable && !space)
+            return;
+    }
+    fputs(piece, out);
+}
