@@ -2,3 +2,4 @@
     Included twice by design (declarations in hafl_cmd.h, the table in hafl.c); no guard. */
 HAFL_CMD ("check", hafl_cmd_check, "validate a topology file and print its resolved settings")
 HAFL_CMD ("bench", hafl_cmd_bench, "run a benchmark against its reference in the same run")
+HAFL_CMD ("generate", hafl_cmd_generate, "sample text from a checkpoint like the llama2.c runner")
