@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define HAFL_TOPOLOGY_MAX_CLIENTS 100000u
 #define HAFL_TOPOLOGY_MAX_HOSTS 64u
@@ -134,5 +135,17 @@ typedef struct {
 hafl_topology_t *hafl_topology_load (const char *path, const char *const *overrides,
                                      size_t n_overrides, hafl_topology_error_t *err);
 void hafl_topology_destroy (hafl_topology_t **self_p);
+
+//  Prints every resolved setting, one "key/path = value" line each, in the order of
+//  topologies/README.md: clients/ranks as the resolved per-client list, placement hosts with
+//  their resolved client ranges, empty strings as "".
+void hafl_topology_print (const hafl_topology_t *self, FILE *out);
+
+//  Takes every "--set KEY=VALUE" (or "--set=KEY=VALUE") out of argv, compacting argv in place
+//  (*argc_p updated, argv[*argc_p] = NULL), so commands share one way of collecting overrides.
+//  *overrides_p gets a new array of the n pointers into argv's strings; the caller frees the
+//  array only. Returns 0, or -1 with a one-line reason in err (a --set without KEY=VALUE).
+int hafl_topology_take_overrides (int *argc_p, char **argv, const char ***overrides_p,
+                                  size_t *n_p, hafl_topology_error_t *err);
 
 #endif

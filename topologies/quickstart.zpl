@@ -1,0 +1,33 @@
+#   quickstart: the main job (`make run`). Ten in-process clients with heterogeneous LoRA
+#   rank budgets fine-tune stories260K on 20 Newsgroups for a few rounds with HAFL's freeze
+#   scheme and adaptive aggregation. Sized to finish in a couple of minutes on two cores.
+seed = 1
+model
+    kind = llama
+    checkpoint = stories260K.bin
+    tokenizer = tok512.bin
+    targets = wq,wk,wv,wo
+    rank = 8
+    alpha = 16
+data
+    dataset = 20news
+    path = 20news-bydate.tar.gz
+    split = iid
+    max_tokens = 64
+server
+    rounds = 5
+    scheme = freeze
+    aggregator = adaptive
+    deadline_ms = 600000
+clients
+    count = 10
+    ranks = 2,2,2,4,4,4,8,8,8,8
+    local_steps = 20
+    batch = 8
+    lr = 0.002
+evaluator
+    max_examples = 1000
+logger
+    run_dir = runs
+placement
+    mode = inproc
