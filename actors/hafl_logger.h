@@ -9,6 +9,17 @@
     closing the file. Malformed frames are counted, reported as a "malformed-event" line with
     the codec's reason, and dropped.
 
+    JSON line: {"time":"2025-01-02T03:04:05.678901Z","time_us":N,"run":"..","round":N|null,
+    "actor":"..","event":"..", then each field as "key":value}: ints and bools as JSON numbers
+    and booleans, floats with 17 significant digits and non-finite ones as null, strings
+    escaped (invalid UTF-8 bytes become U+FFFD). Round -1 is written as null. A field whose key
+    is one of the envelope names (time, time_us, run, round, actor, event) is written "_key".
+
+    PUB stream: each event is one message whose first frame is the topic "EVENT ACTOR " (event
+    name, one space, actor name, one trailing space) and whose other frames are the encoded
+    LOG_EVENT. Subscribing to "" gets everything, to "round-end " every round-end, to
+    "upload client-3 " exactly client-3's uploads (the trailing space keeps client-30 out).
+
     Emitters: hafl_events_t wraps a PUSH socket connected to the logger's PULL endpoint. It is
     owned by one thread. Build an event with hafl_events_start, add fields with the
     hafl_log_event_add_* functions of hafl_msg.h, and hand it over with hafl_events_send, which
@@ -23,32 +34,39 @@
 #include <stdbool.h>
 
 typedef struct {
-    const char *pull;       //  endpoint to bind for incoming events
-    const char *pub;        //  endpoint to bind for tail subscribers (NULL: none)
-    const char *path;       //  JSON-lines file, appended (created with parents' existence assumed)
-    bool echo;              //  also write each line to stderr
+    const char *pull; //  endpoint to bind for incoming events
+    const char *pub;  //  endpoint to bind for tail subscribers (NULL: none)
+    const char *path; //  JSON-lines file, appended (created with parents' existence assumed)
+    bool echo;        //  also write each line to stderr
 } hafl_logger_args_t;
 
 //  The actor body; args points to a hafl_logger_args_t valid until the actor signals ready.
 //  Commands on its pipe: "$TERM" (drain and stop); "COUNT" replies with two frames
-//  "<events written>" "<malformed dropped>" as decimal strings; "FLUSH" replies "OK" once every
-//  event received so far is on disk.
-void hafl_logger_actor (zsock_t *pipe, void *args);
+//  "<events written>" "<malformed dropped>" as decimal strings (written counts emitters' events,
+//  not the logger's own malformed-event lines); "FLUSH" replies "OK" once every event received
+//  so far is on disk. A failed start (bind or open) signals ready with status 1 and ends.
+void hafl_logger_actor(zsock_t *pipe, void *args);
 //  Typed front: start the actor; NULL if it could not bind (reason on stderr).
-zactor_t *hafl_logger_new (const hafl_logger_args_t *args);
+zactor_t *hafl_logger_new(const hafl_logger_args_t *args);
 //  Ask a running logger to flush; returns once everything received so far is on disk.
-void hafl_logger_flush (zactor_t *logger);
+void hafl_logger_flush(zactor_t *logger);
 
 typedef struct hafl_events_t hafl_events_t;
 
 //  Connect an emitter for (run_id, actor) to the logger's PULL endpoint; NULL on failure.
-hafl_events_t *hafl_events_new (const char *endpoint, const char *run_id, const char *actor);
-void hafl_events_destroy (hafl_events_t **self_p);
+hafl_events_t *hafl_events_new(const char *endpoint, const char *run_id, const char *actor);
+void hafl_events_destroy(hafl_events_t **self_p);
 //  A new event stamped with the current time, run id and actor; round -1 if none.
-hafl_log_event_t *hafl_events_start (hafl_events_t *self, int32_t round, const char *event);
+hafl_log_event_t *hafl_events_start(hafl_events_t *self, int32_t round, const char *event);
 //  Encode and send; takes ownership of *event_p and nulls it. 0, or -1 if it could not be sent.
-int hafl_events_send (hafl_events_t *self, hafl_log_event_t **event_p);
+int hafl_events_send(hafl_events_t *self, hafl_log_event_t **event_p);
 //  Frees an event obtained from hafl_events_start without sending it.
-void hafl_log_event_destroy (hafl_log_event_t **event_p);
+void hafl_log_event_destroy(hafl_log_event_t **event_p);
+
+//  The event as the one JSON line the logger writes (no newline); the caller frees it. NULL on
+//  no memory.
+char *hafl_log_event_json(const hafl_log_event_t *event);
+//  The PUB topic frame of an event, "EVENT ACTOR ", truncated to topiclen.
+void hafl_log_event_topic(const hafl_log_event_t *event, char *topic, size_t topiclen);
 
 #endif

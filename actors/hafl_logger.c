@@ -1,0 +1,511 @@
+/*  hafl_logger: the logger actor, the JSON-lines form of an event, and the event emitter. See
+    hafl_logger.h for the contract.
+
+    The actor reads LOG_EVENTs from its PULL socket in batches; after each batch (once nothing
+    more is queued) it flushes the file, so a reader sees every line within one poll cycle.
+    Both sides of the PUSH/PULL pair have a high water mark of S_EVENT_HWM messages, and the
+    PUSH side never drops (ZeroMQ blocks a PUSH sender at its HWM), so an event is lost only if
+    its emitter's process dies before delivering it. On $TERM the actor keeps reading until the
+    socket has been quiet for S_DRAIN_QUIET_MS, then flushes, syncs and closes the file.
+
+    Republishing: each event goes out on PUB as its topic frame (hafl_log_event_topic), then the
+    frames of the encoded LOG_EVENT exactly as received. The logger's own "malformed-event"
+    lines are published the same way, encoded by the logger.
+*/
+#include "hafl_logger.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_EVENT_HWM       1000000   //  messages queued per side before an emitter blocks
+#define S_MAX_EVENT_BYTES (4 << 20) //  inbound frame cap: 64 fields of 1 KiB fit many times
+#define S_BATCH           1024      //  events handled before the pipe is looked at again
+#define S_DRAIN_QUIET_MS  50        //  on $TERM, stop once the socket was quiet this long
+#define S_EMITTER_LINGER  10000     //  ms an emitter's queued events may take to reach the logger
+
+//  --------------------------------------------------------------------------------------------
+//  JSON
+
+//  Writes s as a JSON string: quotes, backslashes and control characters escaped; bytes that
+//  are not valid UTF-8 become U+FFFD so the line stays valid JSON whatever a peer sent.
+static void s_json_string(FILE *out, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    fputc('"', out);
+    while (*p) {
+        unsigned char c = *p;
+        if (c == '"' || c == '\\') {
+            fputc('\\', out);
+            fputc(c, out);
+            p++;
+        } else if (c < 0x20) {
+            switch (c) {
+            case '\n':
+                fputs("\\n", out);
+                break;
+            case '\r':
+                fputs("\\r", out);
+                break;
+            case '\t':
+                fputs("\\t", out);
+                break;
+            case '\b':
+                fputs("\\b", out);
+                break;
+            case '\f':
+                fputs("\\f", out);
+                break;
+            default:
+                fprintf(out, "\\u%04x", c);
+            }
+            p++;
+        } else if (c < 0x80) {
+            fputc(c, out);
+            p++;
+        } else {
+            //  Length of the sequence and the smallest code point it may encode.
+            size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+            uint32_t cp = len == 4 ? c & 0x07u : len == 3 ? c & 0x0Fu : c & 0x1Fu;
+            size_t i = 1;
+            for (; i < len && (p[i] & 0xC0) == 0x80; i++)
+                cp = (cp << 6) | (p[i] & 0x3Fu);
+            bool valid = len > 0 && i == len &&
+                         (len != 3 || (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF))) &&
+                         (len != 4 || (cp >= 0x10000 && cp <= 0x10FFFF));
+            if (valid) {
+                fwrite(p, 1, len, out);
+                p += len;
+            } else {
+                fputs("\\ufffd", out);
+                p++;
+            }
+        }
+    }
+    fputc('"', out);
+}
+
+static bool s_reserved_key(const char *key)
+{
+    return streq(key, "time") || streq(key, "time_us") || streq(key, "run") ||
+           streq(key, "round") || streq(key, "actor") || streq(key, "event");
+}
+
+char *hafl_log_event_json(const hafl_log_event_t *event)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    if (!out)
+        return NULL;
+    time_t seconds = (time_t)(event->time_us / 1000000);
+    struct tm tm;
+    char stamp[32] = "1970-01-01T00:00:00";
+    if (gmtime_r(&seconds, &tm))
+        strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(out, "{\"time\":\"%s.%06" PRIu64 "Z\",\"time_us\":%" PRIu64 ",\"run\":", stamp,
+            event->time_us % 1000000, event->time_us);
+    s_json_string(out, event->run_id);
+    if (event->round >= 0)
+        fprintf(out, ",\"round\":%" PRId32, event->round);
+    else
+        fputs(",\"round\":null", out);
+    fputs(",\"actor\":", out);
+    s_json_string(out, event->actor);
+    fputs(",\"event\":", out);
+    s_json_string(out, event->event);
+    for (uint32_t i = 0; i < event->n_fields; i++) {
+        const hafl_field_t *field = &event->fields[i];
+        fputc(',', out);
+        if (s_reserved_key(field->key)) {
+            //  A field may not shadow the envelope: it is written as "_key".
+            char key[HAFL_MSG_MAX_NAME + 2];
+            snprintf(key, sizeof key, "_%s", field->key);
+            s_json_string(out, key);
+        } else
+            s_json_string(out, field->key);
+        fputc(':', out);
+        switch (field->kind) {
+        case HAFL_VALUE_INT:
+            fprintf(out, "%" PRId64, field->i);
+            break;
+        case HAFL_VALUE_BOOL:
+            fputs(field->i ? "true" : "false", out);
+            break;
+        case HAFL_VALUE_FLOAT:
+            if (isfinite(field->f))
+                fprintf(out, "%.17g", field->f);
+            else
+                fputs("null", out);
+            break;
+        case HAFL_VALUE_STRING:
+            s_json_string(out, field->s ? field->s : "");
+            break;
+        default:
+            fputs("null", out);
+        }
+    }
+    fputc('}', out);
+    if (fclose(out) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+void hafl_log_event_topic(const hafl_log_event_t *event, char *topic, size_t topiclen)
+{
+    snprintf(topic, topiclen, "%s %s ", event->event, event->actor);
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Events: a hafl_log_event_t handed out by hafl_events_start lives inside a hafl_msg_t, so
+//  the codec's destroy frees its fields and send can encode it without copying.
+
+static hafl_msg_t *s_event_message(hafl_log_event_t *event)
+{
+    return (hafl_msg_t *)((char *)event - offsetof(hafl_msg_t, u.log_event));
+}
+
+static uint64_t s_now_us(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
+static hafl_msg_t *s_event_new(const char *run_id, const char *actor, int32_t round,
+                               const char *event)
+{
+    hafl_msg_t *msg = hafl_msg_new(HAFL_MSG_LOG_EVENT);
+    if (!msg)
+        return NULL;
+    hafl_log_event_t *ev = &msg->u.log_event;
+    ev->time_us = s_now_us();
+    ev->round = round < 0 ? -1 : round;
+    snprintf(ev->run_id, sizeof ev->run_id, "%s", run_id ? run_id : "");
+    snprintf(ev->actor, sizeof ev->actor, "%s", actor ? actor : "");
+    snprintf(ev->event, sizeof ev->event, "%s", event ? event : "");
+    return msg;
+}
+
+void hafl_log_event_destroy(hafl_log_event_t **event_p)
+{
+    if (!event_p || !*event_p)
+        return;
+    hafl_msg_t *msg = s_event_message(*event_p);
+    hafl_msg_destroy(&msg);
+    *event_p = NULL;
+}
+
+//  --------------------------------------------------------------------------------------------
+//  The emitter
+
+struct hafl_events_t {
+    zsock_t *push; //  connected to the logger's PULL
+    char run_id[HAFL_MSG_MAX_NAME];
+    char actor[HAFL_MSG_MAX_NAME];
+};
+
+hafl_events_t *hafl_events_new(const char *endpoint, const char *run_id, const char *actor)
+{
+    if (!endpoint || !*endpoint)
+        return NULL;
+    hafl_events_t *self = calloc(1, sizeof(hafl_events_t));
+    if (!self)
+        return NULL;
+    snprintf(self->run_id, sizeof self->run_id, "%s", run_id ? run_id : "");
+    snprintf(self->actor, sizeof self->actor, "%s", actor ? actor : "");
+    self->push = zsock_new(ZMQ_PUSH);
+    if (!self->push) {
+        free(self);
+        return NULL;
+    }
+    zsock_set_sndhwm(self->push, S_EVENT_HWM);
+    zsock_set_linger(self->push, S_EMITTER_LINGER);
+    if (zsock_connect(self->push, "%s", endpoint) != 0) {
+        hafl_events_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void hafl_events_destroy(hafl_events_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zsock_destroy(&(*self_p)->push);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+hafl_log_event_t *hafl_events_start(hafl_events_t *self, int32_t round, const char *event)
+{
+    if (!self)
+        return NULL;
+    hafl_msg_t *msg = s_event_new(self->run_id, self->actor, round, event);
+    return msg ? &msg->u.log_event : NULL;
+}
+
+int hafl_events_send(hafl_events_t *self, hafl_log_event_t **event_p)
+{
+    if (!event_p || !*event_p)
+        return -1;
+    hafl_msg_t *msg = s_event_message(*event_p);
+    *event_p = NULL;
+    int rc = -1;
+    zmsg_t *zmsg = self ? hafl_msg_encode(msg, NULL) : NULL;
+    if (zmsg) {
+        //  Blocks at the high water mark rather than dropping the event.
+        rc = zmsg_send(&zmsg, self->push);
+        zmsg_destroy(&zmsg);
+    }
+    hafl_msg_destroy(&msg);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------------------------
+//  The actor
+
+typedef struct {
+    zsock_t *pipe;
+    zsock_t *pull;
+    zsock_t *pub; //  NULL when no PUB endpoint was given
+    FILE *file;
+    char *path;
+    bool echo;
+    bool write_failed;              //  a write error was reported once on stderr
+    uint64_t written;               //  emitters' events written to the file
+    uint64_t malformed;             //  frames dropped as malformed
+    char run_id[HAFL_MSG_MAX_NAME]; //  last run id seen, for the logger's own lines
+} s_logger_t;
+
+static void s_logger_destroy(s_logger_t *self)
+{
+    if (self->file) {
+        fflush(self->file);
+        fsync(fileno(self->file));
+        fclose(self->file);
+    }
+    zsock_destroy(&self->pull);
+    zsock_destroy(&self->pub);
+    free(self->path);
+}
+
+//  Bind and open; 0, or -1 with a reason on stderr.
+static int s_logger_init(s_logger_t *self, zsock_t *pipe, const hafl_logger_args_t *args)
+{
+    memset(self, 0, sizeof *self);
+    self->pipe = pipe;
+    self->echo = args->echo;
+    if (!args->pull || !args->path) {
+        fprintf(stderr, "logger: a PULL endpoint and a file path are required\n");
+        return -1;
+    }
+    self->path = strdup(args->path);
+    self->pull = zsock_new(ZMQ_PULL);
+    if (!self->path || !self->pull)
+        return -1;
+    zsock_set_rcvhwm(self->pull, S_EVENT_HWM);
+    zsock_set_maxmsgsize(self->pull, S_MAX_EVENT_BYTES);
+    if (zsock_bind(self->pull, "%s", args->pull) < 0) {
+        fprintf(stderr, "logger: cannot bind PULL to %s: %s\n", args->pull, zmq_strerror(errno));
+        return -1;
+    }
+    if (args->pub && *args->pub) {
+        self->pub = zsock_new(ZMQ_PUB);
+        if (!self->pub)
+            return -1;
+        zsock_set_sndhwm(self->pub, S_EVENT_HWM);
+        if (zsock_bind(self->pub, "%s", args->pub) < 0) {
+            fprintf(stderr, "logger: cannot bind PUB to %s: %s\n", args->pub, zmq_strerror(errno));
+            return -1;
+        }
+    }
+    self->file = fopen(args->path, "a");
+    if (!self->file) {
+        fprintf(stderr, "logger: cannot open %s: %s\n", args->path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+//  Write one event line (and echo it); publish topic + frames (frames: NULL to encode it).
+static void s_logger_emit(s_logger_t *self, const hafl_log_event_t *event, zmsg_t *frames)
+{
+    char *line = hafl_log_event_json(event);
+    if (!line || fputs(line, self->file) < 0 || fputc('\n', self->file) == EOF) {
+        if (!self->write_failed)
+            fprintf(stderr, "logger: cannot write to %s: %s\n", self->path,
+                    line ? strerror(errno) : "out of memory");
+        self->write_failed = true;
+    }
+    if (line && self->echo)
+        fprintf(stderr, "%s\n", line);
+    free(line);
+    if (!self->pub)
+        return;
+    zmsg_t *out = frames ? zmsg_dup(frames) : NULL;
+    if (!frames) {
+        hafl_msg_t msg = {.type = HAFL_MSG_LOG_EVENT, .minor = HAFL_PROTO_MINOR};
+        msg.u.log_event = *event; //  shallow: encode only reads it
+        out = hafl_msg_encode(&msg, NULL);
+    }
+    char topic[2 * HAFL_MSG_MAX_NAME + 4];
+    hafl_log_event_topic(event, topic, sizeof topic);
+    if (out && zmsg_pushstr(out, topic) == 0)
+        zmsg_send(&out, self->pub); //  PUB never blocks: a slow subscriber loses, not us
+    zmsg_destroy(&out);
+}
+
+static void s_logger_malformed(s_logger_t *self, const hafl_msg_error_t *err, size_t bytes)
+{
+    self->malformed++;
+    hafl_msg_t *msg = s_event_new(self->run_id, "logger", -1, "malformed-event");
+    if (!msg)
+        return;
+    hafl_log_event_t *ev = &msg->u.log_event;
+    hafl_log_event_add_string(ev, "reason", err->text);
+    hafl_log_event_add_string(ev, "code", hafl_msg_code_name(err->code));
+    hafl_log_event_add_string(ev, "field", err->field);
+    hafl_log_event_add_int(ev, "bytes", (int64_t)bytes);
+    hafl_log_event_add_int(ev, "malformed_total", (int64_t)self->malformed);
+    s_logger_emit(self, ev, NULL);
+    hafl_msg_destroy(&msg);
+}
+
+//  Receive and handle one message from PULL (the caller knows one is ready).
+static void s_handle_pull(s_logger_t *self)
+{
+    zmsg_t *zmsg = zmsg_recv(self->pull);
+    if (!zmsg)
+        return;
+    hafl_msg_error_t err;
+    memset(&err, 0, sizeof err);
+    hafl_msg_t *msg = hafl_msg_decode(zmsg, &err);
+    if (msg && msg->type != HAFL_MSG_LOG_EVENT) {
+        snprintf(err.text, sizeof err.text, "expected LOG_EVENT, got %s",
+                 hafl_msg_type_name(msg->type));
+        snprintf(err.field, sizeof err.field, "type");
+        err.code = HAFL_MSG_EUNKNOWN;
+        hafl_msg_destroy(&msg);
+    }
+    if (msg) {
+        snprintf(self->run_id, sizeof self->run_id, "%s", msg->u.log_event.run_id);
+        s_logger_emit(self, &msg->u.log_event, zmsg);
+        self->written++;
+        hafl_msg_destroy(&msg);
+    } else
+        s_logger_malformed(self, &err, zmsg_content_size(zmsg));
+    zmsg_destroy(&zmsg);
+}
+
+static bool s_pull_ready(s_logger_t *self)
+{
+    return (zsock_events(self->pull) & ZMQ_POLLIN) != 0;
+}
+
+//  Handle what is queued now, at most `limit` messages; then flush.
+static void s_drain(s_logger_t *self, size_t limit)
+{
+    for (size_t n = 0; n < limit && s_pull_ready(self); n++)
+        s_handle_pull(self);
+    fflush(self->file);
+}
+
+static void s_handle_pipe(s_logger_t *self, bool *terminated)
+{
+    zmsg_t *msg = zmsg_recv(self->pipe);
+    if (!msg) {
+        *terminated = true;
+        return;
+    }
+    char *command = zmsg_popstr(msg);
+    if (!command || streq(command, "$TERM"))
+        *terminated = true;
+    else if (streq(command, "COUNT")) {
+        char written[24], malformed[24];
+        snprintf(written, sizeof written, "%" PRIu64, self->written);
+        snprintf(malformed, sizeof malformed, "%" PRIu64, self->malformed);
+        zsock_send(self->pipe, "ss", written, malformed);
+    } else if (streq(command, "FLUSH")) {
+        s_drain(self, S_EVENT_HWM);
+        fdatasync(fileno(self->file));
+        zstr_send(self->pipe, "OK");
+    } else
+        fprintf(stderr, "logger: unknown pipe command '%s'\n", command);
+    zstr_free(&command);
+    zmsg_destroy(&msg);
+}
+
+static void s_logger_run(zsock_t *pipe, const hafl_logger_args_t *args, int *status)
+{
+    s_logger_t self_, *self = &self_;
+    if (s_logger_init(self, pipe, args) != 0) {
+        if (status)
+            *status = -1;
+        s_logger_destroy(self);
+        zsock_signal(pipe, 1);
+        return;
+    }
+    if (status)
+        *status = 0;
+    zsock_signal(pipe, 0);
+    zpoller_t *poller = zpoller_new(pipe, self->pull, NULL);
+    bool terminated = !poller;
+    while (!terminated) {
+        void *which = zpoller_wait(poller, -1);
+        if (which == pipe)
+            s_handle_pipe(self, &terminated);
+        else if (which == self->pull)
+            s_drain(self, S_BATCH);
+        else if (zpoller_terminated(poller))
+            break;
+    }
+    //  Drain: read until the socket has been quiet for a moment, so events still in flight
+    //  from emitters that just closed reach the file.
+    zpoller_destroy(&poller);
+    poller = zpoller_new(self->pull, NULL);
+    while (poller && zpoller_wait(poller, S_DRAIN_QUIET_MS) == self->pull)
+        s_drain(self, S_BATCH);
+    zpoller_destroy(&poller);
+    s_logger_destroy(self);
+}
+
+void hafl_logger_actor(zsock_t *pipe, void *args)
+{
+    s_logger_run(pipe, (const hafl_logger_args_t *)args, NULL);
+}
+
+typedef struct {
+    const hafl_logger_args_t *args;
+    int status;
+} s_front_t;
+
+static void s_front_actor(zsock_t *pipe, void *args)
+{
+    s_front_t *front = args;
+    s_logger_run(pipe, front->args, &front->status);
+}
+
+zactor_t *hafl_logger_new(const hafl_logger_args_t *args)
+{
+    s_front_t front = {args, -1};
+    zactor_t *actor = zactor_new(s_front_actor, &front);
+    if (actor && front.status != 0)
+        zactor_destroy(&actor);
+    return actor;
+}
+
+void hafl_logger_flush(zactor_t *logger)
+{
+    if (zstr_send(logger, "FLUSH") == 0) {
+        char *reply = zstr_recv(logger);
+        zstr_free(&reply);
+    }
+}
