@@ -7,7 +7,10 @@
     little-endian float32 `bin`) and one for the head. ROUTER routing frames are not part of the
     message: callers strip them before decoding and add them after encoding.
 
-    Ownership: a decoded hafl_msg_t owns every array it points to; hafl_msg_destroy frees them.
+    Ownership: a decoded hafl_msg_t owns every array it points to; hafl_msg_destroy frees them
+    with free(). Decoded tensors (rank-1 b and a, head data) come from aligned_alloc (64-byte
+    alignment), so a receiver may take one over (copy the pointer, set the field to NULL) and
+    later free() it itself; arrays a sender sets before encoding must come from malloc too.
     hafl_msg_encode never takes ownership of its input and returns a new zmsg_t (the caller's),
     or NULL on allocation failure. hafl_msg_decode never takes ownership of the zmsg_t either.
     Decoding checks everything (version, types, ranges, caps before allocation, tensor byte
@@ -38,6 +41,12 @@
 #define HAFL_MSG_MAX_FIELDS     64u         //  log event fields
 #define HAFL_MSG_MAX_ARGS       16u         //  control command arguments
 #define HAFL_MSG_MAX_BYTES      (1u << 30)  //  whole message; also set as ZMQ_MAXMSGSIZE
+#define HAFL_MSG_MAX_HEADER     (1u << 22)  //  frame 0 (the header array) in bytes
+
+//  Exact bytes this codec adds around the float payload of a rank-1 frame
+//  (fixarray 1 + matrix 5 + k 5 + score 5 + two bin32 headers 10) and of a head frame.
+#define HAFL_MSG_RANK1_OVERHEAD 26u
+#define HAFL_MSG_HEAD_OVERHEAD  16u
 
 typedef enum {
     HAFL_MSG_HELLO = 1,          //  client -> server: join request
@@ -69,6 +78,7 @@ typedef enum {
     HAFL_MSG_ENONFINITE,    //  NaN or infinity where the spec requires finite values
     HAFL_MSG_EARITY,        //  an array has too few elements for its type and version
     HAFL_MSG_ENOMEM,        //  allocation failed
+    HAFL_MSG_ESTRING,       //  a string holds a NUL byte or is not valid UTF-8
     HAFL_MSG_ERROR_COUNT
 } hafl_msg_code_t;
 
@@ -254,6 +264,29 @@ void hafl_msg_destroy (hafl_msg_t **self_p);
 zmsg_t *hafl_msg_encode (const hafl_msg_t *self, hafl_msg_error_t *err);
 //  Decode; returns a new message or NULL with err filled in. Never crashes on any input.
 hafl_msg_t *hafl_msg_decode (zmsg_t *zmsg, hafl_msg_error_t *err);
+
+//  Frame-level codec of one rank-1 frame (the bulk of ROUND, UPDATE and EVAL_REQUEST), for
+//  senders that share one encoded frame between several messages (zframe_dup) and for the
+//  benchmark. Encode returns a new frame of exactly HAFL_MSG_RANK1_OVERHEAD + 4 (d_out + d_in)
+//  bytes, or NULL (reason in err). Decode checks the frame as a component (k < MAX_RANK),
+//  fills *rank1 with newly allocated b and a and returns 0, or -1 with err filled in and
+//  *rank1 zeroed. hafl_msg_rank1_clear frees b and a and zeroes *rank1.
+zframe_t *hafl_msg_rank1_encode (const hafl_rank1_t *rank1, hafl_msg_error_t *err);
+int hafl_msg_rank1_decode (zframe_t *frame, hafl_rank1_t *rank1, hafl_msg_error_t *err);
+void hafl_msg_rank1_clear (hafl_rank1_t *rank1);
+
+//  Check a decoded ROUND, UPDATE or EVAL_REQUEST against the adapter layout of the welcome:
+//  every component's and merged term's matrix < n_matrices, every component's k < rank,
+//  d_out and d_in equal to the layout's (ELENGTH otherwise), the head either 0 x 0 or exactly
+//  head_rows x head_cols, and for ROUND n_matrices and rank equal to the layout's. Other
+//  types pass. Returns 0, or -1 with err filled in.
+int hafl_msg_check_layout (const hafl_msg_t *self, const hafl_layout_t *layout,
+                           hafl_msg_error_t *err);
+
+//  Read only the version prefix [major, minor, type] of frame 0, which every major version
+//  keeps, so a server can answer a HELLO of another major with REJECT reason VERSION.
+//  Returns 0, or -1 if frame 0 does not start with an array of three unsigned integers.
+int hafl_msg_peek (zmsg_t *zmsg, uint64_t *major, uint64_t *minor, uint64_t *type);
 
 const char *hafl_msg_type_name (hafl_msg_type_t type);
 const char *hafl_msg_code_name (hafl_msg_code_t code);
