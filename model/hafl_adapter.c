@@ -243,7 +243,7 @@ s_serialise (const hafl_adapter_t *self, s_sink_t *sink)
     s_put_u32 (sink, L->head_cols);
     for (uint32_t m = 0; m < L->n_matrices; m++) {
         char name[HAFL_MATRIX_NAME_MAX] = {0};
-        strncpy (name, L->matrices[m].name, HAFL_MATRIX_NAME_MAX - 1);
+        memcpy (name, L->matrices[m].name, strnlen (L->matrices[m].name, HAFL_MATRIX_NAME_MAX - 1));
         s_put (sink, name, HAFL_MATRIX_NAME_MAX);
         s_put_u32 (sink, L->matrices[m].d_out);
         s_put_u32 (sink, L->matrices[m].d_in);

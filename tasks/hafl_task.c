@@ -1,5 +1,6 @@
 /*  hafl_task: dispatch from the task interface to the model kinds. See hafl_task.h. */
 #include "hafl_task.h"
+#include "hafl_llama_task.h"
 #include "hafl_synth_task.h"
 
 #include <stdio.h>
@@ -21,6 +22,8 @@ hafl_task_new (const hafl_topology_t *topology, char *err, size_t errlen)
 {
     if (strcmp (topology->model.kind, "synthetic") == 0)
         return hafl_synth_task_new (topology, err, errlen);
+    if (strcmp (topology->model.kind, "llama") == 0)
+        return hafl_llama_task_new (topology, err, errlen);
     snprintf (err, errlen, "%s: model/kind: unknown model kind '%s'", topology->path,
               topology->model.kind);
     return NULL;
@@ -83,6 +86,16 @@ void
 hafl_task_describe (const hafl_task_t *self, char *text, size_t textlen)
 {
     self->ops->describe (self->impl, text, textlen);
+}
+
+void
+hafl_task_describe_client (const hafl_task_t *self, uint32_t client, char *text, size_t textlen)
+{
+    if (self->ops->describe_client)
+        self->ops->describe_client (self->impl, client, text, textlen);
+    else
+        snprintf (text, textlen, "client %u: %llu examples", client,
+                  (unsigned long long) hafl_task_client_samples (self, client));
 }
 
 int

@@ -59,6 +59,8 @@ typedef struct {
     int (*evaluate) (const void *impl, const hafl_adapter_t *adapter, const uint8_t *present,
                      uint32_t max_examples, hafl_eval_stats_t *stats, char *err, size_t errlen);
     void (*describe) (const void *impl, char *text, size_t textlen);   //  one line for logs
+    //  One line on a client's shard (size and class histogram) for the log; may be NULL.
+    void (*describe_client) (const void *impl, uint32_t client, char *text, size_t textlen);
 } hafl_task_ops_t;
 
 typedef struct {
@@ -86,6 +88,9 @@ void hafl_task_base_digest (const hafl_task_t *self, uint8_t digest[32]);
 uint32_t hafl_task_clients (const hafl_task_t *self);
 uint64_t hafl_task_client_samples (const hafl_task_t *self, uint32_t client);
 void hafl_task_describe (const hafl_task_t *self, char *text, size_t textlen);
+//  One line on client's shard: its size and class histogram.
+void hafl_task_describe_client (const hafl_task_t *self, uint32_t client, char *text,
+                                size_t textlen);
 
 //  Score an adapter (present: [n_matrices * R] nonzero for components in the model, NULL for
 //  all) on the held-out set, at most max_examples of it (0 = all). Thread-safe.

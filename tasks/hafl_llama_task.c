@@ -1,0 +1,503 @@
+/*  hafl_llama_task: llama2.c model + 20 Newsgroups behind the task interface. See
+    hafl_llama_task.h. Shapes: T = data/max_tokens; a batch is tokens [B][T] gathered from the
+    tokenised set's rows (BOS, text ids, padding), lengths [B], labels [B].
+*/
+#include "hafl_llama_task.h"
+#include "hafl_asset.h"
+#include "hafl_checkpoint.h"
+#include "hafl_lora_trainer.h"
+#include "hafl_rng.h"
+#include "hafl_split.h"
+#include "hafl_targets.h"
+#include "hafl_tokenizer.h"
+#include "hafl_tokset.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_EVAL_BATCH 32u
+
+typedef struct {
+    hafl_checkpoint_t *checkpoint;
+    hafl_tokset_t *tokset;
+    hafl_targets_t targets;
+    hafl_layout_t layout;
+    uint32_t T;                 //  tokens per example
+    uint32_t batch;             //  clients/batch: the trainers' batch capacity
+    bool score_ibar;
+    uint32_t n_clients;
+    hafl_tokset_part_t train;   //  views into tokset
+    hafl_tokset_part_t test;
+    uint32_t *train_rows;       //  [n_train_used] rows of `train` in use (the train_limit subset)
+    uint32_t n_train_used;
+    uint32_t *test_rows;        //  [n_test_used]
+    uint32_t n_test_used;
+    hafl_split_t *split;        //  over 0..n_train_used-1
+    uint8_t digest[32];
+    char description[256];
+} s_task_t;
+
+typedef struct {
+    const s_task_t *task;
+    uint32_t client;
+    hafl_lora_trainer_t *trainer;
+    uint32_t n;                 //  shard size
+    uint32_t *rows;             //  [n] train rows of this client's shard
+    uint32_t *order;            //  [n] batch order scratch
+    uint32_t *tokens;           //  [batch][T] gathered batch
+    uint32_t *lengths;          //  [batch]
+    uint32_t *labels;           //  [batch]
+    uint32_t batch_capacity;
+} s_trainer_t;
+
+//  Gather `count` rows of part into tokens [count][T], lengths, labels.
+static void
+s_gather (const hafl_tokset_part_t *part, const uint32_t *rows, uint32_t count, uint32_t *tokens,
+          uint32_t *lengths, uint32_t *labels)
+{
+    uint32_t T = part->max_tokens;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t r = rows[i];
+        memcpy (tokens + (size_t) i * T, part->tokens + (size_t) r * T, T * sizeof (uint32_t));
+        lengths[i] = part->lengths[r];
+        labels[i] = part->labels[r];
+    }
+}
+
+static int
+s_ensure_batch (s_trainer_t *self, uint32_t batch)
+{
+    if (batch <= self->batch_capacity)
+        return 0;
+    uint32_t T = self->task->T;
+    uint32_t *tokens = realloc (self->tokens, (size_t) batch * T * sizeof (uint32_t));
+    if (!tokens)
+        return -1;
+    self->tokens = tokens;
+    uint32_t *lengths = realloc (self->lengths, batch * sizeof (uint32_t));
+    if (!lengths)
+        return -1;
+    self->lengths = lengths;
+    uint32_t *labels = realloc (self->labels, batch * sizeof (uint32_t));
+    if (!labels)
+        return -1;
+    self->labels = labels;
+    self->batch_capacity = batch;
+    return 0;
+}
+
+static void
+s_trainer_destroy (void *impl)
+{
+    s_trainer_t *self = impl;
+    if (!self)
+        return;
+    hafl_lora_trainer_destroy (&self->trainer);
+    free (self->rows);
+    free (self->order);
+    free (self->tokens);
+    free (self->lengths);
+    free (self->labels);
+    free (self);
+}
+
+static int
+s_trainer_load (void *impl, const hafl_adapter_t *received, const uint8_t *roles, char *err,
+                size_t errlen)
+{
+    s_trainer_t *self = impl;
+    return hafl_lora_trainer_load (self->trainer, received, roles, err, errlen);
+}
+
+static int
+s_trainer_train (void *impl, const hafl_train_opts_t *opts, hafl_train_stats_t *stats, char *err,
+                 size_t errlen)
+{
+    s_trainer_t *self = impl;
+    const s_task_t *task = self->task;
+    if (opts->batch == 0 || opts->batch > task->batch || !(opts->lr > 0.0f)) {
+        snprintf (err, errlen, "client %u: batch %u outside 1..%u or lr %g not > 0", self->client,
+                  opts->batch, task->batch, (double) opts->lr);
+        return -1;
+    }
+    if (s_ensure_batch (self, opts->batch)) {
+        snprintf (err, errlen, "client %u: out of memory for a batch of %u", self->client, opts->batch);
+        return -1;
+    }
+    if (opts->fresh_optimizer)
+        hafl_lora_trainer_reset_optimizer (self->trainer);
+    //  Batch order: a seeded permutation of the shard per epoch; a step budget walks epochs
+    //  until it is spent. The mean loss reported is over the last epoch (or all steps).
+    hafl_rng_t rng;
+    hafl_rng_seed (&rng, opts->seed, HAFL_STREAM_BATCH, self->client);
+    uint32_t steps_wanted = opts->local_steps;
+    uint32_t epochs = steps_wanted ? UINT32_MAX : (opts->local_epochs ? opts->local_epochs : 1);
+    uint32_t steps = 0;
+    uint64_t examples = 0;
+    double loss_sum = 0.0;
+    uint32_t loss_count = 0;
+    for (uint32_t epoch = 0; epoch < epochs; epoch++) {
+        memcpy (self->order, self->rows, self->n * sizeof (uint32_t));
+        hafl_rng_shuffle_u32 (&rng, self->order, self->n);
+        if (!steps_wanted) {
+            loss_sum = 0.0;
+            loss_count = 0;
+        }
+        for (uint32_t start = 0; start < self->n; start += opts->batch) {
+            if (steps_wanted && steps >= steps_wanted)
+                break;
+            uint32_t count = self->n - start < opts->batch ? self->n - start : opts->batch;
+            s_gather (&task->train, self->order + start, count, self->tokens, self->lengths,
+                      self->labels);
+            hafl_lora_batch_stats_t batch_stats;
+            if (hafl_lora_trainer_step (self->trainer, self->tokens, self->lengths, self->labels,
+                                        count, task->T, opts->lr, opts->weight_decay,
+                                        &batch_stats, err, errlen))
+                return -1;
+            loss_sum += batch_stats.loss * count;
+            loss_count += count;
+            examples += count;
+            steps++;
+        }
+        if (steps_wanted && steps >= steps_wanted)
+            break;
+    }
+    stats->loss = loss_count ? (float) (loss_sum / loss_count) : 0.0f;
+    stats->steps = steps;
+    stats->examples = examples;
+    return 0;
+}
+
+static const hafl_adapter_t *
+s_trainer_adapter (const void *impl)
+{
+    const s_trainer_t *self = impl;
+    return hafl_lora_trainer_adapter (self->trainer);
+}
+
+static const hafl_trainer_ops_t s_trainer_ops = {
+    .load = s_trainer_load,
+    .train = s_trainer_train,
+    .adapter = s_trainer_adapter,
+    .destroy = s_trainer_destroy,
+};
+
+static hafl_lora_trainer_t *
+s_lora_trainer (const s_task_t *task, uint32_t max_batch, uint32_t threads, char *err,
+                size_t errlen)
+{
+    hafl_lora_trainer_opts_t opts = {
+        .max_batch = max_batch,
+        .max_seq = task->T,
+        .threads = threads,
+        .score_ibar_only = task->score_ibar,
+    };
+    return hafl_lora_trainer_new (task->checkpoint, &task->targets, &task->layout, &opts, err,
+                                  errlen);
+}
+
+static hafl_trainer_t *
+s_trainer_new (void *impl, uint32_t client, char *err, size_t errlen)
+{
+    s_task_t *task = impl;
+    s_trainer_t *self = calloc (1, sizeof (s_trainer_t));
+    if (!self) {
+        snprintf (err, errlen, "client %u: out of memory", client);
+        return NULL;
+    }
+    self->task = task;
+    self->client = client;
+    self->n = hafl_split_count (task->split, client);
+    self->rows = malloc (self->n * sizeof (uint32_t));
+    self->order = malloc (self->n * sizeof (uint32_t));
+    if (!self->rows || !self->order) {
+        snprintf (err, errlen, "client %u: out of memory", client);
+        s_trainer_destroy (self);
+        return NULL;
+    }
+    const uint32_t *indices = hafl_split_indices (task->split, client);
+    for (uint32_t i = 0; i < self->n; i++)
+        self->rows[i] = task->train_rows[indices[i]];
+    //  Sized for the topology's batch (the batch every ROUND carries); BLAS single-threaded
+    //  so that results are identical in every placement mode.
+    self->trainer = s_lora_trainer (task, task->batch, 1, err, errlen);
+    if (!self->trainer || s_ensure_batch (self, task->batch)) {
+        s_trainer_destroy (self);
+        return NULL;
+    }
+    hafl_trainer_t *trainer = hafl_trainer_wrap (&s_trainer_ops, self);
+    if (!trainer)
+        snprintf (err, errlen, "client %u: out of memory", client);
+    return trainer;
+}
+
+static void
+s_task_destroy (void *impl)
+{
+    s_task_t *self = impl;
+    if (!self)
+        return;
+    hafl_split_destroy (&self->split);
+    free (self->train_rows);
+    free (self->test_rows);
+    hafl_layout_clear (&self->layout);
+    hafl_tokset_destroy (&self->tokset);
+    hafl_checkpoint_destroy (&self->checkpoint);
+    free (self);
+}
+
+static const hafl_layout_t *
+s_task_layout (const void *impl)
+{
+    return &((const s_task_t *) impl)->layout;
+}
+
+static void
+s_task_base_digest (const void *impl, uint8_t digest[32])
+{
+    memcpy (digest, ((const s_task_t *) impl)->digest, 32);
+}
+
+static uint32_t
+s_task_clients (const void *impl)
+{
+    return ((const s_task_t *) impl)->n_clients;
+}
+
+static uint64_t
+s_task_client_samples (const void *impl, uint32_t client)
+{
+    const s_task_t *self = impl;
+    return client < self->n_clients ? hafl_split_count (self->split, client) : 0;
+}
+
+static int
+s_task_evaluate (const void *impl, const hafl_adapter_t *adapter, const uint8_t *present,
+                 uint32_t max_examples, hafl_eval_stats_t *stats, char *err, size_t errlen)
+{
+    const s_task_t *self = impl;
+    size_t n_roles = (size_t) self->layout.n_matrices * self->layout.rank;
+    uint8_t *roles = malloc (n_roles ? n_roles : 1);
+    uint32_t *tokens = malloc ((size_t) S_EVAL_BATCH * self->T * sizeof (uint32_t));
+    uint32_t lengths[S_EVAL_BATCH], labels[S_EVAL_BATCH];
+    //  Evaluation uses both cores: it runs while the clients wait for the next round.
+    long cores = sysconf (_SC_NPROCESSORS_ONLN);
+    hafl_lora_trainer_t *trainer
+        = s_lora_trainer (self, S_EVAL_BATCH, cores > 1 ? (uint32_t) cores : 1, err, errlen);
+    int rc = -1;
+    if (!roles || !tokens || !trainer) {
+        if (roles && tokens)
+            goto done;   //  the trainer's reason is already in err
+        snprintf (err, errlen, "evaluate: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n_roles; i++)
+        roles[i] = !present || present[i] ? HAFL_ROLE_FROZEN : HAFL_ROLE_ABSENT;
+    if (hafl_lora_trainer_load (trainer, adapter, roles, err, errlen))
+        goto done;
+    uint32_t n = self->n_test_used;
+    if (max_examples && max_examples < n)
+        n = max_examples;
+    double loss_sum = 0.0;
+    uint64_t correct = 0;
+    for (uint32_t start = 0; start < n; start += S_EVAL_BATCH) {
+        uint32_t count = n - start < S_EVAL_BATCH ? n - start : S_EVAL_BATCH;
+        s_gather (&self->test, self->test_rows + start, count, tokens, lengths, labels);
+        hafl_lora_batch_stats_t batch;
+        if (hafl_lora_trainer_evaluate (trainer, tokens, lengths, labels, count, self->T, NULL,
+                                        &batch, err, errlen))
+            goto done;
+        loss_sum += (double) batch.loss * count;
+        correct += batch.correct;
+    }
+    stats->examples = n;
+    stats->accuracy = n ? (float) ((double) correct / n) : 0.0f;
+    stats->loss = n ? (float) (loss_sum / n) : 0.0f;
+    rc = 0;
+done:
+    hafl_lora_trainer_destroy (&trainer);
+    free (roles);
+    free (tokens);
+    return rc;
+}
+
+static void
+s_task_describe (const void *impl, char *text, size_t textlen)
+{
+    snprintf (text, textlen, "%s", ((const s_task_t *) impl)->description);
+}
+
+static void
+s_task_describe_client (const void *impl, uint32_t client, char *text, size_t textlen)
+{
+    const s_task_t *self = impl;
+    hafl_split_describe (self->split, client, text, textlen);
+}
+
+static const hafl_task_ops_t s_task_ops = {
+    .kind = "llama",
+    .destroy = s_task_destroy,
+    .layout = s_task_layout,
+    .base_digest = s_task_base_digest,
+    .clients = s_task_clients,
+    .client_samples = s_task_client_samples,
+    .trainer_new = s_trainer_new,
+    .evaluate = s_task_evaluate,
+    .describe = s_task_describe,
+    .describe_client = s_task_describe_client,
+};
+
+static void
+s_hash_u64 (crypto_hash_sha256_state *state, uint64_t value)
+{
+    crypto_hash_sha256_update (state, (const unsigned char *) &value, sizeof value);
+}
+
+//  Everything a client must agree on with the server: base weights, data, split, layout.
+static void
+s_compute_digest (s_task_t *self, const hafl_topology_t *topology)
+{
+    crypto_hash_sha256_state state;
+    crypto_hash_sha256_init (&state);
+    crypto_hash_sha256_update (&state, (const unsigned char *) "hafl-llama-task-1", 17);
+    crypto_hash_sha256_update (&state, self->checkpoint->digest, 32);
+    uint8_t data_digest[32];
+    hafl_tokset_digest (self->tokset, data_digest);
+    crypto_hash_sha256_update (&state, data_digest, 32);
+    s_hash_u64 (&state, topology->seed);
+    crypto_hash_sha256_update (&state, (const unsigned char *) topology->data.split,
+                               strlen (topology->data.split) + 1);
+    double alpha = topology->data.dirichlet_alpha;
+    crypto_hash_sha256_update (&state, (const unsigned char *) &alpha, sizeof alpha);
+    s_hash_u64 (&state, self->n_clients);
+    s_hash_u64 (&state, topology->data.train_limit);
+    s_hash_u64 (&state, topology->data.test_limit);
+    s_hash_u64 (&state, self->score_ibar);
+    hafl_adapter_t *shape = hafl_adapter_new (&self->layout);
+    if (shape) {
+        //  The layout's digest: a zero adapter serialises the layout and nothing else varies.
+        uint8_t layout_digest[32];
+        hafl_adapter_digest (shape, layout_digest);
+        crypto_hash_sha256_update (&state, layout_digest, 32);
+        hafl_adapter_destroy (&shape);
+    }
+    crypto_hash_sha256_final (&state, self->digest);
+}
+
+hafl_task_t *
+hafl_llama_task_new (const hafl_topology_t *topology, char *err, size_t errlen)
+{
+    if (strcmp (topology->data.dataset, "20news") != 0) {
+        snprintf (err, errlen, "%s: data/dataset: model/kind llama needs dataset 20news, not '%s'",
+                  topology->path, topology->data.dataset);
+        return NULL;
+    }
+    s_task_t *self = calloc (1, sizeof (s_task_t));
+    hafl_tokenizer_t *tokenizer = NULL;
+    char *path = NULL;
+    char reason[512];
+    if (!self) {
+        snprintf (err, errlen, "llama task: out of memory");
+        return NULL;
+    }
+    self->T = topology->data.max_tokens;
+    self->batch = topology->clients.batch;
+    self->n_clients = topology->clients.count;
+    self->score_ibar = strcmp (topology->model.score, "ibar") == 0;
+
+    if (!(path = hafl_asset_find (topology->model.checkpoint, reason, sizeof reason))) {
+        snprintf (err, errlen, "%s: model/checkpoint: %s", topology->path, reason);
+        goto fail;
+    }
+    self->checkpoint = hafl_checkpoint_open (path, reason, sizeof reason);
+    free (path);
+    if (!self->checkpoint) {
+        snprintf (err, errlen, "%s: model/checkpoint: %s", topology->path, reason);
+        goto fail;
+    }
+    if (self->T > (uint32_t) self->checkpoint->config.seq_len) {
+        snprintf (err, errlen, "%s: data/max_tokens: %u exceeds the model's context of %d tokens",
+                  topology->path, self->T, self->checkpoint->config.seq_len);
+        goto fail;
+    }
+    if (!(path = hafl_asset_find (topology->model.tokenizer, reason, sizeof reason))) {
+        snprintf (err, errlen, "%s: model/tokenizer: %s", topology->path, reason);
+        goto fail;
+    }
+    tokenizer = hafl_tokenizer_load (path, self->checkpoint->config.vocab_size, reason,
+                                     sizeof reason);
+    free (path);
+    if (!tokenizer) {
+        snprintf (err, errlen, "%s: model/tokenizer: %s", topology->path, reason);
+        goto fail;
+    }
+    if (!(path = hafl_asset_find (topology->data.path, reason, sizeof reason))) {
+        snprintf (err, errlen, "%s: data/path: %s", topology->path, reason);
+        goto fail;
+    }
+    hafl_tokset_opts_t data_opts = {
+        .max_tokens = self->T,
+        .keep_empty = topology->data.keep_empty,
+        .cache_dir = NULL,
+    };
+    self->tokset = hafl_tokset_new_from_path (path, tokenizer, &data_opts, reason, sizeof reason);
+    free (path);
+    hafl_tokenizer_destroy (&tokenizer);
+    if (!self->tokset) {
+        snprintf (err, errlen, "%s: data/path: %s", topology->path, reason);
+        goto fail;
+    }
+    self->train = hafl_tokset_part (self->tokset, HAFL_NEWSGROUPS_TRAIN);
+    self->test = hafl_tokset_part (self->tokset, HAFL_NEWSGROUPS_TEST);
+
+    if (hafl_targets_parse (topology->model.targets, &self->targets, reason, sizeof reason)) {
+        snprintf (err, errlen, "%s: model/targets: %s", topology->path, reason);
+        goto fail;
+    }
+    uint32_t classes = hafl_tokset_classes (self->tokset);
+    if (hafl_targets_layout (&self->targets, &self->checkpoint->config, topology->model.rank,
+                             topology->model.alpha, classes, &self->layout)) {
+        snprintf (err, errlen, "llama task: out of memory");
+        goto fail;
+    }
+
+    self->train_rows = hafl_split_subset (self->train.n, topology->data.train_limit,
+                                          topology->seed, 0, &self->n_train_used);
+    self->test_rows = hafl_split_subset (self->test.n, topology->data.test_limit, topology->seed,
+                                         1, &self->n_test_used);
+    uint32_t *labels = self->train_rows ? malloc ((self->n_train_used + 1) * sizeof (uint32_t)) : NULL;
+    if (!self->train_rows || !self->test_rows || !labels) {
+        free (labels);
+        snprintf (err, errlen, "llama task: out of memory");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < self->n_train_used; i++)
+        labels[i] = self->train.labels[self->train_rows[i]];
+    if (strcmp (topology->data.split, "dirichlet") == 0)
+        self->split = hafl_split_dirichlet (labels, self->n_train_used, classes, self->n_clients,
+                                            topology->data.dirichlet_alpha, topology->seed, reason,
+                                            sizeof reason);
+    else
+        self->split = hafl_split_iid (labels, self->n_train_used, classes, self->n_clients,
+                                      topology->seed, reason, sizeof reason);
+    free (labels);
+    if (!self->split) {
+        snprintf (err, errlen, "%s: data/split: %s", topology->path, reason);
+        goto fail;
+    }
+    s_compute_digest (self, topology);
+    snprintf (self->description, sizeof self->description,
+              "llama dim %d layers %d, %u adapted matrices rank %u, 20news %u train / %u test "
+              "examples, T %u, %s split over %u clients; %s",
+              self->checkpoint->config.dim, self->checkpoint->config.n_layers,
+              self->layout.n_matrices, self->layout.rank, self->n_train_used, self->n_test_used,
+              self->T, topology->data.split, self->n_clients, hafl_tokset_note (self->tokset));
+    return hafl_task_wrap (&s_task_ops, self);
+fail:
+    hafl_tokenizer_destroy (&tokenizer);
+    s_task_destroy (self);
+    return NULL;
+}
