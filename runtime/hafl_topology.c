@@ -204,6 +204,17 @@ static int s_fail_at(s_loader_t *L, int line, const char *key, const char *forma
 
 #define s_fail(L, key, ...) s_fail_at((L), s_line_of((L), (key)), (key), __VA_ARGS__)
 
+//  A required key the file lacks is reported on the line of the section that should hold it.
+static int s_fail_missing(s_loader_t *L, const char *path, const char *why)
+{
+    char parent[S_MAX_PATH];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        *slash = '\0';
+    return s_fail_at(L, slash ? s_line_of(L, parent) : 0, path, "missing (%s)", why);
+}
+
 //  ---------------------------------------------------------------------------------------------
 //  Stage 1: the line scanner
 
@@ -685,9 +696,9 @@ static int s_resolve_tiers(s_loader_t *L, hafl_topology_t *self, zconfig_t *tier
         tier[i].name = zconfig_name(t);
         tier[i].order = i;
         if (!rank_text)
-            rc = s_fail(L, rank_path, "missing (each tier needs rank and share)");
+            rc = s_fail_missing(L, rank_path, "each tier needs rank and share");
         else if (!share_text)
-            rc = s_fail(L, share_path, "missing (each tier needs rank and share)");
+            rc = s_fail_missing(L, share_path, "each tier needs rank and share");
         else if (s_parse(L, rank_key, rank_path, rank_text, &tier[i].rank) ||
                  s_parse(L, share_key, share_path, share_text, &share))
             rc = -1;
@@ -760,9 +771,12 @@ static int s_check_federation(s_loader_t *L, hafl_topology_t *self)
     uint32_t n = self->clients.count;
     if (strcmp(self->model.kind, "synthetic") == 0 && strcmp(self->data.dataset, "synthetic") != 0)
         return s_fail(L, "data/dataset",
-                      "model/kind synthetic trains on data/dataset synthetic only");
+                      "is %s, but model/kind synthetic trains on data/dataset = synthetic only",
+                      self->data.dataset);
     if (strcmp(self->model.kind, "llama") == 0 && strcmp(self->data.dataset, "synthetic") == 0)
-        return s_fail(L, "data/dataset", "the synthetic dataset is for model/kind synthetic only");
+        return s_fail(
+            L, "data/dataset",
+            "the synthetic dataset is for model/kind synthetic only (model/kind is llama)");
     //  fedavg averages whole matrices, which only means something when every client holds the
     //  same components; heterogeneous budgets need a rank-aware aggregator.
     if (strcmp(self->server.aggregator, "fedavg") == 0) {
@@ -910,7 +924,7 @@ static int s_parse_hosts(s_loader_t *L, hafl_topology_t *self)
         if (!host->name)
             rc = s_fail(L, path[0], "out of memory");
         else if (!address)
-            rc = s_fail(L, path[0], "missing (the address other hosts reach this one at)");
+            rc = s_fail_missing(L, path[0], "the address other hosts reach this one at");
         else if (!s_is_address(address))
             rc = s_fail(L, path[0], "'%s' is not a host name or IP address", address);
         else if (s_parse(L, s_key_find(path[1]), path[1], serves ? serves : "false",
@@ -964,7 +978,7 @@ static int s_check_file(s_loader_t *L, const char *key, const char *path, bool w
 {
     struct stat st;
     if (!*path)
-        return s_fail(L, key, "missing (security/curve is on)");
+        return s_fail(L, key, "missing (needed when security/curve is on)");
     if (stat(path, &st) != 0)
         return s_fail(L, key, "%s: %s", path, strerror(errno));
     if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))

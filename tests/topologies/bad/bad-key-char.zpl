@@ -1,0 +1,3 @@
+# expect: 3: model/ra
+model
+    ra:nk = 8

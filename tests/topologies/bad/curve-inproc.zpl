@@ -1,0 +1,7 @@
+# expect: 7: security/curve
+model
+    kind = synthetic
+data
+    dataset = synthetic
+security
+    curve = true

@@ -1,0 +1,3 @@
+# expect: 0: data/dataset
+model
+    kind = synthetic

@@ -1,0 +1,3 @@
+# expect: 3: (syntax)
+model
+        rank = 8

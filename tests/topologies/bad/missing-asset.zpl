@@ -1,0 +1,4 @@
+# expect: 4: model/checkpoint
+model
+    kind = llama
+    checkpoint = no-such-model.bin

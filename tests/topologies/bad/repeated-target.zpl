@@ -1,0 +1,6 @@
+# expect: 4: model/targets
+model
+    kind = synthetic
+    targets = wq,wv,wq
+data
+    dataset = synthetic

@@ -1,0 +1,3 @@
+# expect: 2: model
+model = big
+    kind = synthetic

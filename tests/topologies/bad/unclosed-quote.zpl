@@ -1,0 +1,3 @@
+# expect: 3: model/targets
+model
+    targets = "wq,wk

@@ -1,0 +1,7 @@
+# expect: 7: server/aggregator
+model
+    kind = synthetic
+data
+    dataset = synthetic
+server
+    aggregator = median

@@ -1,0 +1,3 @@
+# expect: 2: seed
+seed = 3
+    extra = 1
