@@ -164,21 +164,12 @@ static void s_rmsnorm(float *out, const float *x, const float *weight, int C, bo
         out[i] = weight[i] * (ss * x[i]);
 }
 
-//  In-place softmax of x [n].
-static void s_softmax(float *x, int n, bool exact)
+void hafl_llama_softmax(float *x, int n)
 {
     float max = x[0];
     for (int i = 1; i < n; i++)
         if (x[i] > max)
             max = x[i];
-    if (exact) {
-        double sum = 0.0;
-        for (int i = 0; i < n; i++)
-            sum += exp((double)x[i] - max);
-        for (int i = 0; i < n; i++)
-            x[i] = (float)(exp((double)x[i] - max) / sum);
-        return;
-    }
     float sum = 0.0f;
     for (int i = 0; i < n; i++) {
         x[i] = expf(x[i] - max);
@@ -186,6 +177,24 @@ static void s_softmax(float *x, int n, bool exact)
     }
     for (int i = 0; i < n; i++)
         x[i] /= sum;
+}
+
+//  In-place softmax of x [n]: llama2.c's float one, or with double sums.
+static void s_softmax(float *x, int n, bool exact)
+{
+    if (!exact) {
+        hafl_llama_softmax(x, n);
+        return;
+    }
+    float max = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > max)
+            max = x[i];
+    double sum = 0.0;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)x[i] - max);
+    for (int i = 0; i < n; i++)
+        x[i] = (float)(exp((double)x[i] - max) / sum);
 }
 
 //  out [d_out] = W x (+ the adapter's terms when (layer, weight) is adapted); W [d_out][d_in],

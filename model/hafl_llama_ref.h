@@ -69,4 +69,8 @@ int hafl_llama_ref_forward(hafl_llama_ref_t *self, const int32_t *tokens, int T,
 int hafl_llama_ref_head(const float *final_norm, int T, int length, int dim, const float *head,
                         int classes, float *out);
 
+//  llama2.c's float softmax of x [n] in place (max subtracted, left-to-right float sum); the
+//  reference uses it for attention and samplers use it on logits.
+void hafl_llama_softmax(float *x, int n);
+
 #endif

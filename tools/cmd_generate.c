@@ -58,21 +58,6 @@ static int s_argmax(const float *x, int n)
     return best;
 }
 
-static void s_softmax(float *x, int n)
-{
-    float max = x[0];
-    for (int i = 1; i < n; i++)
-        if (x[i] > max)
-            max = x[i];
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-    for (int i = 0; i < n; i++)
-        x[i] /= sum;
-}
-
 //  Descending probability; ties by index so the order does not depend on qsort.
 static int s_prob_cmp(const void *pa, const void *pb)
 {
@@ -116,7 +101,7 @@ static int s_sample(s_sampler_t *s, float *logits)
         return s_argmax(logits, s->vocab_size);
     for (int i = 0; i < s->vocab_size; i++)
         logits[i] /= s->temperature;
-    s_softmax(logits, s->vocab_size);
+    hafl_llama_softmax(logits, s->vocab_size);
     float coin = s_random_f32(&s->state);
     if (s->topp <= 0.0f || s->topp >= 1.0f) {
         float cdf = 0.0f;
