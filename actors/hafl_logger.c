@@ -32,6 +32,39 @@
 //  --------------------------------------------------------------------------------------------
 //  JSON
 
+//  Length of the well-formed UTF-8 sequence of a non-ASCII lead byte at p (2..4: shortest form,
+//  no surrogates, at most U+10FFFF, the codec's rule), or 0 when it is not one.
+static size_t s_utf8_sequence(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    size_t len = c >= 0xF0 && c <= 0xF4   ? 4
+                 : c >= 0xE0 && c <= 0xEF ? 3
+                 : c >= 0xC2 && c <= 0xDF ? 2
+                                          : 0;
+    uint32_t cp = len == 4 ? c & 0x07u : len == 3 ? c & 0x0Fu : c & 0x1Fu;
+    size_t i = 1;
+    for (; i < len && (p[i] & 0xC0) == 0x80; i++)
+        cp = (cp << 6) | (p[i] & 0x3Fu);
+    bool valid = len > 0 && i == len &&
+                 (len != 3 || (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF))) &&
+                 (len != 4 || (cp >= 0x10000 && cp <= 0x10FFFF));
+    return valid ? len : 0;
+}
+
+//  Replaces each byte of s that is not part of well-formed UTF-8 with '?', in place, so the
+//  codec (which refuses such strings) accepts it.
+static void s_utf8_repair(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t len = *p < 0x80 ? 1 : s_utf8_sequence(p);
+        if (len == 0)
+            *p++ = '?';
+        else
+            p += len;
+    }
+}
+
 //  Writes s as a JSON string: quotes, backslashes and control characters escaped; bytes that
 //  are not valid UTF-8 become U+FFFD so the line stays valid JSON whatever a peer sent.
 static void s_json_string(FILE *out, const char *s)
@@ -69,16 +102,8 @@ static void s_json_string(FILE *out, const char *s)
             fputc(c, out);
             p++;
         } else {
-            //  Length of the sequence and the smallest code point it may encode.
-            size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-            uint32_t cp = len == 4 ? c & 0x07u : len == 3 ? c & 0x0Fu : c & 0x1Fu;
-            size_t i = 1;
-            for (; i < len && (p[i] & 0xC0) == 0x80; i++)
-                cp = (cp << 6) | (p[i] & 0x3Fu);
-            bool valid = len > 0 && i == len &&
-                         (len != 3 || (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF))) &&
-                         (len != 4 || (cp >= 0x10000 && cp <= 0x10FFFF));
-            if (valid) {
+            size_t len = s_utf8_sequence(p);
+            if (len) {
                 fwrite(p, 1, len, out);
                 p += len;
             } else {
@@ -252,20 +277,69 @@ hafl_log_event_t *hafl_events_start(hafl_events_t *self, int32_t round, const ch
     return msg ? &msg->u.log_event : NULL;
 }
 
+//  Make an event acceptable to the encoder, so that no event is lost to a detail: strings
+//  repaired to valid UTF-8, empty names replaced by "-", a repeated field key renamed
+//  "key#index", bools normalised.
+static void s_event_sanitise(hafl_log_event_t *ev)
+{
+    s_utf8_repair(ev->run_id);
+    s_utf8_repair(ev->actor);
+    s_utf8_repair(ev->event);
+    if (!ev->actor[0])
+        strcpy(ev->actor, "-");
+    if (!ev->event[0])
+        strcpy(ev->event, "-");
+    for (uint32_t i = 0; i < ev->n_fields; i++) {
+        hafl_field_t *field = &ev->fields[i];
+        s_utf8_repair(field->key);
+        for (uint32_t j = 0; j < i; j++)
+            if (streq(ev->fields[j].key, field->key)) {
+                char suffix[16];
+                int n = snprintf(suffix, sizeof suffix, "#%u", i);
+                size_t keep = strlen(field->key);
+                if (keep + (size_t)n >= sizeof field->key)
+                    keep = sizeof field->key - 1 - (size_t)n;
+                memcpy(field->key + keep, suffix, (size_t)n + 1);
+                s_utf8_repair(field->key); //  the cut may split a sequence
+                break;
+            }
+        if (field->kind == HAFL_VALUE_STRING && field->s)
+            s_utf8_repair(field->s);
+        if (field->kind == HAFL_VALUE_BOOL)
+            field->i = field->i != 0;
+    }
+}
+
 int hafl_events_send(hafl_events_t *self, hafl_log_event_t **event_p)
 {
     if (!event_p || !*event_p)
         return -1;
     hafl_msg_t *msg = s_event_message(*event_p);
     *event_p = NULL;
+    if (!self) {
+        hafl_msg_destroy(&msg);
+        return -1;
+    }
+    s_event_sanitise(&msg->u.log_event);
+    hafl_msg_error_t err;
+    zmsg_t *zmsg = hafl_msg_encode(msg, &err);
+    if (!zmsg) {
+        //  Still unencodable (a field the codec refuses): send what is certain, with the reason.
+        hafl_msg_t *plain = s_event_new(msg->u.log_event.run_id, msg->u.log_event.actor,
+                                        msg->u.log_event.round, msg->u.log_event.event);
+        if (plain) {
+            hafl_log_event_add_string(&plain->u.log_event, "encode_error", err.text);
+            zmsg = hafl_msg_encode(plain, NULL);
+            hafl_msg_destroy(&plain);
+        }
+    }
+    hafl_msg_destroy(&msg);
     int rc = -1;
-    zmsg_t *zmsg = self ? hafl_msg_encode(msg, NULL) : NULL;
     if (zmsg) {
         //  Blocks at the high water mark rather than dropping the event.
         rc = zmsg_send(&zmsg, self->push);
         zmsg_destroy(&zmsg);
     }
-    hafl_msg_destroy(&msg);
     return rc;
 }
 
@@ -375,6 +449,7 @@ static void s_logger_malformed(s_logger_t *self, const hafl_msg_error_t *err, si
     hafl_log_event_add_string(ev, "field", err->field);
     hafl_log_event_add_int(ev, "bytes", (int64_t)bytes);
     hafl_log_event_add_int(ev, "malformed_total", (int64_t)self->malformed);
+    s_event_sanitise(ev);
     s_logger_emit(self, ev, NULL);
     hafl_msg_destroy(&msg);
 }
