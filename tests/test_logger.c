@@ -521,6 +521,7 @@ static void s_test_tail_binary(const char *dir, const char *binary)
     CHECK(s_run("'%s' ctl ipc://%s/none fault drop 2>/dev/null", binary, dir) == 2);
     CHECK(s_run("'%s' ctl ipc://%s/none fault straggle 1 x 2>/dev/null", binary, dir) == 2);
     CHECK(s_run("'%s' ctl ipc://%s/none status extra 2>/dev/null", binary, dir) == 2);
+    CHECK(s_run("'%s' ctl ipc://%s/none fault straggle 1 0 2>/dev/null", binary, dir) == 2);
     CHECK(s_run("'%s' ctl ipc://%s/none swap-aggregator 2>/dev/null", binary, dir) == 2);
     CHECK(s_run("'%s' ctl ipc://%s/none launch 2>/dev/null", binary, dir) == 2);
     CHECK(s_run("'%s' ctl ipc://%s/none status --timeout-ms 100 2>/dev/null", binary, dir) == 1);

@@ -32,6 +32,7 @@ static void s_usage(FILE *out)
             "                                 round boundary (adaptive, zeropad, zeropad-norm,\n"
             "                                 fedavg, flexlora, flora)\n"
             "  fault straggle CLIENT DELAY_MS delay client CLIENT's uploads by DELAY_MS\n"
+            "                                 (1..86400000) from the next round\n"
             "  fault drop CLIENT              drop client CLIENT from the next round\n"
             "  stop                           end the run cleanly (log and final adapter written)\n"
             "\n"
@@ -68,8 +69,8 @@ static const char *s_validate(const char *command, int argc, char **args)
                 return "straggle needs CLIENT DELAY_MS";
             if (!s_is_uint(args[1], UINT32_MAX))
                 return "CLIENT must be a client index (a non-negative integer)";
-            if (!s_is_uint(args[2], UINT32_MAX))
-                return "DELAY_MS must be a non-negative integer of milliseconds";
+            if (!s_is_uint(args[2], 86400000) || strspn(args[2], "0") == strlen(args[2]))
+                return "DELAY_MS must be an integer of milliseconds in 1..86400000";
             return NULL;
         }
         if (argc >= 1 && streq(args[0], "drop")) {
