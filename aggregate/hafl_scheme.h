@@ -24,11 +24,11 @@ typedef enum {
 } hafl_scheme_t;
 
 //  Parse a scheme name; -1 when unknown.
-int hafl_scheme_parse (const char *name, hafl_scheme_t *scheme);
-const char *hafl_scheme_name (hafl_scheme_t scheme);
+int hafl_scheme_parse(const char *name, hafl_scheme_t *scheme);
+const char *hafl_scheme_name(hafl_scheme_t scheme);
 
 //  Fill roles [n_matrices * R] for one client this round from the global scores.
-void hafl_scheme_select (hafl_scheme_t scheme, const hafl_adapter_t *global, uint32_t rank_budget,
-                         uint64_t seed, uint32_t round, uint32_t client, uint8_t *roles);
+void hafl_scheme_select(hafl_scheme_t scheme, const hafl_adapter_t *global, uint32_t rank_budget,
+                        uint64_t seed, uint32_t round, uint32_t client, uint8_t *roles);
 
 #endif

@@ -1,0 +1,2 @@
+# Aggregation strategies and distribution schemes: pure functions, also run under ASan+UBSan.
+set_tests_properties(strategy scheme PROPERTIES LABELS asan)
