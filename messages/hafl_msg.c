@@ -28,14 +28,40 @@
 //  ---------------------------------------------------------------------------------------
 //  Errors
 
-static int s_fail(hafl_msg_error_t *err, hafl_msg_code_t code, const char *field, const char *fmt,
-                  ...)
+//  Where in a message a field is: base[.list[index]][.leaf], e.g. update.component[3].b.
+//  Paths are only formatted when something fails, so the happy path costs no printf.
+typedef struct {
+    const char *base; //  "update", "header", "rank1"
+    const char *list; //  "component", "matrices", ... or NULL
+    uint32_t index;
+    const char *leaf; //  or NULL
+} s_where_t;
+
+#define S_W(base, leaf)           (&(const s_where_t){base, NULL, 0, leaf})
+#define S_WI(base, list, i, leaf) (&(const s_where_t){base, list, i, leaf})
+#define S_LEAF(w, leaf)           (&(const s_where_t){(w)->base, (w)->list, (w)->index, leaf})
+
+static void s_where_format(const s_where_t *w, char *out, size_t size)
+{
+    char index[24] = "";
+    if (w->list)
+        snprintf(index, sizeof index, "[%u]", w->index);
+    snprintf(out, size, "%s%s%s%s%s%s", w->base, w->list ? "." : "", w->list ? w->list : "", index,
+             w->leaf ? "." : "", w->leaf ? w->leaf : "");
+}
+
+static int s_fail(hafl_msg_error_t *err, hafl_msg_code_t code, const s_where_t *where,
+                  const char *fmt, ...)
 {
     if (!err)
         return -1;
+    char path[96];
+    s_where_format(where, path, sizeof path);
     err->code = code;
-    snprintf(err->field, sizeof err->field, "%s", field);
-    int n = snprintf(err->text, sizeof err->text, "%s: ", field);
+    size_t len = strnlen(path, sizeof err->field - 1); //  truncated paths keep their start
+    memcpy(err->field, path, len);
+    err->field[len] = 0;
+    int n = snprintf(err->text, sizeof err->text, "%s: ", path);
     if (n < 0 || (size_t)n >= sizeof err->text)
         n = 0;
     va_list ap;
@@ -43,14 +69,6 @@ static int s_fail(hafl_msg_error_t *err, hafl_msg_code_t code, const char *field
     vsnprintf(err->text + n, sizeof err->text - (size_t)n, fmt, ap);
     va_end(ap);
     return -1;
-}
-
-static void s_path(char *out, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out, size, fmt, ap);
-    va_end(ap);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -233,7 +251,7 @@ static const s_type_t *s_type(uint64_t type)
 //  ---------------------------------------------------------------------------------------
 //  Checks shared by the encoder and the decoder
 
-static int s_check_uint(hafl_msg_error_t *err, const char *path, uint64_t v, uint64_t min,
+static int s_check_uint(hafl_msg_error_t *err, const s_where_t *path, uint64_t v, uint64_t min,
                         uint64_t max, int cap)
 {
     if (v > max)
@@ -245,7 +263,8 @@ static int s_check_uint(hafl_msg_error_t *err, const char *path, uint64_t v, uin
     return 0;
 }
 
-static int s_check_float(hafl_msg_error_t *err, const char *path, double v, float min, float max)
+static int s_check_float(hafl_msg_error_t *err, const s_where_t *path, double v, float min,
+                         float max)
 {
     if (!isfinite(v))
         return s_fail(err, HAFL_MSG_ENONFINITE, path, "%g is not finite", v);
@@ -257,7 +276,7 @@ static int s_check_float(hafl_msg_error_t *err, const char *path, double v, floa
 
 //  Strings: length within [min, max] bytes (ECAP above), no NUL byte, well-formed UTF-8
 //  (shortest form, no surrogates, at most U+10FFFF).
-static int s_check_str(hafl_msg_error_t *err, const char *path, const uint8_t *s, size_t len,
+static int s_check_str(hafl_msg_error_t *err, const s_where_t *path, const uint8_t *s, size_t len,
                        size_t min, size_t max)
 {
     if (len > max)
@@ -300,7 +319,7 @@ static int s_check_str(hafl_msg_error_t *err, const char *path, const uint8_t *s
 }
 
 //  A C string held in a char[size] field: it must be terminated inside the array.
-static int s_check_cstr(hafl_msg_error_t *err, const char *path, const char *s, size_t size,
+static int s_check_cstr(hafl_msg_error_t *err, const s_where_t *path, const char *s, size_t size,
                         size_t min)
 {
     size_t len = strnlen(s, size);
@@ -310,28 +329,24 @@ static int s_check_cstr(hafl_msg_error_t *err, const char *path, const char *s, 
 }
 
 //  The part of a rank-1 check that needs no context: ids, dimensions, score.
-static int s_check_rank1(hafl_msg_error_t *err, const char *path, const hafl_rank1_t *r, int merged)
+static int s_check_rank1(hafl_msg_error_t *err, const s_where_t *path, const hafl_rank1_t *r,
+                         int merged)
 {
-    char p[64];
-    s_path(p, sizeof p, "%s.matrix", path);
-    if (s_check_uint(err, p, r->matrix, 0, HAFL_MSG_MAX_MATRICES - 1, 1))
+    if (s_check_uint(err, S_LEAF(path, "matrix"), r->matrix, 0, HAFL_MSG_MAX_MATRICES - 1, 1))
         return -1;
-    s_path(p, sizeof p, "%s.k", path);
-    if (!merged && s_check_uint(err, p, r->k, 0, HAFL_MSG_MAX_RANK - 1, 1))
+    if (!merged && s_check_uint(err, S_LEAF(path, "k"), r->k, 0, HAFL_MSG_MAX_RANK - 1, 1))
         return -1;
-    s_path(p, sizeof p, "%s.score", path);
-    if (s_check_float(err, p, r->score, -FLT_MAX, FLT_MAX))
+    if (s_check_float(err, S_LEAF(path, "score"), r->score, -FLT_MAX, FLT_MAX))
         return -1;
-    s_path(p, sizeof p, "%s.b", path);
-    if (s_check_uint(err, p, r->d_out, 1, HAFL_MSG_MAX_DIM, 1))
+    if (s_check_uint(err, S_LEAF(path, "b"), r->d_out, 1, HAFL_MSG_MAX_DIM, 1))
         return -1;
-    s_path(p, sizeof p, "%s.a", path);
-    if (s_check_uint(err, p, r->d_in, 1, HAFL_MSG_MAX_DIM, 1))
+    if (s_check_uint(err, S_LEAF(path, "a"), r->d_in, 1, HAFL_MSG_MAX_DIM, 1))
         return -1;
     return 0;
 }
 
-static int s_check_head_shape(hafl_msg_error_t *err, const char *path, uint64_t rows, uint64_t cols)
+static int s_check_head_shape(hafl_msg_error_t *err, const s_where_t *path, uint64_t rows,
+                              uint64_t cols)
 {
     if (rows > HAFL_MSG_MAX_HEAD || cols > HAFL_MSG_MAX_HEAD || rows * cols > HAFL_MSG_MAX_HEAD)
         return s_fail(err, HAFL_MSG_ECAP, path, "%llu x %llu exceeds the cap of %u floats",
@@ -367,17 +382,15 @@ static int s_key_cmp(const void *x, const void *y)
 static int s_check_message(const hafl_msg_t *m, hafl_msg_error_t *err)
 {
     const s_type_t *t = s_type(m->type);
-    char path[64];
-    if (m->type == HAFL_MSG_WELCOME) {
-        s_path(path, sizeof path, "welcome.head");
-        return s_check_head_shape(err, path, m->u.welcome.head_rows, m->u.welcome.head_cols);
-    }
+    if (m->type == HAFL_MSG_WELCOME)
+        return s_check_head_shape(err, S_W("welcome", "head"), m->u.welcome.head_rows,
+                                  m->u.welcome.head_cols);
     if (m->type == HAFL_MSG_REJECT && m->minor <= HAFL_PROTO_MINOR &&
         m->u.reject.reason > S_REJECT_LAST)
-        return s_fail(err, HAFL_MSG_ERANGE, "reject.reason", "%u is not a reason of 1.%u",
+        return s_fail(err, HAFL_MSG_ERANGE, S_W("reject", "reason"), "%u is not a reason of 1.%u",
                       m->u.reject.reason, HAFL_PROTO_MINOR);
     if (m->type == HAFL_MSG_ROUND && m->u.round.local_epochs == 0 && m->u.round.local_steps == 0)
-        return s_fail(err, HAFL_MSG_ERANGE, "round.local_steps",
+        return s_fail(err, HAFL_MSG_ERANGE, S_W("round", "local_steps"),
                       "local_epochs and local_steps are both 0");
     if (!t->comp)
         return 0;
@@ -387,20 +400,20 @@ static int s_check_message(const hafl_msg_t *m, hafl_msg_error_t *err)
     const hafl_rank1_t *comp = *S_CAT(m, t->comp, hafl_rank1_t *);
     const hafl_rank1_t *merged = t->merged ? *S_CAT(m, t->merged, hafl_rank1_t *) : NULL;
     if ((uint64_t)nc + nm > HAFL_MSG_MAX_COMPONENTS)
-        return s_fail(err, HAFL_MSG_ECAP, t->name, "%u components + %u merged exceed %u", nc, nm,
-                      HAFL_MSG_MAX_COMPONENTS);
+        return s_fail(err, HAFL_MSG_ECAP, S_W(t->name, NULL), "%u components + %u merged exceed %u",
+                      nc, nm, HAFL_MSG_MAX_COMPONENTS);
     if (m->type == HAFL_MSG_ROUND) {
         const hafl_round_t *r = &m->u.round;
         for (uint32_t i = 0; i < nc + nm; i++) {
             const hafl_rank1_t *x = i < nc ? &comp[i] : &merged[i - nc];
-            s_path(path, sizeof path, "round.%s[%u].matrix", i < nc ? "component" : "merged",
-                   i < nc ? i : i - nc);
+            const s_where_t *path =
+                S_WI("round", i < nc ? "component" : "merged", i < nc ? i : i - nc, "matrix");
             if (x->matrix >= r->n_matrices)
                 return s_fail(err, HAFL_MSG_ERANGE, path, "%u >= n_matrices %u", x->matrix,
                               r->n_matrices);
             if (i >= nc)
                 continue;
-            s_path(path, sizeof path, "round.component[%u].k", i);
+            path = S_LEAF(path, "k");
             if (x->k >= r->rank)
                 return s_fail(err, HAFL_MSG_ERANGE, path, "%u >= rank %u", x->k, r->rank);
             if (r->roles[(size_t)x->matrix * r->rank + x->k] == HAFL_ROLE_ABSENT)
@@ -412,7 +425,7 @@ static int s_check_message(const hafl_msg_t *m, hafl_msg_error_t *err)
         return 0;
     s_key_t *keys = malloc((size_t)(nc + nm) * sizeof *keys);
     if (!keys)
-        return s_fail(err, HAFL_MSG_ENOMEM, t->name, "no memory for %u keys", nc + nm);
+        return s_fail(err, HAFL_MSG_ENOMEM, S_W(t->name, NULL), "no memory for %u keys", nc + nm);
     for (uint32_t i = 0; i < nc + nm; i++) {
         const hafl_rank1_t *x = i < nc ? &comp[i] : &merged[i - nc];
         keys[i] = (s_key_t){x->matrix, x->k, x->d_out, x->d_in, i < nc ? i : i - nc, i >= nc};
@@ -423,8 +436,7 @@ static int s_check_message(const hafl_msg_t *m, hafl_msg_error_t *err)
         const s_key_t *p = &keys[i - 1], *q = &keys[i];
         if (p->matrix != q->matrix)
             continue;
-        s_path(path, sizeof path, "%s.%s[%u]", t->name, q->merged ? "merged" : "component",
-               q->index);
+        const s_where_t *path = S_WI(t->name, q->merged ? "merged" : "component", q->index, NULL);
         if (p->d_out != q->d_out || p->d_in != q->d_in)
             rc = s_fail(err, HAFL_MSG_ELENGTH, path,
                         "matrix %u is %u x %u here but %u x %u in %s[%u]", q->matrix, q->d_out,
@@ -453,44 +465,59 @@ static int s_check_message(const hafl_msg_t *m, hafl_msg_error_t *err)
 #define S_CLONES
 #endif
 
-static inline uint32_t s_le32(uint32_t v)
+//  OR over n floats of (exponent bits + one exponent step): bit 31 ends up set exactly when
+//  some value is inf or NaN (all-ones exponent), and the loop needs no compares.
+S_CLONES static uint32_t s_exponent_or(const unsigned char *x, size_t n)
 {
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    return __builtin_bswap32(v);
-#else
-    return v;
-#endif
-}
-
-//  Copies n floats; returns 1 if all were finite. The exponent field e = v & 0x7f800000 is
-//  all ones exactly for inf and NaN, and then e + 0x00800000 carries into bit 31, which no
-//  finite value reaches: OR-ing those sums per lane keeps the loop free of compares and
-//  cross-lane work until the end.
-S_CLONES static int s_copy_floats(void *restrict dst, const void *restrict src, size_t n)
-{
-    unsigned char *d = dst;
-    const unsigned char *s = src;
     uint32_t acc[16] = {0};
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
+    for (; i + 16 <= n; i += 16)
         for (size_t j = 0; j < 16; j++) {
             uint32_t v;
-            memcpy(&v, s + 4 * (i + j), 4);
-            v = s_le32(v);
+            memcpy(&v, x + 4 * (i + j), 4);
             acc[j] |= (v & 0x7f800000u) + 0x00800000u;
-            memcpy(d + 4 * (i + j), &v, 4);
         }
-    }
     for (; i < n; i++) {
         uint32_t v;
-        memcpy(&v, s + 4 * i, 4);
-        v = s_le32(v);
+        memcpy(&v, x + 4 * i, 4);
         acc[0] |= (v & 0x7f800000u) + 0x00800000u;
-        memcpy(d + 4 * i, &v, 4);
     }
     uint32_t all = 0;
     for (size_t j = 0; j < 16; j++)
         all |= acc[j];
+    return all;
+}
+
+//  Copies n floats; returns 1 if all were finite. Little-endian hosts copy in blocks with
+//  memcpy and check each block right after, while it is still in L1; blocks stay below the
+//  size at which glibc switches to `rep movsb`, whose speed on some CPUs swings tenfold with
+//  the distance between source and destination.
+static int s_copy_floats(void *restrict dst, const void *restrict src, size_t n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    uint32_t all = 0;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v;
+        memcpy(&v, s + 4 * i, 4);
+        v = __builtin_bswap32(v);
+        all |= (v & 0x7f800000u) + 0x00800000u;
+        memcpy(d + 4 * i, &v, 4);
+    }
+#else
+    const size_t block = 512; //  floats: 2 KiB
+    for (size_t i = 0; i < n; i += block) {
+        size_t m = n - i < block ? n - i : block;
+#if defined(__GNUC__)
+        //  Hide the bound from the compiler, which would otherwise inline this copy as
+        //  `rep movsq`, several times slower than the library's vector loop.
+        __asm__("" : "+r"(m));
+#endif
+        memcpy(d + 4 * i, s + 4 * i, 4 * m);
+        all |= s_exponent_or(d + 4 * i, m);
+    }
+#endif
     return !(all & 0x80000000u);
 }
 
@@ -549,8 +576,7 @@ static void s_pack_string(msgpack_packer *pk, const char *s)
 static int s_validate_field(const hafl_msg_t *m, const s_type_t *t, const s_field_t *f,
                             hafl_msg_error_t *err)
 {
-    char path[64];
-    s_path(path, sizeof path, "%s.%s", t->name, f->name);
+    const s_where_t *path = S_W(t->name, f->name);
     const void *at = (const char *)m + f->offset;
     switch (f->kind) {
     case F_U32:
@@ -580,13 +606,13 @@ static int s_validate_field(const hafl_msg_t *m, const s_type_t *t, const s_fiel
         if (w->n_matrices && !w->matrices)
             return s_fail(err, HAFL_MSG_ERANGE, path, "NULL with n_matrices %u", w->n_matrices);
         for (uint32_t i = 0; i < w->n_matrices; i++) {
-            s_path(path, sizeof path, "welcome.matrices[%u].name", i);
+            path = S_WI("welcome", "matrices", i, "name");
             if (s_check_cstr(err, path, w->matrices[i].name, sizeof w->matrices[i].name, 1))
                 return -1;
-            s_path(path, sizeof path, "welcome.matrices[%u].d_out", i);
+            path = S_WI("welcome", "matrices", i, "d_out");
             if (s_check_uint(err, path, w->matrices[i].d_out, 1, HAFL_MSG_MAX_DIM, 1))
                 return -1;
-            s_path(path, sizeof path, "welcome.matrices[%u].d_in", i);
+            path = S_WI("welcome", "matrices", i, "d_in");
             if (s_check_uint(err, path, w->matrices[i].d_in, 1, HAFL_MSG_MAX_DIM, 1))
                 return -1;
         }
@@ -611,14 +637,14 @@ static int s_validate_field(const hafl_msg_t *m, const s_type_t *t, const s_fiel
             return s_fail(err, HAFL_MSG_ERANGE, path, "NULL with n_fields %u", e->n_fields);
         for (uint32_t i = 0; i < e->n_fields; i++) {
             const hafl_field_t *x = &e->fields[i];
-            s_path(path, sizeof path, "log_event.fields[%u].key", i);
+            path = S_WI("log_event", "fields", i, "key");
             if (s_check_cstr(err, path, x->key, sizeof x->key, 1))
                 return -1;
             for (uint32_t j = 0; j < i; j++)
                 if (strcmp(e->fields[j].key, x->key) == 0)
                     return s_fail(err, HAFL_MSG_ERANGE, path, "key '%s' repeats fields[%u]", x->key,
                                   j);
-            s_path(path, sizeof path, "log_event.fields[%u].value", i);
+            path = S_WI("log_event", "fields", i, "value");
             if (x->kind == HAFL_VALUE_STRING) {
                 size_t len = x->s ? strnlen(x->s, HAFL_MSG_MAX_TEXT + 1) : 0;
                 if (s_check_str(err, path, (const uint8_t *)x->s, len, 0, HAFL_MSG_MAX_TEXT))
@@ -637,7 +663,7 @@ static int s_validate_field(const hafl_msg_t *m, const s_type_t *t, const s_fiel
         if (c->argc && !c->argv)
             return s_fail(err, HAFL_MSG_ERANGE, path, "NULL with argc %u", c->argc);
         for (uint32_t i = 0; i < c->argc; i++) {
-            s_path(path, sizeof path, "control.argv[%u]", i);
+            path = S_WI("control", "argv", i, NULL);
             const char *s = c->argv[i];
             size_t len = s ? strnlen(s, HAFL_MSG_MAX_TEXT + 1) : 0;
             if (s_check_str(err, path, (const uint8_t *)s, len, 0, HAFL_MSG_MAX_TEXT))
@@ -748,8 +774,35 @@ static void s_pack_header(msgpack_packer *pk, const hafl_msg_t *m, const s_type_
         s_pack_field(pk, m, &t->fields[i]);
 }
 
+//  A frame of exactly `size` bytes with a packer writing into it from the start.
+static zframe_t *s_frame_new(size_t size, s_writer_t *w, msgpack_packer *pk, const s_where_t *path,
+                             hafl_msg_error_t *err)
+{
+    zframe_t *frame = zframe_new(NULL, size);
+    if (!frame) {
+        s_fail(err, HAFL_MSG_ENOMEM, path, "no memory for a %zu-byte frame", size);
+        return NULL;
+    }
+    *w = (s_writer_t){zframe_data(frame), size, 0};
+    msgpack_packer_init(pk, w, s_write);
+    return frame;
+}
+
+//  A float tensor as bin32 + little-endian payload, copied once; non-finite values refused.
+static int s_put_tensor(s_writer_t *w, const float *x, size_t n, const s_where_t *path,
+                        hafl_msg_error_t *err)
+{
+    s_put_bin32(w, (uint32_t)(4 * n));
+    if (!s_copy_floats(w->buf + w->pos, x, n)) {
+        size_t i = s_first_nonfinite(x, n);
+        return s_fail(err, HAFL_MSG_ENONFINITE, path, "element %zu is %g", i, (double)x[i]);
+    }
+    w->pos += 4 * n;
+    return 0;
+}
+
 //  One rank-1 frame [matrix, k, score, bin b, bin a], validated and packed. NULL on error.
-static zframe_t *s_encode_rank1(const hafl_rank1_t *r, int merged, const char *path,
+static zframe_t *s_encode_rank1(const hafl_rank1_t *r, int merged, const s_where_t *path,
                                 hafl_msg_error_t *err)
 {
     if (s_check_rank1(err, path, r, merged))
@@ -758,38 +811,24 @@ static zframe_t *s_encode_rank1(const hafl_rank1_t *r, int merged, const char *p
         s_fail(err, HAFL_MSG_ELENGTH, path, "b or a is NULL");
         return NULL;
     }
-    size_t size = HAFL_MSG_RANK1_OVERHEAD + 4 * ((size_t)r->d_out + r->d_in);
-    zframe_t *frame = zframe_new(NULL, size);
-    if (!frame) {
-        s_fail(err, HAFL_MSG_ENOMEM, path, "no memory for a %zu-byte frame", size);
-        return NULL;
-    }
-    s_writer_t w = {zframe_data(frame), size, 0};
+    s_writer_t w;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &w, s_write);
+    size_t size = HAFL_MSG_RANK1_OVERHEAD + 4 * ((size_t)r->d_out + r->d_in);
+    zframe_t *frame = s_frame_new(size, &w, &pk, path, err);
+    if (!frame)
+        return NULL;
     msgpack_pack_array(&pk, 5);
     msgpack_pack_fix_uint32(&pk, r->matrix);
     msgpack_pack_fix_uint32(&pk, r->k);
     msgpack_pack_float(&pk, r->score);
-    s_put_bin32(&w, 4 * r->d_out);
-    int ok = s_copy_floats(w.buf + w.pos, r->b, r->d_out);
-    w.pos += 4 * (size_t)r->d_out;
-    s_put_bin32(&w, 4 * r->d_in);
-    ok &= s_copy_floats(w.buf + w.pos, r->a, r->d_in);
-    w.pos += 4 * (size_t)r->d_in;
-    if (!ok) {
-        size_t ib = s_first_nonfinite(r->b, r->d_out);
-        char p[64];
-        s_path(p, sizeof p, "%s.%s", path, ib < r->d_out ? "b" : "a");
-        size_t i = ib < r->d_out ? ib : s_first_nonfinite(r->a, r->d_in);
-        s_fail(err, HAFL_MSG_ENONFINITE, p, "element %zu is %g", i,
-               (double)(ib < r->d_out ? r->b[i] : r->a[i]));
+    if (s_put_tensor(&w, r->b, r->d_out, S_LEAF(path, "b"), err) ||
+        s_put_tensor(&w, r->a, r->d_in, S_LEAF(path, "a"), err))
         zframe_destroy(&frame);
-    }
     return frame;
 }
 
-static zframe_t *s_encode_head(const hafl_tensor_t *h, const char *path, hafl_msg_error_t *err)
+//  The head frame [rows, cols, bin data].
+static zframe_t *s_encode_head(const hafl_tensor_t *h, const s_where_t *path, hafl_msg_error_t *err)
 {
     if (s_check_head_shape(err, path, h->rows, h->cols))
         return NULL;
@@ -798,39 +837,29 @@ static zframe_t *s_encode_head(const hafl_tensor_t *h, const char *path, hafl_ms
         s_fail(err, HAFL_MSG_ELENGTH, path, "data is NULL for %u x %u", h->rows, h->cols);
         return NULL;
     }
-    size_t size = HAFL_MSG_HEAD_OVERHEAD + 4 * n;
-    zframe_t *frame = zframe_new(NULL, size);
-    if (!frame) {
-        s_fail(err, HAFL_MSG_ENOMEM, path, "no memory for a %zu-byte frame", size);
-        return NULL;
-    }
-    s_writer_t w = {zframe_data(frame), size, 0};
+    s_writer_t w;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &w, s_write);
+    zframe_t *frame = s_frame_new(HAFL_MSG_HEAD_OVERHEAD + 4 * n, &w, &pk, path, err);
+    if (!frame)
+        return NULL;
     msgpack_pack_array(&pk, 3);
     msgpack_pack_fix_uint32(&pk, h->rows);
     msgpack_pack_fix_uint32(&pk, h->cols);
-    s_put_bin32(&w, (uint32_t)(4 * n));
-    if (!s_copy_floats(w.buf + w.pos, h->data, n)) {
-        size_t i = s_first_nonfinite(h->data, n);
-        char p[64];
-        s_path(p, sizeof p, "%s.data", path);
-        s_fail(err, HAFL_MSG_ENONFINITE, p, "element %zu is %g", i, (double)h->data[i]);
+    if (s_put_tensor(&w, h->data, n, S_LEAF(path, "data"), err))
         zframe_destroy(&frame);
-    }
     return frame;
 }
 
 zframe_t *hafl_msg_rank1_encode(const hafl_rank1_t *rank1, hafl_msg_error_t *err)
 {
-    return s_encode_rank1(rank1, 0, "rank1", err);
+    return s_encode_rank1(rank1, 0, S_W("rank1", NULL), err);
 }
 
 zmsg_t *hafl_msg_encode(const hafl_msg_t *self, hafl_msg_error_t *err)
 {
     const s_type_t *t = self ? s_type(self->type) : NULL;
     if (!t) {
-        s_fail(err, HAFL_MSG_EUNKNOWN, "type", "cannot encode type %d",
+        s_fail(err, HAFL_MSG_EUNKNOWN, S_W("header", "type"), "cannot encode type %d",
                self ? (int)self->type : -1);
         return NULL;
     }
@@ -843,7 +872,8 @@ zmsg_t *hafl_msg_encode(const hafl_msg_t *self, hafl_msg_error_t *err)
         uint32_t nm = t->merged ? *S_CAT(self, t->n_merged, uint32_t) : 0;
         if ((nc && !*S_CAT(self, t->comp, hafl_rank1_t *)) ||
             (nm && !*S_CAT(self, t->merged, hafl_rank1_t *))) {
-            s_fail(err, HAFL_MSG_ENOFRAMES, t->name, "component or merged array is NULL");
+            s_fail(err, HAFL_MSG_ENOFRAMES, S_W(t->name, NULL),
+                   "component or merged array is NULL");
             return NULL;
         }
     }
@@ -856,22 +886,23 @@ zmsg_t *hafl_msg_encode(const hafl_msg_t *self, hafl_msg_error_t *err)
     msgpack_packer_init(&pk, &w, s_write);
     s_pack_header(&pk, self, t);
     if (w.pos > HAFL_MSG_MAX_HEADER) {
-        s_fail(err, HAFL_MSG_ECAP, t->name, "header of %zu bytes exceeds the cap of %u", w.pos,
-               HAFL_MSG_MAX_HEADER);
+        s_fail(err, HAFL_MSG_ECAP, S_W(t->name, NULL), "header of %zu bytes exceeds the cap of %u",
+               w.pos, HAFL_MSG_MAX_HEADER);
         return NULL;
     }
     zmsg_t *zmsg = zmsg_new();
     zframe_t *frame = zmsg ? zframe_new(NULL, w.pos) : NULL;
     if (!frame) {
         zmsg_destroy(&zmsg);
-        s_fail(err, HAFL_MSG_ENOMEM, t->name, "no memory for the header");
+        s_fail(err, HAFL_MSG_ENOMEM, S_W(t->name, NULL), "no memory for the header");
         return NULL;
     }
     w = (s_writer_t){zframe_data(frame), zframe_size(frame), 0};
     s_pack_header(&pk, self, t);
     zmsg_append(zmsg, &frame);
     if (w.pos != w.size) { //  the two passes disagree: a codec bug, never input-dependent
-        s_fail(err, HAFL_MSG_ENOMEM, t->name, "header packed %zu of %zu bytes", w.pos, w.size);
+        s_fail(err, HAFL_MSG_ENOMEM, S_W(t->name, NULL), "header packed %zu of %zu bytes", w.pos,
+               w.size);
         zmsg_destroy(&zmsg);
         return NULL;
     }
@@ -883,9 +914,8 @@ zmsg_t *hafl_msg_encode(const hafl_msg_t *self, hafl_msg_error_t *err)
         const hafl_rank1_t *comp = *S_CAT(self, t->comp, hafl_rank1_t *);
         const hafl_rank1_t *merged = t->merged ? *S_CAT(self, t->merged, hafl_rank1_t *) : NULL;
         for (uint32_t i = 0; i < nc + nm; i++) {
-            char path[64];
-            s_path(path, sizeof path, "%s.%s[%u]", t->name, i < nc ? "component" : "merged",
-                   i < nc ? i : i - nc);
+            const s_where_t *path =
+                S_WI(t->name, i < nc ? "component" : "merged", i < nc ? i : i - nc, NULL);
             const hafl_rank1_t *r = i < nc ? &comp[i] : &merged[i - nc];
             total += HAFL_MSG_RANK1_OVERHEAD + 4 * ((size_t)r->d_out + r->d_in);
             if (total > HAFL_MSG_MAX_BYTES) {
@@ -900,8 +930,7 @@ zmsg_t *hafl_msg_encode(const hafl_msg_t *self, hafl_msg_error_t *err)
             }
             zmsg_append(zmsg, &frame);
         }
-        char path[64];
-        s_path(path, sizeof path, "%s.head", t->name);
+        const s_where_t *path = S_W(t->name, "head");
         const hafl_tensor_t *h = S_CAT(self, t->head, hafl_tensor_t);
         total += HAFL_MSG_HEAD_OVERHEAD + 4 * (size_t)h->rows * h->cols;
         frame = total <= HAFL_MSG_MAX_BYTES ? s_encode_head(h, path, err) : NULL;
@@ -926,7 +955,8 @@ static const char *s_kind_name(hafl_mp_kind_t kind)
     return kind <= HAFL_MP_EXT ? names[kind] : "?";
 }
 
-static int s_next(hafl_mpreader_t *r, hafl_mp_item_t *it, const char *path, hafl_msg_error_t *err)
+static int s_next(hafl_mpreader_t *r, hafl_mp_item_t *it, const s_where_t *path,
+                  hafl_msg_error_t *err)
 {
     int rc = hafl_mpreader_next(r, it);
     if (rc == HAFL_MP_ETRUNCATED)
@@ -937,7 +967,7 @@ static int s_next(hafl_mpreader_t *r, hafl_mp_item_t *it, const char *path, hafl
     return 0;
 }
 
-static int s_expect(const hafl_mp_item_t *it, hafl_mp_kind_t kind, const char *path,
+static int s_expect(const hafl_mp_item_t *it, hafl_mp_kind_t kind, const s_where_t *path,
                     hafl_msg_error_t *err)
 {
     if (it->kind == kind)
@@ -946,8 +976,8 @@ static int s_expect(const hafl_mp_item_t *it, hafl_mp_kind_t kind, const char *p
                   s_kind_name(it->kind), it->tag);
 }
 
-static int s_read_uint(hafl_mpreader_t *r, const char *path, uint64_t min, uint64_t max, int cap,
-                       uint64_t *out, hafl_msg_error_t *err)
+static int s_read_uint(hafl_mpreader_t *r, const s_where_t *path, uint64_t min, uint64_t max,
+                       int cap, uint64_t *out, hafl_msg_error_t *err)
 {
     hafl_mp_item_t it;
     if (s_next(r, &it, path, err))
@@ -961,7 +991,7 @@ static int s_read_uint(hafl_mpreader_t *r, const char *path, uint64_t min, uint6
 }
 
 //  Floats arrive as float 32 or float 64; a float 64 must fit a float 32.
-static int s_read_float(hafl_mpreader_t *r, const char *path, float min, float max, float *out,
+static int s_read_float(hafl_mpreader_t *r, const s_where_t *path, float min, float max, float *out,
                         hafl_msg_error_t *err)
 {
     hafl_mp_item_t it;
@@ -973,7 +1003,7 @@ static int s_read_float(hafl_mpreader_t *r, const char *path, float min, float m
     return 0;
 }
 
-static int s_read_bool(hafl_mpreader_t *r, const char *path, bool *out, hafl_msg_error_t *err)
+static int s_read_bool(hafl_mpreader_t *r, const s_where_t *path, bool *out, hafl_msg_error_t *err)
 {
     hafl_mp_item_t it;
     if (s_next(r, &it, path, err) || s_expect(&it, HAFL_MP_BOOL, path, err))
@@ -982,7 +1012,7 @@ static int s_read_bool(hafl_mpreader_t *r, const char *path, bool *out, hafl_msg
     return 0;
 }
 
-static int s_read_str(hafl_mpreader_t *r, const char *path, size_t min, size_t max,
+static int s_read_str(hafl_mpreader_t *r, const s_where_t *path, size_t min, size_t max,
                       hafl_mp_item_t *it, hafl_msg_error_t *err)
 {
     if (s_next(r, it, path, err) || s_expect(it, HAFL_MP_STR, path, err))
@@ -990,8 +1020,8 @@ static int s_read_str(hafl_mpreader_t *r, const char *path, size_t min, size_t m
     return s_check_str(err, path, it->ptr, it->len, min, max);
 }
 
-static int s_read_cstr(hafl_mpreader_t *r, const char *path, char *dst, size_t size, size_t min,
-                       hafl_msg_error_t *err)
+static int s_read_cstr(hafl_mpreader_t *r, const s_where_t *path, char *dst, size_t size,
+                       size_t min, hafl_msg_error_t *err)
 {
     hafl_mp_item_t it;
     if (s_read_str(r, path, min, size - 1, &it, err))
@@ -1001,7 +1031,7 @@ static int s_read_cstr(hafl_mpreader_t *r, const char *path, char *dst, size_t s
     return 0;
 }
 
-static int s_read_heapstr(hafl_mpreader_t *r, const char *path, size_t max, char **dst,
+static int s_read_heapstr(hafl_mpreader_t *r, const s_where_t *path, size_t max, char **dst,
                           hafl_msg_error_t *err)
 {
     hafl_mp_item_t it;
@@ -1017,7 +1047,7 @@ static int s_read_heapstr(hafl_mpreader_t *r, const char *path, size_t max, char
 
 //  An array of at least `need` elements; more only from a newer minor (their values are then
 //  skipped by s_skip_extra). Returns the element count in *n.
-static int s_read_tuple(hafl_mpreader_t *r, const char *path, uint32_t need, uint16_t minor,
+static int s_read_tuple(hafl_mpreader_t *r, const s_where_t *path, uint32_t need, uint16_t minor,
                         uint32_t *n, hafl_msg_error_t *err)
 {
     hafl_mp_item_t it;
@@ -1032,7 +1062,8 @@ static int s_read_tuple(hafl_mpreader_t *r, const char *path, uint32_t need, uin
     return 0;
 }
 
-static int s_skip_extra(hafl_mpreader_t *r, const char *path, uint32_t extra, hafl_msg_error_t *err)
+static int s_skip_extra(hafl_mpreader_t *r, const s_where_t *path, uint32_t extra,
+                        hafl_msg_error_t *err)
 {
     for (uint32_t i = 0; i < extra; i++) {
         int rc = hafl_mpreader_skip(r, S_MAX_DEPTH);
@@ -1047,7 +1078,7 @@ static int s_skip_extra(hafl_mpreader_t *r, const char *path, uint32_t extra, ha
     return 0;
 }
 
-static int s_expect_end(const hafl_mpreader_t *r, const char *path, hafl_msg_error_t *err)
+static int s_expect_end(const hafl_mpreader_t *r, const s_where_t *path, hafl_msg_error_t *err)
 {
     size_t left = hafl_mpreader_remaining(r);
     if (left)
@@ -1056,14 +1087,14 @@ static int s_expect_end(const hafl_mpreader_t *r, const char *path, hafl_msg_err
 }
 
 //  A float tensor as bin: byte length checked against 4 x dimension by the caller.
-static int s_read_bin(hafl_mpreader_t *r, const char *path, hafl_mp_item_t *it,
+static int s_read_bin(hafl_mpreader_t *r, const s_where_t *path, hafl_mp_item_t *it,
                       hafl_msg_error_t *err)
 {
     return s_next(r, it, path, err) || s_expect(it, HAFL_MP_BIN, path, err) ? -1 : 0;
 }
 
 //  Copy a checked bin payload of n floats into a new aligned array (NULL for n == 0).
-static int s_take_floats(const uint8_t *src, size_t n, float **out, const char *path,
+static int s_take_floats(const uint8_t *src, size_t n, float **out, const s_where_t *path,
                          hafl_msg_error_t *err)
 {
     *out = NULL;
@@ -1083,7 +1114,7 @@ static int s_take_floats(const uint8_t *src, size_t n, float **out, const char *
 }
 
 //  The dimension a bin of float32 declares, checked: a multiple of 4 bytes, 1..MAX_DIM floats.
-static int s_dim_of(const hafl_mp_item_t *it, const char *path, uint32_t *dim,
+static int s_dim_of(const hafl_mp_item_t *it, const s_where_t *path, uint32_t *dim,
                     hafl_msg_error_t *err)
 {
     if (it->len % 4)
@@ -1092,41 +1123,41 @@ static int s_dim_of(const hafl_mp_item_t *it, const char *path, uint32_t *dim,
     return s_check_uint(err, path, *dim, 1, HAFL_MSG_MAX_DIM, 1);
 }
 
-static int s_decode_rank1(zframe_t *frame, uint16_t minor, int merged, const char *path,
+static int s_decode_rank1(zframe_t *frame, uint16_t minor, int merged, const s_where_t *path,
                           hafl_rank1_t *r, hafl_msg_error_t *err)
 {
     memset(r, 0, sizeof *r);
     hafl_mpreader_t rd;
     hafl_mpreader_init(&rd, zframe_data(frame), zframe_size(frame));
-    char p[64];
+    const s_where_t *p;
     uint32_t n;
     uint64_t v;
     hafl_mp_item_t b, a;
     if (s_read_tuple(&rd, path, 5, minor, &n, err))
         return -1;
-    s_path(p, sizeof p, "%s.matrix", path);
+    p = S_LEAF(path, "matrix");
     if (s_read_uint(&rd, p, 0, HAFL_MSG_MAX_MATRICES - 1, 1, &v, err))
         return -1;
     r->matrix = (uint32_t)v;
-    s_path(p, sizeof p, "%s.k", path);
+    p = S_LEAF(path, "k");
     if (s_read_uint(&rd, p, 0, merged ? UINT32_MAX : HAFL_MSG_MAX_RANK - 1, 1, &v, err))
         return -1;
     r->k = (uint32_t)v;
-    s_path(p, sizeof p, "%s.score", path);
+    p = S_LEAF(path, "score");
     if (s_read_float(&rd, p, -FLT_MAX, FLT_MAX, &r->score, err))
         return -1;
-    s_path(p, sizeof p, "%s.b", path);
+    p = S_LEAF(path, "b");
     if (s_read_bin(&rd, p, &b, err) || s_dim_of(&b, p, &r->d_out, err))
         return -1;
-    s_path(p, sizeof p, "%s.a", path);
+    p = S_LEAF(path, "a");
     if (s_read_bin(&rd, p, &a, err) || s_dim_of(&a, p, &r->d_in, err))
         return -1;
     if (s_skip_extra(&rd, path, n - 5, err) || s_expect_end(&rd, path, err))
         return -1;
-    s_path(p, sizeof p, "%s.b", path);
+    p = S_LEAF(path, "b");
     if (s_take_floats(b.ptr, r->d_out, &r->b, p, err))
         return -1;
-    s_path(p, sizeof p, "%s.a", path);
+    p = S_LEAF(path, "a");
     if (s_take_floats(a.ptr, r->d_in, &r->a, p, err)) {
         hafl_msg_rank1_clear(r);
         return -1;
@@ -1134,26 +1165,26 @@ static int s_decode_rank1(zframe_t *frame, uint16_t minor, int merged, const cha
     return 0;
 }
 
-static int s_decode_head(zframe_t *frame, uint16_t minor, const char *path, hafl_tensor_t *h,
+static int s_decode_head(zframe_t *frame, uint16_t minor, const s_where_t *path, hafl_tensor_t *h,
                          hafl_msg_error_t *err)
 {
     hafl_mpreader_t rd;
     hafl_mpreader_init(&rd, zframe_data(frame), zframe_size(frame));
-    char p[64];
+    const s_where_t *p;
     uint32_t n;
     uint64_t rows, cols;
     hafl_mp_item_t data;
     if (s_read_tuple(&rd, path, 3, minor, &n, err))
         return -1;
-    s_path(p, sizeof p, "%s.rows", path);
+    p = S_LEAF(path, "rows");
     if (s_read_uint(&rd, p, 0, HAFL_MSG_MAX_HEAD, 1, &rows, err))
         return -1;
-    s_path(p, sizeof p, "%s.cols", path);
+    p = S_LEAF(path, "cols");
     if (s_read_uint(&rd, p, 0, HAFL_MSG_MAX_HEAD, 1, &cols, err))
         return -1;
     if (s_check_head_shape(err, path, rows, cols))
         return -1;
-    s_path(p, sizeof p, "%s.data", path);
+    p = S_LEAF(path, "data");
     if (s_read_bin(&rd, p, &data, err))
         return -1;
     if (data.len != 4 * rows * cols)
@@ -1171,38 +1202,38 @@ static int s_decode_matrices(hafl_mpreader_t *r, hafl_msg_t *m, const s_field_t 
 {
     hafl_welcome_t *w = &m->u.welcome;
     hafl_mp_item_t it;
-    char path[64];
-    if (s_next(r, &it, "welcome.matrices", err) ||
-        s_expect(&it, HAFL_MP_ARRAY, "welcome.matrices", err))
+    const s_where_t *path;
+    if (s_next(r, &it, S_W("welcome", "matrices"), err) ||
+        s_expect(&it, HAFL_MP_ARRAY, S_W("welcome", "matrices"), err))
         return -1;
-    if (s_check_uint(err, "welcome.matrices", it.len, 0, f->max, 1))
+    if (s_check_uint(err, S_W("welcome", "matrices"), it.len, 0, f->max, 1))
         return -1;
     //  Each entry takes at least 5 bytes, so a count the frame cannot hold is refused before
     //  allocating for it.
     if ((uint64_t)it.len * 5 > hafl_mpreader_remaining(r))
-        return s_fail(err, HAFL_MSG_ETRUNCATED, "welcome.matrices",
+        return s_fail(err, HAFL_MSG_ETRUNCATED, S_W("welcome", "matrices"),
                       "%u entries cannot fit in %zu bytes", it.len, hafl_mpreader_remaining(r));
     w->n_matrices = it.len;
     if (it.len && !(w->matrices = calloc(it.len, sizeof *w->matrices)))
-        return s_fail(err, HAFL_MSG_ENOMEM, "welcome.matrices", "no memory for %u", it.len);
+        return s_fail(err, HAFL_MSG_ENOMEM, S_W("welcome", "matrices"), "no memory for %u", it.len);
     for (uint32_t i = 0; i < it.len; i++) {
         uint32_t n;
         uint64_t v;
-        s_path(path, sizeof path, "welcome.matrices[%u]", i);
+        path = S_WI("welcome", "matrices", i, NULL);
         if (s_read_tuple(r, path, 3, m->minor, &n, err))
             return -1;
-        s_path(path, sizeof path, "welcome.matrices[%u].name", i);
+        path = S_WI("welcome", "matrices", i, "name");
         if (s_read_cstr(r, path, w->matrices[i].name, sizeof w->matrices[i].name, 1, err))
             return -1;
-        s_path(path, sizeof path, "welcome.matrices[%u].d_out", i);
+        path = S_WI("welcome", "matrices", i, "d_out");
         if (s_read_uint(r, path, 1, HAFL_MSG_MAX_DIM, 1, &v, err))
             return -1;
         w->matrices[i].d_out = (uint32_t)v;
-        s_path(path, sizeof path, "welcome.matrices[%u].d_in", i);
+        path = S_WI("welcome", "matrices", i, "d_in");
         if (s_read_uint(r, path, 1, HAFL_MSG_MAX_DIM, 1, &v, err))
             return -1;
         w->matrices[i].d_in = (uint32_t)v;
-        s_path(path, sizeof path, "welcome.matrices[%u]", i);
+        path = S_WI("welcome", "matrices", i, NULL);
         if (s_skip_extra(r, path, n - 3, err))
             return -1;
     }
@@ -1214,24 +1245,24 @@ static int s_decode_fields(hafl_mpreader_t *r, hafl_msg_t *m, const s_field_t *f
 {
     hafl_log_event_t *e = &m->u.log_event;
     hafl_mp_item_t it;
-    char path[64];
-    if (s_next(r, &it, "log_event.fields", err) ||
-        s_expect(&it, HAFL_MP_MAP, "log_event.fields", err))
+    const s_where_t *path;
+    if (s_next(r, &it, S_W("log_event", "fields"), err) ||
+        s_expect(&it, HAFL_MP_MAP, S_W("log_event", "fields"), err))
         return -1;
-    if (s_check_uint(err, "log_event.fields", it.len, 0, f->max, 1))
+    if (s_check_uint(err, S_W("log_event", "fields"), it.len, 0, f->max, 1))
         return -1;
     if (it.len && !(e->fields = calloc(it.len, sizeof *e->fields)))
-        return s_fail(err, HAFL_MSG_ENOMEM, "log_event.fields", "no memory for %u", it.len);
+        return s_fail(err, HAFL_MSG_ENOMEM, S_W("log_event", "fields"), "no memory for %u", it.len);
     uint32_t n = it.len;
     for (uint32_t i = 0; i < n; i++) {
         hafl_field_t *x = &e->fields[i];
-        s_path(path, sizeof path, "log_event.fields[%u].key", i);
+        path = S_WI("log_event", "fields", i, "key");
         if (s_read_cstr(r, path, x->key, sizeof x->key, 1, err))
             return -1;
         for (uint32_t j = 0; j < i; j++)
             if (strcmp(e->fields[j].key, x->key) == 0)
                 return s_fail(err, HAFL_MSG_ERANGE, path, "key '%s' repeats fields[%u]", x->key, j);
-        s_path(path, sizeof path, "log_event.fields[%u].value", i);
+        path = S_WI("log_event", "fields", i, "value");
         hafl_mp_item_t v;
         const uint8_t *before = r->p;
         if (s_next(r, &v, path, err))
@@ -1277,16 +1308,17 @@ static int s_decode_args(hafl_mpreader_t *r, hafl_msg_t *m, const s_field_t *f,
 {
     hafl_control_t *c = &m->u.control;
     hafl_mp_item_t it;
-    char path[64];
-    if (s_next(r, &it, "control.argv", err) || s_expect(&it, HAFL_MP_ARRAY, "control.argv", err))
+    const s_where_t *path;
+    if (s_next(r, &it, S_W("control", "argv"), err) ||
+        s_expect(&it, HAFL_MP_ARRAY, S_W("control", "argv"), err))
         return -1;
-    if (s_check_uint(err, "control.argv", it.len, 0, f->max, 1))
+    if (s_check_uint(err, S_W("control", "argv"), it.len, 0, f->max, 1))
         return -1;
     if (it.len && !(c->argv = calloc(it.len, sizeof *c->argv)))
-        return s_fail(err, HAFL_MSG_ENOMEM, "control.argv", "no memory for %u", it.len);
+        return s_fail(err, HAFL_MSG_ENOMEM, S_W("control", "argv"), "no memory for %u", it.len);
     c->argc = it.len;
     for (uint32_t i = 0; i < c->argc; i++) {
-        s_path(path, sizeof path, "control.argv[%u]", i);
+        path = S_WI("control", "argv", i, NULL);
         if (s_read_heapstr(r, path, HAFL_MSG_MAX_TEXT, &c->argv[i], err))
             return -1;
     }
@@ -1296,8 +1328,7 @@ static int s_decode_args(hafl_mpreader_t *r, hafl_msg_t *m, const s_field_t *f,
 static int s_decode_field(hafl_mpreader_t *r, hafl_msg_t *m, const s_type_t *t, const s_field_t *f,
                           hafl_msg_error_t *err)
 {
-    char path[64];
-    s_path(path, sizeof path, "%s.%s", t->name, f->name);
+    const s_where_t *path = S_W(t->name, f->name);
     void *at = (char *)m + f->offset;
     uint64_t u;
     hafl_mp_item_t it;
@@ -1375,27 +1406,29 @@ static int s_decode_prefix(hafl_mpreader_t *r, uint32_t *n, uint64_t *major, uin
                            uint64_t *type, hafl_msg_error_t *err)
 {
     hafl_mp_item_t it;
-    if (s_next(r, &it, "header", err) || s_expect(&it, HAFL_MP_ARRAY, "header", err))
+    if (s_next(r, &it, S_W("header", NULL), err) ||
+        s_expect(&it, HAFL_MP_ARRAY, S_W("header", NULL), err))
         return -1;
     *n = it.len;
     if (it.len < 1)
-        return s_fail(err, HAFL_MSG_EARITY, "header", "empty header array");
-    if (s_read_uint(r, "header.major", 0, UINT64_MAX, 0, major, err))
+        return s_fail(err, HAFL_MSG_EARITY, S_W("header", NULL), "empty header array");
+    if (s_read_uint(r, S_W("header", "major"), 0, UINT64_MAX, 0, major, err))
         return -1;
     if (*major != HAFL_PROTO_MAJOR)
-        return s_fail(err, HAFL_MSG_EVERSION, "header.major",
+        return s_fail(err, HAFL_MSG_EVERSION, S_W("header", "major"),
                       "protocol %llu, this peer speaks %u.%u", (unsigned long long)*major,
                       HAFL_PROTO_MAJOR, HAFL_PROTO_MINOR);
     if (it.len < 3)
-        return s_fail(err, HAFL_MSG_EARITY, "header", "%u elements, at least 3 required", it.len);
-    if (s_read_uint(r, "header.minor", 0, UINT16_MAX, 0, minor, err))
+        return s_fail(err, HAFL_MSG_EARITY, S_W("header", NULL), "%u elements, at least 3 required",
+                      it.len);
+    if (s_read_uint(r, S_W("header", "minor"), 0, UINT16_MAX, 0, minor, err))
         return -1;
-    if (s_next(r, &it, "header.type", err))
+    if (s_next(r, &it, S_W("header", "type"), err))
         return -1;
     if (it.kind == HAFL_MP_INT || (it.kind == HAFL_MP_UINT && !s_type(it.u)))
-        return s_fail(err, HAFL_MSG_EUNKNOWN, "header.type", "unknown message type %lld",
+        return s_fail(err, HAFL_MSG_EUNKNOWN, S_W("header", "type"), "unknown message type %lld",
                       it.kind == HAFL_MP_INT ? (long long)it.i : (long long)it.u);
-    if (s_expect(&it, HAFL_MP_UINT, "header.type", err))
+    if (s_expect(&it, HAFL_MP_UINT, S_W("header", "type"), err))
         return -1;
     *type = it.u;
     return 0;
@@ -1409,18 +1442,18 @@ hafl_msg_t *hafl_msg_decode(zmsg_t *zmsg, hafl_msg_error_t *err)
     memset(err, 0, sizeof *err);
     size_t frames = zmsg ? zmsg_size(zmsg) : 0;
     if (frames == 0) {
-        s_fail(err, HAFL_MSG_ENOFRAMES, "message", "no frames");
+        s_fail(err, HAFL_MSG_ENOFRAMES, S_W("message", NULL), "no frames");
         return NULL;
     }
     if (zmsg_content_size(zmsg) > HAFL_MSG_MAX_BYTES) {
-        s_fail(err, HAFL_MSG_ECAP, "message", "%zu bytes exceed the cap of %u",
+        s_fail(err, HAFL_MSG_ECAP, S_W("message", NULL), "%zu bytes exceed the cap of %u",
                zmsg_content_size(zmsg), HAFL_MSG_MAX_BYTES);
         return NULL;
     }
     zframe_t *frame = zmsg_first(zmsg);
     if (zframe_size(frame) > HAFL_MSG_MAX_HEADER) {
-        s_fail(err, HAFL_MSG_ECAP, "header", "%zu bytes exceed the cap of %u", zframe_size(frame),
-               HAFL_MSG_MAX_HEADER);
+        s_fail(err, HAFL_MSG_ECAP, S_W("header", NULL), "%zu bytes exceed the cap of %u",
+               zframe_size(frame), HAFL_MSG_MAX_HEADER);
         return NULL;
     }
     hafl_mpreader_t rd;
@@ -1432,20 +1465,21 @@ hafl_msg_t *hafl_msg_decode(zmsg_t *zmsg, hafl_msg_error_t *err)
     const s_type_t *t = s_type(type);
     uint32_t need = 3 + (uint32_t)t->n_fields;
     if (n < need || (n > need && minor <= HAFL_PROTO_MINOR)) {
-        s_fail(err, HAFL_MSG_EARITY, t->name, "header has %u elements, %s%u in 1.%llu", n,
-               n < need ? "at least " : "exactly ", need, (unsigned long long)minor);
+        s_fail(err, HAFL_MSG_EARITY, S_W(t->name, NULL), "header has %u elements, %s%u in 1.%llu",
+               n, n < need ? "at least " : "exactly ", need, (unsigned long long)minor);
         return NULL;
     }
     hafl_msg_t *m = hafl_msg_new((hafl_msg_type_t)type);
     if (!m) {
-        s_fail(err, HAFL_MSG_ENOMEM, t->name, "no memory for the message");
+        s_fail(err, HAFL_MSG_ENOMEM, S_W(t->name, NULL), "no memory for the message");
         return NULL;
     }
     m->minor = (uint16_t)minor;
     for (size_t i = 0; i < t->n_fields; i++)
         if (s_decode_field(&rd, m, t, &t->fields[i], err))
             goto fail;
-    if (s_skip_extra(&rd, t->name, n - need, err) || s_expect_end(&rd, t->name, err))
+    if (s_skip_extra(&rd, S_W(t->name, NULL), n - need, err) ||
+        s_expect_end(&rd, S_W(t->name, NULL), err))
         goto fail;
 
     //  The header says how many frames follow; nothing is allocated for them before the
@@ -1454,7 +1488,8 @@ hafl_msg_t *hafl_msg_decode(zmsg_t *zmsg, hafl_msg_error_t *err)
     uint32_t nm = t->merged ? *S_AT(m, t->n_merged, uint32_t) : 0;
     size_t expect = 1 + (size_t)nc + nm + (t->head ? 1 : 0);
     if (frames != expect) {
-        s_fail(err, HAFL_MSG_ENOFRAMES, t->name, "%zu frames, header declares %zu", frames, expect);
+        s_fail(err, HAFL_MSG_ENOFRAMES, S_W(t->name, NULL), "%zu frames, header declares %zu",
+               frames, expect);
         goto fail;
     }
     for (int pass = 0; pass < 2 && t->comp; pass++) {
@@ -1463,21 +1498,22 @@ hafl_msg_t *hafl_msg_decode(zmsg_t *zmsg, hafl_msg_error_t *err)
             continue;
         hafl_rank1_t *list = calloc(count, sizeof *list);
         if (!list) {
-            s_fail(err, HAFL_MSG_ENOMEM, t->name, "no memory for %u rank-1 terms", count);
+            s_fail(err, HAFL_MSG_ENOMEM, S_W(t->name, NULL), "no memory for %u rank-1 terms",
+                   count);
             goto fail;
         }
         //  Owned by the message from here on, so a failure below frees what was decoded.
         *S_AT(m, pass ? t->merged : t->comp, hafl_rank1_t *) = list;
         for (uint32_t i = 0; i < count; i++) {
-            char path[64];
-            s_path(path, sizeof path, "%s.%s[%u]", t->name, pass ? "merged" : "component", i);
+            const s_where_t *path;
+            path = S_WI(t->name, pass ? "merged" : "component", i, NULL);
             if (s_decode_rank1(zmsg_next(zmsg), m->minor, pass, path, &list[i], err))
                 goto fail;
         }
     }
     if (t->head) {
-        char path[64];
-        s_path(path, sizeof path, "%s.head", t->name);
+        const s_where_t *path;
+        path = S_W(t->name, "head");
         if (s_decode_head(zmsg_next(zmsg), m->minor, path, S_AT(m, t->head, hafl_tensor_t), err))
             goto fail;
     }
@@ -1497,9 +1533,9 @@ int hafl_msg_rank1_decode(zframe_t *frame, hafl_rank1_t *rank1, hafl_msg_error_t
     memset(err, 0, sizeof *err);
     if (!frame) {
         memset(rank1, 0, sizeof *rank1);
-        return s_fail(err, HAFL_MSG_ENOFRAMES, "rank1", "no frame");
+        return s_fail(err, HAFL_MSG_ENOFRAMES, S_W("rank1", NULL), "no frame");
     }
-    return s_decode_rank1(frame, HAFL_PROTO_MINOR, 0, "rank1", rank1, err);
+    return s_decode_rank1(frame, HAFL_PROTO_MINOR, 0, S_W("rank1", NULL), rank1, err);
 }
 
 void hafl_msg_rank1_clear(hafl_rank1_t *rank1)
@@ -1539,10 +1575,9 @@ int hafl_msg_check_layout(const hafl_msg_t *self, const hafl_layout_t *layout,
     const s_type_t *t = s_type(self->type);
     if (!t || !t->comp)
         return 0;
-    char path[64];
     if (self->type == HAFL_MSG_ROUND &&
         (self->u.round.n_matrices != layout->n_matrices || self->u.round.rank != layout->rank))
-        return s_fail(err, HAFL_MSG_ERANGE, "round.n_matrices",
+        return s_fail(err, HAFL_MSG_ERANGE, S_W("round", "n_matrices"),
                       "%u matrices of rank %u, the layout has %u of rank %u",
                       self->u.round.n_matrices, self->u.round.rank, layout->n_matrices,
                       layout->rank);
@@ -1552,8 +1587,8 @@ int hafl_msg_check_layout(const hafl_msg_t *self, const hafl_layout_t *layout,
     const hafl_rank1_t *merged = t->merged ? *S_CAT(self, t->merged, hafl_rank1_t *) : NULL;
     for (uint32_t i = 0; i < nc + nm; i++) {
         const hafl_rank1_t *x = i < nc ? &comp[i] : &merged[i - nc];
-        s_path(path, sizeof path, "%s.%s[%u]", t->name, i < nc ? "component" : "merged",
-               i < nc ? i : i - nc);
+        const s_where_t *path =
+            S_WI(t->name, i < nc ? "component" : "merged", i < nc ? i : i - nc, NULL);
         if (x->matrix >= layout->n_matrices)
             return s_fail(err, HAFL_MSG_ERANGE, path, "matrix %u >= n_matrices %u", x->matrix,
                           layout->n_matrices);
@@ -1566,9 +1601,9 @@ int hafl_msg_check_layout(const hafl_msg_t *self, const hafl_layout_t *layout,
     }
     const hafl_tensor_t *h = S_CAT(self, t->head, hafl_tensor_t);
     if ((h->rows || h->cols) && (h->rows != layout->head_rows || h->cols != layout->head_cols)) {
-        s_path(path, sizeof path, "%s.head", t->name);
-        return s_fail(err, HAFL_MSG_ELENGTH, path, "%u x %u, the layout's head is %u x %u", h->rows,
-                      h->cols, layout->head_rows, layout->head_cols);
+        return s_fail(err, HAFL_MSG_ELENGTH, S_W(t->name, "head"),
+                      "%u x %u, the layout's head is %u x %u", h->rows, h->cols, layout->head_rows,
+                      layout->head_cols);
     }
     return 0;
 }
