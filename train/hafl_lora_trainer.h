@@ -102,6 +102,23 @@ int hafl_lora_trainer_evaluate(hafl_lora_trainer_t *self, const uint32_t *tokens
                                uint32_t T, float *logits, hafl_lora_batch_stats_t *stats, char *err,
                                size_t errlen);
 
+//  Forward and backward without any update (for checks and tools): afterwards the _grad_*
+//  functions give d (mean loss) / d entry for this batch. stats as for _step.
+int hafl_lora_trainer_gradient(hafl_lora_trainer_t *self, const uint32_t *tokens,
+                               const uint32_t *lengths, const uint32_t *labels, uint32_t B,
+                               uint32_t T, hafl_lora_batch_stats_t *stats, char *err,
+                               size_t errlen);
+//  Gradients of the last _step or _gradient call, valid until the next pass: matrix m's
+//  [R][d_out] (bt-shaped) and [R][d_in] (a-shaped), and the head [classes][dim + 1]. Rows of
+//  components that are not trainable are unspecified; matrices without a trainable component
+//  read as zero.
+const float *hafl_lora_trainer_grad_bt(const hafl_lora_trainer_t *self, uint32_t m);
+const float *hafl_lora_trainer_grad_a(const hafl_lora_trainer_t *self, uint32_t m);
+const float *hafl_lora_trainer_grad_head(const hafl_lora_trainer_t *self);
+//  Copy the final RMSNorm output of sequence b of the last pass, out [lengths[b]][dim]
+//  (what the head pools). 0, or -1 when b was not in the last batch.
+int hafl_lora_trainer_final_norm(const hafl_lora_trainer_t *self, uint32_t b, float *out);
+
 //  The local adapter (factors, head, scores as described above), valid until the next call
 //  that changes the trainer. Its merged terms are those last loaded.
 const hafl_adapter_t *hafl_lora_trainer_adapter(const hafl_lora_trainer_t *self);
