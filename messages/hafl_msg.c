@@ -465,60 +465,41 @@ static int s_check_message(const hafl_msg_t *m, hafl_msg_error_t *err)
 #define S_CLONES
 #endif
 
-//  OR over n floats of (exponent bits + one exponent step): bit 31 ends up set exactly when
-//  some value is inf or NaN (all-ones exponent), and the loop needs no compares.
-S_CLONES static uint32_t s_exponent_or(const unsigned char *x, size_t n)
+//  Copies n floats; returns 1 if all were finite. A float is inf or NaN exactly when its bits
+//  without the sign are at least 0x7f800000, so the loop keeps a running unsigned maximum per
+//  lane (no compares, no branches) and looks at it once at the end. Copy and check share one
+//  pass over the data.
+S_CLONES static int s_copy_floats(void *restrict dst, const void *restrict src, size_t n)
 {
-    uint32_t acc[16] = {0};
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    uint32_t top[16] = {0};
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
         for (size_t j = 0; j < 16; j++) {
             uint32_t v;
-            memcpy(&v, x + 4 * (i + j), 4);
-            acc[j] |= (v & 0x7f800000u) + 0x00800000u;
+            memcpy(&v, s + 4 * (i + j), 4);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            v = __builtin_bswap32(v);
+#endif
+            uint32_t mag = v & 0x7fffffffu;
+            top[j] = top[j] > mag ? top[j] : mag;
+            memcpy(d + 4 * (i + j), &v, 4);
         }
     for (; i < n; i++) {
         uint32_t v;
-        memcpy(&v, x + 4 * i, 4);
-        acc[0] |= (v & 0x7f800000u) + 0x00800000u;
+        memcpy(&v, s + 4 * i, 4);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        v = __builtin_bswap32(v);
+#endif
+        uint32_t mag = v & 0x7fffffffu;
+        top[0] = top[0] > mag ? top[0] : mag;
+        memcpy(d + 4 * i, &v, 4);
     }
     uint32_t all = 0;
     for (size_t j = 0; j < 16; j++)
-        all |= acc[j];
-    return all;
-}
-
-//  Copies n floats; returns 1 if all were finite. Little-endian hosts copy in blocks with
-//  memcpy and check each block right after, while it is still in L1; blocks stay below the
-//  size at which glibc switches to `rep movsb`, whose speed on some CPUs swings tenfold with
-//  the distance between source and destination.
-static int s_copy_floats(void *restrict dst, const void *restrict src, size_t n)
-{
-    unsigned char *d = dst;
-    const unsigned char *s = src;
-    uint32_t all = 0;
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    for (size_t i = 0; i < n; i++) {
-        uint32_t v;
-        memcpy(&v, s + 4 * i, 4);
-        v = __builtin_bswap32(v);
-        all |= (v & 0x7f800000u) + 0x00800000u;
-        memcpy(d + 4 * i, &v, 4);
-    }
-#else
-    const size_t block = 512; //  floats: 2 KiB
-    for (size_t i = 0; i < n; i += block) {
-        size_t m = n - i < block ? n - i : block;
-#if defined(__GNUC__)
-        //  Hide the bound from the compiler, which would otherwise inline this copy as
-        //  `rep movsq`, several times slower than the library's vector loop.
-        __asm__("" : "+r"(m));
-#endif
-        memcpy(d + 4 * i, s + 4 * i, 4 * m);
-        all |= s_exponent_or(d + 4 * i, m);
-    }
-#endif
-    return !(all & 0x80000000u);
+        all = all > top[j] ? all : top[j];
+    return all < 0x7f800000u;
 }
 
 //  The slow path after a failed copy: where the first non-finite value is, for the message.

@@ -1,2 +1,4 @@
 /*  The benchmarks of `hafl bench`, one line each: HAFL_BENCH(name, function, summary).
     Included twice by cmd_bench.c by design; no guard. */
+HAFL_BENCH ("round", hafl_bench_round, "actor bus: median round latency, memory at scale, wire bytes / float payload")
+HAFL_BENCH("codec", hafl_bench_codec, "rank-1 frame encode + decode vs memcpy (--dim, --iters)")
