@@ -36,6 +36,7 @@ struct hafl_lowrank_t {
     double *u;     //  [rank][d_out]
     double *v;     //  [rank][d_in]
     int done;
+    int overflow; //  a term arrived past max_terms: factor fails
 };
 
 hafl_lowrank_t *hafl_lowrank_new(uint32_t d_out, uint32_t d_in, uint32_t max_terms)
@@ -84,8 +85,10 @@ int hafl_lowrank_add(hafl_lowrank_t *self, double c, const float *x, const float
         nonzero = x[r] != 0.0f;
     if (c == 0.0 || !nonzero)
         return 0;
-    if (self->done || self->q >= self->max_terms)
+    if (self->done || self->q >= self->max_terms) {
+        self->overflow = 1;
         return -1;
+    }
     self->q++;
     if (self->factored) {
         double *xj = self->x + (size_t)(self->q - 1) * self->d_out;
@@ -277,6 +280,10 @@ int hafl_lowrank_factor(hafl_lowrank_t *self, char *err, size_t errlen)
         return -1;
     }
     self->done = 1;
+    if (self->overflow) {
+        snprintf(err, errlen, "lowrank: more rank-1 terms than the %u announced", self->max_terms);
+        return -1;
+    }
     if (self->q == 0) {
         self->rank = 0;
         return 0;

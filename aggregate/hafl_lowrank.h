@@ -27,7 +27,9 @@ hafl_lowrank_t *hafl_lowrank_new(uint32_t d_out, uint32_t d_in, uint32_t max_ter
 void hafl_lowrank_destroy(hafl_lowrank_t **self_p);
 
 //  D += c * x y^T with x [d_out], y [d_in]. Terms with c == 0 or x all zero are skipped, as
-//  they add exactly nothing. -1 when more than max_terms terms would be kept.
+//  they add exactly nothing. -1 when more than max_terms terms would be kept, or after
+//  factoring; the error is sticky and hafl_lowrank_factor then fails, so callers may check
+//  once there.
 int hafl_lowrank_add(hafl_lowrank_t *self, double c, const float *x, const float *y);
 
 //  Decompose the accumulated D. 0, or -1 with a reason when LAPACK fails or memory runs out.

@@ -7,6 +7,7 @@
     flora's stacked product, the head and score rule, swapping at a round boundary, and the
     refusal of unsorted or malformed input with the global state left untouched.
 */
+#include "hafl_lowrank.h"
 #include "hafl_scheme.h"
 #include "hafl_strategy.h"
 #include "hafl_rng.h"
