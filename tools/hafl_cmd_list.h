@@ -5,3 +5,5 @@ HAFL_CMD ("bench", hafl_cmd_bench, "run a benchmark against its reference in the
 HAFL_CMD ("generate", hafl_cmd_generate, "sample text from a checkpoint like the llama2.c runner")
 HAFL_CMD ("tail", hafl_cmd_tail, "follow a running federation's events from the logger's PUB endpoint")
 HAFL_CMD ("ctl", hafl_cmd_ctl, "send a control command (status, swap-aggregator, fault, stop) to a server")
+HAFL_CMD ("run", hafl_cmd_run, "run a federation from a topology file (in-process or --processes)")
+HAFL_CMD ("node", hafl_cmd_node, "run the actors a topology places on one host")

@@ -1,0 +1,482 @@
+/*  hafl_client: one federated client as an actor. See hafl_client.h.
+
+    State machine: JOINING -> IDLE <-> TRAINING (job at the pool) -> HOLDING (upload delayed by
+    a straggle) -> IDLE; any -> CRASHED (socket dropped, rejoin timer) -> JOINING; any -> DONE.
+*/
+#include "hafl_client.h"
+#include "hafl_faults.h"
+#include "hafl_logger.h"
+#include "hafl_pool.h"
+#include "hafl_wire.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef enum { S_JOINING, S_IDLE, S_TRAINING, S_HOLDING, S_CRASHED, S_DONE } s_phase_t;
+
+typedef struct {
+    zsock_t *pipe;
+    zsock_t *dealer;      //  to the server; replaced on a crash
+    zsock_t *dead_dealer; //  the crashed one, destroyed outside its own reader callback
+    zsock_t *pool;        //  to the compute pool
+    zloop_t *loop;
+    hafl_client_args_t *args;
+    hafl_task_t *task;
+    const hafl_topology_t *topology;
+    uint32_t index;
+    uint32_t rank_budget;
+    uint64_t n_samples;
+    uint8_t digest[32];
+    char name[HAFL_MSG_MAX_NAME];
+    s_phase_t phase;
+    bool rejoining;           //  next HELLO says rejoin = true
+    hafl_trainer_t *trainer;  //  NULL until welcomed (and after a crash)
+    hafl_adapter_t *received; //  what the server sent; merged terms accumulate across rounds
+    uint8_t *roles;           //  [n_matrices * R] of the round being trained
+    hafl_pool_job_t job;
+    uint32_t job_round;
+    uint32_t job_straggle_ms;
+    uint32_t last_round;       //  highest round started
+    hafl_msg_t *pending_round; //  a newer ROUND that arrived while training
+    hafl_msg_t *held;          //  an UPDATE waiting for its straggle timer
+    int held_timer;
+    int heartbeat_timer;
+    uint32_t heartbeat_ms;
+    uint64_t heartbeat_seq;
+    hafl_events_t *events;
+    uint64_t malformed;
+    char run_id[HAFL_MSG_MAX_NAME];
+} s_self_t;
+
+static void s_log(s_self_t *self, int32_t round, const char *event, const char *key,
+                  const char *value)
+{
+    if (!self->events)
+        return;
+    hafl_log_event_t *ev = hafl_events_start(self->events, round, event);
+    if (!ev)
+        return;
+    if (key)
+        hafl_log_event_add_string(ev, key, value);
+    hafl_events_send(self->events, &ev);
+}
+
+static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg);
+
+static void s_stop_timer(s_self_t *self, int *timer)
+{
+    if (*timer >= 0)
+        zloop_timer_end(self->loop, *timer);
+    *timer = -1;
+}
+
+static void s_done(s_self_t *self, const char *reason)
+{
+    if (self->phase == S_DONE)
+        return;
+    self->phase = S_DONE;
+    s_stop_timer(self, &self->heartbeat_timer);
+    s_stop_timer(self, &self->held_timer);
+    zsock_send(self->pipe, "ss", "DONE", reason);
+}
+
+static int s_send_hello(s_self_t *self)
+{
+    hafl_msg_t *msg = hafl_msg_new(HAFL_MSG_HELLO);
+    if (!msg)
+        return -1;
+    hafl_hello_t *h = &msg->u.hello;
+    h->client_index = self->index;
+    snprintf(h->name, sizeof h->name, "%s", self->name);
+    h->rank_budget = self->rank_budget;
+    h->n_samples = self->n_samples;
+    memcpy(h->base_digest, self->digest, 32);
+    h->rejoin = self->rejoining;
+    int rc = hafl_wire_send(self->dealer, NULL, msg, NULL, NULL);
+    hafl_msg_destroy(&msg);
+    return rc;
+}
+
+static int s_connect(s_self_t *self)
+{
+    self->dealer = zsock_new(ZMQ_DEALER);
+    if (!self->dealer)
+        return -1;
+    hafl_wire_limit(self->dealer, self->args->max_msg_bytes);
+    if (zsock_connect(self->dealer, "%s", self->args->server)) {
+        zsock_destroy(&self->dealer);
+        return -1;
+    }
+    zloop_reader(self->loop, self->dealer, s_on_dealer, self);
+    self->phase = S_JOINING;
+    return s_send_hello(self);
+}
+
+static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    if (!self->dealer || self->phase == S_JOINING)
+        return 0;
+    hafl_wire_send_heartbeat(self->dealer, NULL, self->index, ++self->heartbeat_seq, NULL);
+    return 0;
+}
+
+static void s_send_update(s_self_t *self, hafl_msg_t **msg_p)
+{
+    hafl_msg_error_t err;
+    if (self->dealer && hafl_wire_send(self->dealer, NULL, *msg_p, NULL, &err))
+        s_log(self, (int32_t)(*msg_p)->u.update.round, "send-failed", "reason", err.text);
+    hafl_msg_destroy(msg_p);
+}
+
+static int s_on_held(zloop_t *loop, int timer_id, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    self->held_timer = -1;
+    if (self->held)
+        s_send_update(self, &self->held);
+    if (self->phase == S_HOLDING)
+        self->phase = S_IDLE;
+    return 0;
+}
+
+static int s_on_rejoin(zloop_t *loop, int timer_id, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    zsock_destroy(&self->dead_dealer);
+    if (self->phase == S_CRASHED && s_connect(self))
+        s_done(self, "cannot reconnect after crash");
+    return 0;
+}
+
+//  Drop every piece of local state, as a crashed process would, and rejoin shortly.
+static void s_crash(s_self_t *self, uint32_t round)
+{
+    s_log(self, (int32_t)round, "crash", "state", "dropped");
+    hafl_trainer_destroy(&self->trainer);
+    hafl_adapter_destroy(&self->received);
+    hafl_msg_destroy(&self->held);
+    s_stop_timer(self, &self->held_timer);
+    s_stop_timer(self, &self->heartbeat_timer);
+    if (self->dealer) {
+        zloop_reader_end(self->loop, self->dealer);
+        zsock_destroy(&self->dead_dealer);
+        self->dead_dealer = self->dealer;
+        self->dealer = NULL;
+    }
+    self->phase = S_CRASHED;
+    self->rejoining = true;
+    zloop_timer(self->loop, 1, 1, s_on_rejoin, self);
+}
+
+static int s_install(s_self_t *self, const hafl_round_t *r, char *err, size_t errlen)
+{
+    const hafl_layout_t *L = hafl_task_layout(self->task);
+    if (r->n_matrices != L->n_matrices || r->rank != L->rank || !r->roles) {
+        snprintf(err, errlen, "round.roles: %ux%u differs from the layout's %ux%u", r->n_matrices,
+                 r->rank, L->n_matrices, L->rank);
+        return -1;
+    }
+    size_t slots = (size_t)L->n_matrices * L->rank;
+    for (size_t s = 0; s < slots; s++)
+        if (r->roles[s] > HAFL_ROLE_TRAINABLE) {
+            snprintf(err, errlen, "round.roles[%zu]: %u is not a role", s, r->roles[s]);
+            return -1;
+        }
+    if (!self->received && !(self->received = hafl_adapter_new(L))) {
+        snprintf(err, errlen, "client: out of memory");
+        return -1;
+    }
+    for (uint32_t m = 0; m < L->n_matrices; m++) {
+        memset(self->received->bt[m], 0, (size_t)L->rank * L->matrices[m].d_out * sizeof(float));
+        memset(self->received->a[m], 0, (size_t)L->rank * L->matrices[m].d_in * sizeof(float));
+    }
+    memset(self->received->score, 0, slots * sizeof(float));
+    uint8_t *present = calloc(slots + 1, 1);
+    if (!present) {
+        snprintf(err, errlen, "client: out of memory");
+        return -1;
+    }
+    int rc = hafl_wire_take_components(self->received, r->components, r->n_components, present,
+                                       "round.components", err, errlen);
+    for (size_t s = 0; rc == 0 && s < slots; s++)
+        if ((r->roles[s] != HAFL_ROLE_ABSENT) != (present[s] != 0)) {
+            snprintf(err, errlen, "round.components: component %zu is %s but its role is %u", s,
+                     present[s] ? "sent" : "missing", r->roles[s]);
+            rc = -1;
+        }
+    free(present);
+    if (rc == 0)
+        rc = hafl_wire_take_merged(self->received, r->merged, r->n_merged, r->reset_merged,
+                                   "round.merged", err, errlen);
+    if (rc == 0)
+        rc = hafl_wire_take_head(self->received, &r->head, "round", err, errlen);
+    if (rc == 0)
+        memcpy(self->roles, r->roles, slots);
+    return rc;
+}
+
+//  Start training a round (takes the message).
+static void s_start_round(s_self_t *self, hafl_msg_t **msg_p)
+{
+    hafl_msg_t *msg = *msg_p;
+    *msg_p = NULL;
+    const hafl_round_t *r = &msg->u.round;
+    if (self->held) {
+        //  An older round's upload is still held back: it is late now; let the server log it.
+        s_stop_timer(self, &self->held_timer);
+        s_send_update(self, &self->held);
+    }
+    self->last_round = r->round;
+    if (hafl_faults_crash(self->topology, r->round, self->index)) {
+        hafl_msg_destroy(&msg);
+        s_crash(self, r->round);
+        return;
+    }
+    char err[256] = "";
+    if (!self->trainer) {
+        self->trainer = hafl_trainer_new(self->task, self->index, err, sizeof err);
+        if (!self->trainer) {
+            s_log(self, (int32_t)r->round, "trainer-failed", "reason", err);
+            hafl_msg_destroy(&msg);
+            self->phase = S_IDLE;
+            return;
+        }
+    }
+    if (s_install(self, r, err, sizeof err)) {
+        s_log(self, (int32_t)r->round, "bad-round", "reason", err);
+        hafl_msg_destroy(&msg);
+        self->phase = S_IDLE;
+        return;
+    }
+    memset(&self->job, 0, sizeof self->job);
+    self->job.trainer = self->trainer;
+    self->job.received = self->received;
+    self->job.roles = self->roles;
+    self->job.opts.local_epochs = r->local_epochs;
+    self->job.opts.local_steps = r->local_steps;
+    self->job.opts.batch = r->batch;
+    self->job.opts.lr = r->lr;
+    self->job.opts.weight_decay = self->topology->clients.weight_decay;
+    self->job.opts.seed = r->seed;
+    self->job.opts.fresh_optimizer = r->fresh_optimizer;
+    self->job_round = r->round;
+    self->job_straggle_ms = r->straggle_ms;
+    hafl_msg_destroy(&msg);
+    if (hafl_pool_submit(self->pool, &self->job)) {
+        s_log(self, (int32_t)self->job_round, "pool-failed", "reason", "cannot submit");
+        self->phase = S_IDLE;
+        return;
+    }
+    self->phase = S_TRAINING;
+}
+
+static hafl_msg_t *s_build_update(s_self_t *self)
+{
+    const hafl_adapter_t *local = hafl_trainer_adapter(self->trainer);
+    hafl_msg_t *msg = hafl_msg_new(HAFL_MSG_UPDATE);
+    if (!msg)
+        return NULL;
+    hafl_update_t *u = &msg->u.update;
+    u->round = self->job_round;
+    u->client_index = self->index;
+    u->n_samples = self->n_samples;
+    u->train_loss = self->job.stats.loss;
+    u->steps = self->job.stats.steps;
+    u->wall_ms = self->job.wall_ms;
+    u->components =
+        hafl_wire_export_components(local, self->roles, HAFL_ROLE_TRAINABLE, &u->n_components);
+    bool ok = u->components || u->n_components == 0;
+    if (!ok)
+        u->n_components = 0;
+    if (!ok || hafl_wire_export_head(local, &u->head))
+        hafl_msg_destroy(&msg);
+    return msg;
+}
+
+static int s_on_pool(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    hafl_pool_job_t *job = hafl_pool_collect(sock);
+    if (job != &self->job || self->phase != S_TRAINING)
+        return 0;
+    self->phase = S_IDLE;
+    if (self->pending_round) {
+        s_log(self, (int32_t)self->job_round, "abandoned", "reason", "a newer round arrived");
+        s_start_round(self, &self->pending_round);
+        return 0;
+    }
+    if (job->rc) {
+        s_log(self, (int32_t)self->job_round, "train-failed", "reason", job->err);
+        return 0;
+    }
+    hafl_msg_t *update = s_build_update(self);
+    if (!update) {
+        s_log(self, (int32_t)self->job_round, "upload-failed", "reason", "out of memory");
+        return 0;
+    }
+    if (self->events) {
+        hafl_log_event_t *ev = hafl_events_start(self->events, (int32_t)self->job_round, "trained");
+        if (ev) {
+            hafl_log_event_add_float(ev, "loss", job->stats.loss);
+            hafl_log_event_add_int(ev, "steps", job->stats.steps);
+            hafl_log_event_add_int(ev, "wall_ms", job->wall_ms);
+            hafl_log_event_add_int(ev, "components", update->u.update.n_components);
+            hafl_log_event_add_int(ev, "straggle_ms", self->job_straggle_ms);
+            hafl_events_send(self->events, &ev);
+        }
+    }
+    if (self->job_straggle_ms > 0) {
+        self->held = update;
+        self->phase = S_HOLDING;
+        self->held_timer = zloop_timer(loop, self->job_straggle_ms, 1, s_on_held, self);
+    } else
+        s_send_update(self, &update);
+    return 0;
+}
+
+static void s_on_welcome(s_self_t *self, const hafl_welcome_t *w)
+{
+    char err[256];
+    if (!hafl_wire_layout_matches(w, hafl_task_layout(self->task), err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", self->name, err);
+        s_done(self, err);
+        return;
+    }
+    snprintf(self->run_id, sizeof self->run_id, "%s", w->run_id);
+    if (!self->events && self->args->log_endpoint)
+        self->events = hafl_events_new(self->args->log_endpoint, self->run_id, self->name);
+    self->heartbeat_ms = w->heartbeat_ms;
+    s_stop_timer(self, &self->heartbeat_timer);
+    if (w->heartbeat_ms > 0)
+        self->heartbeat_timer = zloop_timer(self->loop, w->heartbeat_ms, 0, s_on_heartbeat, self);
+    self->phase = S_IDLE;
+    s_log(self, -1, self->rejoining ? "rejoined" : "joined", "run", self->run_id);
+    self->rejoining = false;
+}
+
+static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    hafl_msg_t *msg = NULL;
+    hafl_msg_error_t err;
+    hafl_wire_status_t status = hafl_wire_recv(sock, false, NULL, &msg, NULL, NULL, &err);
+    if (status == HAFL_WIRE_INTERRUPTED)
+        return 0;
+    if (status == HAFL_WIRE_MALFORMED) {
+        self->malformed++;
+        char text[300];
+        snprintf(text, sizeof text, "%s: %s", hafl_msg_code_name(err.code), err.text);
+        s_log(self, -1, "malformed", "reason", text);
+        return 0;
+    }
+    if (self->phase == S_DONE) {
+        hafl_msg_destroy(&msg);
+        return 0;
+    }
+    switch (msg->type) {
+    case HAFL_MSG_WELCOME:
+        s_on_welcome(self, &msg->u.welcome);
+        break;
+    case HAFL_MSG_REJECT:
+        s_log(self, -1, msg->u.reject.reason == HAFL_REJECT_FULL ? "ended" : "rejected", "reason",
+              msg->u.reject.text);
+        s_done(self, msg->u.reject.text);
+        break;
+    case HAFL_MSG_ROUND:
+        if (self->phase == S_JOINING || self->phase == S_CRASHED ||
+            msg->u.round.round <= self->last_round)
+            break; //  not ours to train (stale or before welcome)
+        if (self->phase == S_TRAINING) {
+            hafl_msg_destroy(&self->pending_round);
+            self->pending_round = msg;
+            msg = NULL;
+        } else
+            s_start_round(self, &msg);
+        break;
+    case HAFL_MSG_HEARTBEAT:
+        break;
+    default:
+        self->malformed++;
+        s_log(self, -1, "unexpected", "type", hafl_msg_type_name(msg->type));
+        break;
+    }
+    hafl_msg_destroy(&msg);
+    return 0;
+}
+
+void hafl_client_actor(zsock_t *pipe, void *args_)
+{
+    hafl_client_args_t *args = (hafl_client_args_t *)args_;
+    s_self_t self_ = {0}, *self = &self_;
+    self->pipe = pipe;
+    self->args = args;
+    self->task = args->task;
+    self->topology = args->topology;
+    self->index = args->index;
+    self->held_timer = self->heartbeat_timer = -1;
+    snprintf(self->name, sizeof self->name, "client-%u", args->index);
+    const hafl_layout_t *L = hafl_task_layout(args->task);
+    bool ok = args->index < args->topology->clients.count;
+    if (ok) {
+        self->rank_budget = args->topology->clients.ranks[args->index];
+        self->n_samples = hafl_task_client_samples(args->task, args->index);
+        if (args->digest)
+            memcpy(self->digest, args->digest, 32);
+        else
+            hafl_task_base_digest(args->task, self->digest);
+        self->roles = calloc((size_t)L->n_matrices * L->rank + 1, 1);
+        self->loop = zloop_new();
+        self->pool = zsock_new(ZMQ_DEALER);
+        ok = self->roles && self->loop && self->pool &&
+             zsock_connect(self->pool, "%s", args->pool) == 0;
+        if (!ok)
+            snprintf(args->err, sizeof args->err,
+                     "client %u: cannot set up (memory or pool %.160s)", args->index, args->pool);
+    } else
+        snprintf(args->err, sizeof args->err, "client index %u is not below clients/count %u",
+                 args->index, args->topology->clients.count);
+    if (ok) {
+        zloop_set_nonstop(self->loop, true);
+        zloop_reader(self->loop, pipe, hafl_wire_pipe_term, self);
+        zloop_reader(self->loop, self->pool, s_on_pool, self);
+        ok = s_connect(self) == 0;
+        if (!ok)
+            snprintf(args->err, sizeof args->err, "client %u: cannot connect to %.160s",
+                     args->index, args->server);
+    }
+    args->status = ok ? 0 : -1;
+    zsock_signal(pipe, ok ? 0 : 1);
+    if (ok)
+        zloop_start(self->loop);
+    //  A job still at the pool owns the trainer: wait for it before freeing anything.
+    bool leak = false;
+    if (self->phase == S_TRAINING) {
+        zpoller_t *poller = zpoller_new(self->pool, NULL);
+        leak = !poller || zpoller_wait(poller, 60000) != self->pool ||
+               hafl_pool_collect(self->pool) != &self->job;
+        zpoller_destroy(&poller);
+    }
+    zloop_destroy(&self->loop);
+    hafl_msg_destroy(&self->pending_round);
+    hafl_msg_destroy(&self->held);
+    hafl_events_destroy(&self->events);
+    zsock_destroy(&self->dealer);
+    zsock_destroy(&self->dead_dealer);
+    zsock_destroy(&self->pool);
+    if (!leak) {
+        hafl_trainer_destroy(&self->trainer);
+        hafl_adapter_destroy(&self->received);
+        free(self->roles);
+    }
+}
+
+zactor_t *hafl_client_new(hafl_client_args_t *args)
+{
+    args->status = -1;
+    args->err[0] = 0;
+    zactor_t *actor = zactor_new(hafl_client_actor, args);
+    if (actor && args->status != 0)
+        zactor_destroy(&actor);
+    return actor;
+}

@@ -1,0 +1,397 @@
+/*  hafl_node: start and supervise the actors of one group. See hafl_node.h. */
+#include "hafl_node.h"
+#include "hafl_client.h"
+#include "hafl_evaluator.h"
+#include "hafl_logger.h"
+#include "hafl_msg.h"
+#include "hafl_pool.h"
+#include "hafl_server.h"
+
+#include <cblas.h>
+#include <czmq.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct hafl_node_t {
+    const hafl_topology_t *topology;
+    hafl_group_t group;
+    hafl_endpoints_t endpoints;
+    char run_dir[4096];
+    char run_id[HAFL_MSG_MAX_NAME];
+    char events_path[4200];
+    FILE *progress;
+    bool tty;
+    hafl_task_t *task;
+    zactor_t *logger;
+    zactor_t *server;
+    zactor_t *evaluator;
+    hafl_pool_t *pool;
+    zactor_t **clients; //  [n_clients]
+    uint32_t n_clients;
+    hafl_server_args_t server_args;
+    hafl_evaluator_args_t evaluator_args;
+    hafl_client_args_t *client_args; //  [n_clients]; read by the actors only while starting
+    int64_t started;
+    bool progress_open; //  a terminal progress line is on screen
+};
+
+int64_t hafl_node_frame_cap(const hafl_layout_t *layout)
+{
+    int64_t cap = HAFL_MSG_MAX_HEADER;
+    for (uint32_t m = 0; m < layout->n_matrices; m++) {
+        int64_t frame = HAFL_MSG_RANK1_OVERHEAD +
+                        4 * ((int64_t)layout->matrices[m].d_out + layout->matrices[m].d_in);
+        if (frame > cap)
+            cap = frame;
+    }
+    int64_t head = HAFL_MSG_HEAD_OVERHEAD + 4 * (int64_t)layout->head_rows * layout->head_cols;
+    return (head > cap ? head : cap) + 4096;
+}
+
+static int s_mkdirs(const char *path)
+{
+    char buffer[4096];
+    snprintf(buffer, sizeof buffer, "%s", path);
+    for (char *p = buffer + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buffer, 0755) && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(buffer, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+int hafl_node_make_run_dir(const hafl_topology_t *t, char *dir, size_t dirlen, char *err,
+                           size_t errlen)
+{
+    if (s_mkdirs(t->logger.run_dir)) {
+        snprintf(err, errlen, "logger/run_dir: cannot create %s: %s", t->logger.run_dir,
+                 strerror(errno));
+        return -1;
+    }
+    time_t now = time(NULL);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+    for (int attempt = 1; attempt < 1000; attempt++) {
+        if (attempt == 1)
+            snprintf(dir, dirlen, "%s/%s-%s", t->logger.run_dir, t->name, stamp);
+        else
+            snprintf(dir, dirlen, "%s/%s-%s-%d", t->logger.run_dir, t->name, stamp, attempt);
+        if (mkdir(dir, 0755) == 0)
+            return 0;
+        if (errno != EEXIST)
+            break;
+    }
+    snprintf(err, errlen, "cannot create a run folder in %s: %s", t->logger.run_dir,
+             strerror(errno));
+    return -1;
+}
+
+//  Many in-process clients need many sockets and file descriptors (each socket has a mailbox).
+static void s_raise_limits(uint32_t clients)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
+    size_t wanted = 64 + (size_t)clients * 6;
+    if (wanted > 1024)
+        zsys_set_max_sockets(wanted);
+}
+
+hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errlen)
+{
+    const hafl_topology_t *t = opts->topology;
+    hafl_node_t *self = calloc(1, sizeof(hafl_node_t));
+    if (!self) {
+        snprintf(err, errlen, "node: out of memory");
+        return NULL;
+    }
+    self->topology = t;
+    self->progress = opts->progress;
+    self->tty = opts->progress && isatty(fileno(opts->progress));
+    self->started = zclock_mono();
+    bool in_process = opts->group == NULL;
+    if (in_process) {
+        snprintf(self->group.name, sizeof self->group.name, "all");
+        self->group.server = true;
+        self->group.evaluator = t->evaluator.enabled;
+        self->group.client_first = 0;
+        self->group.client_last = t->clients.count - 1;
+    } else {
+        hafl_placement_t placement;
+        hafl_placement_groups(t, &placement);
+        const hafl_group_t *g = hafl_placement_find(&placement, opts->group);
+        if (!g) {
+            snprintf(err, errlen, "%s: placement: no group or host named '%s'", t->path,
+                     opts->group);
+            goto fail;
+        }
+        self->group = *g;
+    }
+    //  Run folder and id.
+    if (opts->run_dir)
+        snprintf(self->run_dir, sizeof self->run_dir, "%s", opts->run_dir);
+    else if (self->group.server &&
+             hafl_node_make_run_dir(t, self->run_dir, sizeof self->run_dir, err, errlen))
+        goto fail;
+    if (opts->run_id)
+        snprintf(self->run_id, sizeof self->run_id, "%s", opts->run_id);
+    else if (self->run_dir[0]) {
+        const char *slash = strrchr(self->run_dir, '/');
+        snprintf(self->run_id, sizeof self->run_id, "%.63s", slash ? slash + 1 : self->run_dir);
+    }
+    hafl_placement_endpoints(t, in_process, self->run_id, &self->endpoints);
+
+    uint32_t n_clients = self->group.client_first <= self->group.client_last
+                             ? self->group.client_last - self->group.client_first + 1
+                             : 0;
+    s_raise_limits(n_clients);
+    openblas_set_num_threads(1);
+    self->task = hafl_task_new(t, err, errlen);
+    if (!self->task)
+        goto fail;
+    int64_t cap = hafl_node_frame_cap(hafl_task_layout(self->task));
+
+    if (self->group.server) {
+        snprintf(self->events_path, sizeof self->events_path, "%s/events.jsonl", self->run_dir);
+        hafl_logger_args_t largs = {self->endpoints.log_bind, self->endpoints.pub_bind,
+                                    self->events_path, t->logger.echo};
+        self->logger = hafl_logger_new(&largs);
+        if (!self->logger) {
+            snprintf(err, errlen, "logger: cannot start (bind %s / %s, file %s)",
+                     self->endpoints.log_bind, self->endpoints.pub_bind, self->events_path);
+            goto fail;
+        }
+        hafl_server_args_t *sa = &self->server_args;
+        sa->topology = t;
+        sa->task = self->task;
+        sa->endpoint = self->endpoints.server_bind;
+        sa->control = self->endpoints.control_bind;
+        sa->log_endpoint = self->endpoints.log;
+        sa->run_id = self->run_id;
+        sa->run_dir = self->run_dir;
+        sa->max_msg_bytes = cap;
+        sa->resume = opts->resume;
+        self->server = hafl_server_new(sa);
+        if (!self->server) {
+            snprintf(err, errlen, "%s", sa->err[0] ? sa->err : "server: cannot start");
+            goto fail;
+        }
+    }
+    if (self->group.evaluator) {
+        hafl_evaluator_args_t *ea = &self->evaluator_args;
+        ea->task = self->task;
+        ea->server = self->endpoints.server;
+        ea->log_endpoint = self->endpoints.log;
+        ea->max_examples = t->evaluator.max_examples;
+        ea->max_msg_bytes = cap;
+        self->evaluator = hafl_evaluator_new(ea);
+        if (!self->evaluator) {
+            snprintf(err, errlen, "%s", ea->err[0] ? ea->err : "evaluator: cannot start");
+            goto fail;
+        }
+    }
+    if (n_clients > 0) {
+        self->pool = hafl_pool_new(opts->slots);
+        self->clients = calloc(n_clients, sizeof(zactor_t *));
+        self->client_args = calloc(n_clients, sizeof(hafl_client_args_t));
+        if (!self->pool || !self->clients || !self->client_args) {
+            snprintf(err, errlen, "node: cannot start the compute pool");
+            goto fail;
+        }
+        for (uint32_t j = 0; j < n_clients; j++) {
+            hafl_client_args_t *ca = &self->client_args[j];
+            ca->task = self->task;
+            ca->topology = t;
+            ca->index = self->group.client_first + j;
+            ca->server = self->endpoints.server;
+            ca->log_endpoint = self->endpoints.log;
+            ca->pool = hafl_pool_endpoint(self->pool);
+            ca->max_msg_bytes = cap;
+            self->clients[j] = hafl_client_new(ca);
+            if (!self->clients[j]) {
+                snprintf(err, errlen, "%s", ca->err[0] ? ca->err : "client: cannot start");
+                goto fail;
+            }
+            self->n_clients = j + 1;
+        }
+    }
+    return self;
+fail:
+    hafl_node_destroy(&self);
+    return NULL;
+}
+
+void hafl_node_destroy(hafl_node_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hafl_node_t *self = *self_p;
+    //  Clients first (each waits for a job it still has at the pool), then the pool, then the
+    //  evaluator and the server, and the logger last so it drains everyone's events.
+    for (uint32_t j = 0; j < self->n_clients; j++)
+        zactor_destroy(&self->clients[j]);
+    hafl_pool_destroy(&self->pool);
+    zactor_destroy(&self->evaluator);
+    zactor_destroy(&self->server);
+    zactor_destroy(&self->logger);
+    free(self->clients);
+    free(self->client_args);
+    hafl_task_destroy(&self->task);
+    free(self);
+    *self_p = NULL;
+}
+
+static void s_bytes(char *out, size_t outlen, double bytes)
+{
+    const char *units[] = {"B", "KB", "MB", "GB", "TB"};
+    int u = 0;
+    while (bytes >= 1000.0 && u < 4) {
+        bytes /= 1000.0;
+        u++;
+    }
+    snprintf(out, outlen, u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
+}
+
+static void s_print_progress(hafl_node_t *self, zmsg_t *msg, double *cum_up, double *cum_down)
+{
+    char *f[9] = {0};
+    for (int i = 0; i < 9; i++)
+        f[i] = zmsg_popstr(msg);
+    if (self->progress && f[8]) {
+        unsigned round = (unsigned)atoi(f[0]), rounds = (unsigned)atoi(f[1]);
+        double accuracy = atof(f[2]), loss = atof(f[3]);
+        *cum_up += atof(f[4]);
+        *cum_down += atof(f[5]);
+        double elapsed = (double)(zclock_mono() - self->started) / 1000.0;
+        double left = round ? elapsed / round * (rounds - round) : 0;
+        char up[32], down[32];
+        s_bytes(up, sizeof up, *cum_up);
+        s_bytes(down, sizeof down, *cum_down);
+        if (self->tty) {
+            fprintf(self->progress,
+                    "\r\033[Kround %u/%u  accuracy %.4f  loss %.4f  up %s  down %s  "
+                    "%.0f s left",
+                    round, rounds, accuracy, loss, up, down, left);
+            self->progress_open = true;
+        } else
+            fprintf(self->progress,
+                    "round %u/%u accuracy %.4f loss %.4f reported %s/%s up %s B down %s B "
+                    "wall %s ms cum_up %.0f B\n",
+                    round, rounds, isnan(accuracy) ? NAN : accuracy, loss, f[7], f[8], f[4], f[5],
+                    f[6], *cum_up);
+        fflush(self->progress);
+    }
+    for (int i = 0; i < 9; i++)
+        zstr_free(&f[i]);
+}
+
+int hafl_node_wait(hafl_node_t *self, char hex[65], char *reason, size_t reasonlen)
+{
+    hex[0] = 0;
+    snprintf(reason, reasonlen, "interrupted");
+    zpoller_t *poller = zpoller_new(NULL);
+    if (!poller)
+        return -1;
+    if (self->server)
+        zpoller_add(poller, self->server);
+    if (self->evaluator)
+        zpoller_add(poller, self->evaluator);
+    for (uint32_t j = 0; j < self->n_clients; j++)
+        zpoller_add(poller, self->clients[j]);
+    uint32_t waiting = (self->evaluator ? 1 : 0) + self->n_clients;
+    bool server_done = false, stop_sent = false, failed = false, reason_set = false;
+    int rc = -1;
+    double cum_up = 0, cum_down = 0;
+    while (true) {
+        if (self->server ? server_done : waiting == 0)
+            break;
+        void *which = zpoller_wait(poller, 200);
+        if (zsys_interrupted) {
+            zsys_interrupted = 0;
+            if (stop_sent || !self->server)
+                break;
+            zstr_send(self->server, "STOP");
+            stop_sent = true;
+            continue;
+        }
+        if (!which)
+            continue;
+        zmsg_t *msg = zmsg_recv(which);
+        if (!msg)
+            continue;
+        char *what = zmsg_popstr(msg);
+        if (what && which == self->server && streq(what, "PROGRESS"))
+            s_print_progress(self, msg, &cum_up, &cum_down);
+        else if (what && which == self->server && streq(what, "DONE")) {
+            char *status = zmsg_popstr(msg);
+            char *digest = zmsg_popstr(msg);
+            char *text = zmsg_popstr(msg);
+            rc = status && streq(status, "0") ? 0 : -1;
+            snprintf(hex, 65, "%s", digest ? digest : "");
+            snprintf(reason, reasonlen, "%s", text ? text : "");
+            zstr_free(&status);
+            zstr_free(&digest);
+            zstr_free(&text);
+            server_done = true;
+        } else if (what && streq(what, "DONE")) {
+            if (waiting > 0)
+                waiting--;
+            if (!self->server) {
+                //  A node without the server succeeds when every actor was told the run ended.
+                char *text = zmsg_popstr(msg);
+                bool ended = text && streq(text, "federation ended");
+                if (!ended || reason_set == false) {
+                    snprintf(reason, reasonlen, "%s", text ? text : "");
+                    reason_set = !ended;
+                }
+                if (!ended)
+                    failed = true;
+                zstr_free(&text);
+            }
+        }
+        zstr_free(&what);
+        zmsg_destroy(&msg);
+    }
+    if (!self->server && waiting == 0)
+        rc = failed ? -1 : 0;
+    if (self->progress_open) {
+        fprintf(self->progress, "\n");
+        self->progress_open = false;
+    }
+    zpoller_destroy(&poller);
+    if (self->logger)
+        hafl_logger_flush(self->logger);
+    return rc;
+}
+
+const char *hafl_node_run_dir(const hafl_node_t *self)
+{
+    return self->run_dir;
+}
+
+const char *hafl_node_run_id(const hafl_node_t *self)
+{
+    return self->run_id;
+}
+
+const hafl_endpoints_t *hafl_node_endpoints(const hafl_node_t *self)
+{
+    return &self->endpoints;
+}
+
+hafl_task_t *hafl_node_task(hafl_node_t *self)
+{
+    return self->task;
+}

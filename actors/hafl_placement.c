@@ -1,0 +1,99 @@
+/*  hafl_placement: actor groups and endpoints. See hafl_placement.h. */
+#include "hafl_placement.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void hafl_placement_groups(const hafl_topology_t *t, hafl_placement_t *p)
+{
+    memset(p, 0, sizeof *p);
+    if (t->placement.mode == HAFL_PLACEMENT_HOSTS && t->placement.n_hosts > 0) {
+        bool evaluator_placed = false;
+        for (uint32_t h = 0; h < t->placement.n_hosts && h < HAFL_TOPOLOGY_MAX_HOSTS; h++)
+            evaluator_placed |= t->placement.hosts[h].evaluator;
+        for (uint32_t h = 0; h < t->placement.n_hosts && h < HAFL_TOPOLOGY_MAX_HOSTS; h++) {
+            const hafl_host_t *host = &t->placement.hosts[h];
+            hafl_group_t *g = &p->groups[p->n_groups++];
+            snprintf(g->name, sizeof g->name, "%s", host->name);
+            g->server = host->server;
+            g->evaluator =
+                t->evaluator.enabled && (host->evaluator || (!evaluator_placed && host->server));
+            g->client_first = host->client_first;
+            g->client_last = host->client_last;
+        }
+        return;
+    }
+    hafl_group_t *g = &p->groups[p->n_groups++];
+    snprintf(g->name, sizeof g->name, "server");
+    g->server = true;
+    g->client_first = 1;
+    g->client_last = 0;
+    if (t->evaluator.enabled) {
+        g = &p->groups[p->n_groups++];
+        snprintf(g->name, sizeof g->name, "evaluator");
+        g->evaluator = true;
+        g->client_first = 1;
+        g->client_last = 0;
+    }
+    uint32_t n = t->clients.count;
+    uint32_t halves = n >= 2 ? 2 : 1;
+    uint32_t first = 0;
+    for (uint32_t h = 0; h < halves; h++) {
+        uint32_t size = n / halves + (h < n % halves);
+        g = &p->groups[p->n_groups++];
+        snprintf(g->name, sizeof g->name, "clients-%u", h);
+        g->client_first = first;
+        g->client_last = first + size - 1;
+        first += size;
+    }
+}
+
+const hafl_group_t *hafl_placement_find(const hafl_placement_t *p, const char *name)
+{
+    for (uint32_t i = 0; i < p->n_groups; i++)
+        if (strcmp(p->groups[i].name, name) == 0)
+            return &p->groups[i];
+    return NULL;
+}
+
+static void s_pick(char *connect, char *bind, const char *given, const char *derived_connect,
+                   const char *derived_bind)
+{
+    if (given && *given) {
+        snprintf(connect, HAFL_ENDPOINT_MAX, "%s", given);
+        snprintf(bind, HAFL_ENDPOINT_MAX, "%s", given);
+    } else {
+        snprintf(connect, HAFL_ENDPOINT_MAX, "%s", derived_connect);
+        snprintf(bind, HAFL_ENDPOINT_MAX, "%s", derived_bind);
+    }
+}
+
+void hafl_placement_endpoints(const hafl_topology_t *t, bool in_process, const char *run_id,
+                              hafl_endpoints_t *e)
+{
+    static const char *names[4] = {"server", "control", "log", "pub"};
+    char connect[4][HAFL_ENDPOINT_MAX], bind[4][HAFL_ENDPOINT_MAX];
+    bool tcp = !in_process && (t->placement.mode == HAFL_PLACEMENT_HOSTS ||
+                               strcmp(t->placement.transport, "tcp") == 0);
+    const char *address = "127.0.0.1";
+    if (t->placement.mode == HAFL_PLACEMENT_HOSTS)
+        for (uint32_t h = 0; h < t->placement.n_hosts; h++)
+            if (t->placement.hosts[h].server)
+                address = t->placement.hosts[h].address;
+    for (int i = 0; i < 4; i++) {
+        if (tcp) {
+            unsigned port = t->placement.base_port + (unsigned)i;
+            snprintf(connect[i], HAFL_ENDPOINT_MAX, "tcp://%s:%u", address, port);
+            snprintf(bind[i], HAFL_ENDPOINT_MAX, "tcp://*:%u", port);
+        } else if (in_process && (i == 0 || i == 2))
+            snprintf(connect[i], HAFL_ENDPOINT_MAX, "inproc://hafl-%s-%s", run_id, names[i]);
+        else
+            snprintf(connect[i], HAFL_ENDPOINT_MAX, "ipc://@hafl-%s-%s", run_id, names[i]);
+        if (!tcp)
+            snprintf(bind[i], HAFL_ENDPOINT_MAX, "%s", connect[i]);
+    }
+    s_pick(e->server, e->server_bind, t->server.endpoint, connect[0], bind[0]);
+    s_pick(e->control, e->control_bind, t->server.control, connect[1], bind[1]);
+    s_pick(e->log, e->log_bind, t->logger.pull, connect[2], bind[2]);
+    s_pick(e->pub, e->pub_bind, t->logger.pub, connect[3], bind[3]);
+}

@@ -1,0 +1,1653 @@
+/*  hafl_server: rounds, joins, deadlines, accounting and control. See hafl_server.h.
+
+    Phases: JOIN (waiting for clients and evaluator) -> VIEWS (aggregator computes client views)
+    -> COLLECT (ROUNDs out, UPDATEs in) -> AGGREGATE -> SWAP (only when one is pending) -> EVAL
+    -> next round's VIEWS, or DONE. While the aggregator holds the global adapter (VIEWS,
+    AGGREGATE) nothing else touches it; a STOP arriving then takes effect on the reply.
+*/
+#include "hafl_server.h"
+#include "hafl_aggregator.h"
+#include "hafl_evaluator.h"
+#include "hafl_faults.h"
+#include "hafl_logger.h"
+#include "hafl_rng.h"
+#include "hafl_scheme.h"
+#include "hafl_strategy.h"
+#include "hafl_traffic.h"
+#include "hafl_wire.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum { P_JOIN, P_VIEWS, P_COLLECT, P_AGGREGATE, P_SWAP, P_EVAL, P_DONE } s_phase_t;
+
+//  A client's standing in the current round.
+typedef enum {
+    C_IDLE = 0, //  not a participant
+    C_DROPPED,  //  participant dropped by the fault model (no ROUND sent)
+    C_SENT,     //  ROUND sent, waiting for its UPDATE
+    C_REPORTED, //  UPDATE received in time
+    C_CRASHED,  //  rejoined while its round was open
+    C_DEAD,     //  missed heartbeats while its round was open
+    C_MISSED,   //  no UPDATE by the time the round closed
+} s_cstate_t;
+
+static const char *s_cstate_name[] = {"idle",    "dropped", "sent",  "reported",
+                                      "crashed", "dead",    "missed"};
+
+typedef struct {
+    uint32_t index;
+    bool joined; //  has an identity that has not died
+    zframe_t *identity;
+    char key[48]; //  identity hex, the peers table key
+    uint32_t rank_budget;
+    uint64_t n_samples;
+    int64_t last_seen;   //  zclock_mono ms of its last message
+    uint32_t down_until; //  not selected in rounds <= this (after a crash)
+    bool merged_known;   //  whether merged_epoch/merged_counts describe its copy
+    uint64_t merged_epoch;
+    uint32_t *merged_counts; //  [n_matrices]
+    hafl_traffic_t up, down; //  this round
+    bool ctl_drop;           //  one-shot runtime faults from `hafl ctl`
+    uint32_t ctl_straggle_ms;
+    s_cstate_t state;
+    uint32_t straggle_ms;
+    uint8_t *roles;         //  [n_matrices * R] this round
+    hafl_adapter_t *upload; //  its reported factors/scores/head this round
+    uint8_t *trained;       //  [n_matrices * R]
+    float train_loss;
+} s_client_t;
+
+typedef struct {
+    zsock_t *pipe;
+    zsock_t *router;
+    zsock_t *control;
+    zactor_t *aggregator;
+    zloop_t *loop;
+    hafl_events_t *events;
+    hafl_server_args_t *args;
+    const hafl_topology_t *topo;
+    const hafl_task_t *task;
+    hafl_layout_t layout;
+    size_t slots; //  n_matrices * R
+    uint8_t digest[32];
+    hafl_scheme_t scheme;
+    char strategy[64];     //  name of the aggregator's current strategy
+    char pending_swap[64]; //  "" when none
+    hafl_adapter_t *global;
+    hafl_adapter_t *backup; //  global before the round's aggregation
+    s_client_t *clients;    //  [count]
+    uint32_t count;
+    zhash_t *peers;      //  identity hex -> s_client_t *, or &evaluator marker
+    zframe_t *evaluator; //  evaluator identity once joined
+    int64_t evaluator_seen;
+    s_phase_t phase;
+    uint32_t round;       //  current (or last) round, 1-based; 0 before the first
+    uint32_t first_round; //  1, or the resumed round + 1
+    uint32_t participants;
+    uint32_t reported;
+    uint32_t late; //  late uploads this round
+    bool extended; //  the deadline was extended once for the quorum
+    int deadline_timer;
+    int join_timer;
+    int eval_timer;
+    int64_t round_start;
+    //  Evaluation of this round.
+    uint32_t evals_expected;
+    uint32_t evals_got;
+    float accuracy, loss;
+    double start_accuracy_sum;
+    uint32_t start_accuracy_n;
+    //  Jobs handed to the aggregator.
+    hafl_aggregate_job_t agg_job;
+    hafl_upload_t *uploads;
+    hafl_views_job_t views_job;
+    uint32_t *view_clients, *view_ranks;
+    hafl_adapter_t **views;
+    //  Totals.
+    hafl_traffic_t total_up, total_down;
+    uint64_t malformed, unexpected, late_total;
+    bool stop_requested;
+    FILE *csv;
+    int64_t started;
+} s_self_t;
+
+static int s_evaluator_marker; //  address used as the peers-table value of the evaluator
+
+static int64_t s_ms_since(int64_t since)
+{
+    return zclock_mono() - since;
+}
+
+static hafl_log_event_t *s_event(s_self_t *self, int32_t round, const char *name)
+{
+    return self->events ? hafl_events_start(self->events, round, name) : NULL;
+}
+
+static void s_send_event(s_self_t *self, hafl_log_event_t **ev)
+{
+    if (*ev)
+        hafl_events_send(self->events, ev);
+}
+
+static void s_log_text(s_self_t *self, int32_t round, const char *name, const char *key,
+                       const char *value)
+{
+    hafl_log_event_t *ev = s_event(self, round, name);
+    if (ev) {
+        hafl_log_event_add_string(ev, key, value);
+        s_send_event(self, &ev);
+    }
+}
+
+static void s_stop_timer(s_self_t *self, int *timer)
+{
+    if (*timer >= 0)
+        zloop_timer_end(self->loop, *timer);
+    *timer = -1;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Sending
+
+static int s_send_to(s_self_t *self, zframe_t *identity, hafl_msg_t *msg, hafl_traffic_t *traffic)
+{
+    hafl_msg_error_t err;
+    int rc = hafl_wire_send(self->router, identity, msg, traffic, &err);
+    if (rc && err.code)
+        s_log_text(self, (int32_t)self->round, "encode-failed", "reason", err.text);
+    return rc;
+}
+
+static void s_send_reject(s_self_t *self, zframe_t *identity, uint32_t reason, const char *text)
+{
+    hafl_msg_t *msg = hafl_msg_new(HAFL_MSG_REJECT);
+    if (msg) {
+        msg->u.reject.reason = reason;
+        snprintf(msg->u.reject.text, sizeof msg->u.reject.text, "%s", text);
+        s_send_to(self, identity, msg, NULL);
+        hafl_msg_destroy(&msg);
+    }
+}
+
+//  Refuse a peer, and log it with its reason.
+static void s_reject(s_self_t *self, zframe_t *identity, uint32_t reason, const char *text,
+                     const char *peer_name)
+{
+    s_send_reject(self, identity, reason, text);
+    char peer[48];
+    hafl_wire_peer(identity, peer, sizeof peer);
+    hafl_log_event_t *ev = s_event(self, -1, "reject");
+    if (ev) {
+        hafl_log_event_add_string(ev, "peer", peer);
+        hafl_log_event_add_string(ev, "name", peer_name);
+        hafl_log_event_add_int(ev, "reason_code", reason);
+        hafl_log_event_add_string(ev, "reason", text);
+        s_send_event(self, &ev);
+    }
+}
+
+static void s_welcome(s_self_t *self, zframe_t *identity, uint32_t index, hafl_traffic_t *traffic)
+{
+    hafl_msg_t *msg = hafl_msg_new(HAFL_MSG_WELCOME);
+    if (!msg)
+        return;
+    hafl_welcome_t *w = &msg->u.welcome;
+    w->client_index = index;
+    snprintf(w->run_id, sizeof w->run_id, "%s", self->args->run_id);
+    w->heartbeat_ms = self->topo->server.heartbeat_ms;
+    w->rank = self->layout.rank;
+    w->scale = self->layout.scale;
+    w->head_rows = self->layout.head_rows;
+    w->head_cols = self->layout.head_cols;
+    w->n_matrices = self->layout.n_matrices;
+    w->matrices = calloc(self->layout.n_matrices + 1, sizeof *w->matrices);
+    if (w->matrices) {
+        for (uint32_t m = 0; m < self->layout.n_matrices; m++) {
+            snprintf(w->matrices[m].name, sizeof w->matrices[m].name, "%s",
+                     self->layout.matrices[m].name);
+            w->matrices[m].d_out = self->layout.matrices[m].d_out;
+            w->matrices[m].d_in = self->layout.matrices[m].d_in;
+        }
+        s_send_to(self, identity, msg, traffic);
+    }
+    hafl_msg_destroy(&msg);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Files
+
+static int s_write_atomic(const char *path, const char *text)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(text);
+    bool ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path)) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void s_checkpoint(s_self_t *self)
+{
+    uint32_t every = self->topo->server.checkpoint_every;
+    if (every == 0 || self->round % every != 0)
+        return;
+    char path[4096], err[256], state[256];
+    snprintf(path, sizeof path, "%s/checkpoint.bin", self->args->run_dir);
+    if (hafl_adapter_save(self->global, path, err, sizeof err)) {
+        s_log_text(self, (int32_t)self->round, "checkpoint-failed", "reason", err);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/checkpoint.state", self->args->run_dir);
+    snprintf(state, sizeof state, "round %u\nstrategy %s\n", self->round, self->strategy);
+    if (s_write_atomic(path, state))
+        s_log_text(self, (int32_t)self->round, "checkpoint-failed", "reason", strerror(errno));
+}
+
+//  Resume: load checkpoint.bin and checkpoint.state from a previous run folder.
+static int s_resume(s_self_t *self, const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/checkpoint.state", dir);
+    FILE *file = fopen(path, "r");
+    if (!file) {
+        snprintf(err, errlen, "%.200s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    unsigned round = 0;
+    char strategy[64] = "";
+    int got = fscanf(file, "round %u\nstrategy %63s\n", &round, strategy);
+    fclose(file);
+    if (got != 2 || round == 0 || !hafl_strategy_known(strategy)) {
+        snprintf(err, errlen, "%.200s: expected 'round N' and 'strategy NAME' lines", path);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
+    hafl_adapter_t *loaded = hafl_adapter_load(path, err, errlen);
+    if (!loaded)
+        return -1;
+    char mismatch[256];
+    hafl_welcome_t w = {0};
+    w.rank = loaded->layout.rank;
+    w.scale = loaded->layout.scale;
+    w.head_rows = loaded->layout.head_rows;
+    w.head_cols = loaded->layout.head_cols;
+    w.n_matrices = loaded->layout.n_matrices;
+    struct hafl_msg_matrix *mats = calloc(w.n_matrices + 1, sizeof *mats);
+    for (uint32_t m = 0; mats && m < w.n_matrices; m++) {
+        snprintf(mats[m].name, sizeof mats[m].name, "%s", loaded->layout.matrices[m].name);
+        mats[m].d_out = loaded->layout.matrices[m].d_out;
+        mats[m].d_in = loaded->layout.matrices[m].d_in;
+    }
+    w.matrices = mats;
+    bool same = mats && hafl_wire_layout_matches(&w, &self->layout, mismatch, sizeof mismatch);
+    free(mats);
+    if (!same || hafl_adapter_copy_from(self->global, loaded)) {
+        snprintf(err, errlen, "%.100s: layout differs: %.120s", path, mismatch);
+        hafl_adapter_destroy(&loaded);
+        return -1;
+    }
+    hafl_adapter_destroy(&loaded);
+    self->first_round = round + 1;
+    self->round = round;
+    snprintf(self->strategy, sizeof self->strategy, "%s", strategy);
+    return 0;
+}
+
+static void s_csv_header(s_self_t *self)
+{
+    fprintf(self->csv, "round,accuracy,loss,train_loss,start_accuracy,participants,reported,"
+                       "stragglers,late,dropped,crashed,dead,up_components,up_head,up_scores,"
+                       "up_control,down_components,down_head,down_scores,down_control,up_bytes,"
+                       "down_bytes,up_floats,down_floats,cum_up_bytes,cum_down_bytes,wall_ms,"
+                       "strategy\n");
+    fflush(self->csv);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  End of the run
+
+static void s_finish(s_self_t *self, const char *reason)
+{
+    if (self->phase == P_DONE)
+        return;
+    self->phase = P_DONE;
+    s_stop_timer(self, &self->deadline_timer);
+    s_stop_timer(self, &self->join_timer);
+    s_stop_timer(self, &self->eval_timer);
+    char path[4096], err[256] = "", hex[65];
+    snprintf(path, sizeof path, "%s/final_adapter.bin", self->args->run_dir);
+    int rc = hafl_adapter_save(self->global, path, err, sizeof err);
+    hafl_adapter_digest_hex(self->global, hex);
+    hafl_log_event_t *ev = s_event(self, (int32_t)self->round, rc ? "final-failed" : "final");
+    if (ev) {
+        hafl_log_event_add_string(ev, "sha256", hex);
+        hafl_log_event_add_string(ev, "reason", rc ? err : reason);
+        hafl_log_event_add_string(ev, "path", path);
+        hafl_log_event_add_int(ev, "rounds", self->round);
+        hafl_log_event_add_int(ev, "bytes_up", (int64_t)hafl_traffic_total(&self->total_up));
+        hafl_log_event_add_int(ev, "bytes_down", (int64_t)hafl_traffic_total(&self->total_down));
+        hafl_log_event_add_int(ev, "malformed", (int64_t)self->malformed);
+        hafl_log_event_add_int(ev, "late", (int64_t)self->late_total);
+        hafl_log_event_add_int(ev, "wall_ms", s_ms_since(self->started));
+        s_send_event(self, &ev);
+    }
+    //  Tell every peer the federation is over, so node processes can end.
+    for (uint32_t i = 0; i < self->count; i++)
+        if (self->clients[i].identity)
+            s_send_reject(self, self->clients[i].identity, HAFL_REJECT_FULL, "federation ended");
+    if (self->evaluator)
+        s_send_reject(self, self->evaluator, HAFL_REJECT_FULL, "federation ended");
+    zsock_send(self->pipe, "ssss", "DONE", rc ? "1" : "0", hex, rc ? err : reason);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Rounds
+
+static void s_begin_round(s_self_t *self);
+static void s_next_round(s_self_t *self);
+
+static void s_progress(s_self_t *self, uint64_t up, uint64_t down, int64_t wall)
+{
+    char round[16], rounds[16], acc[32], loss[32], ups[32], downs[32], walls[32], rep[16], part[16];
+    snprintf(round, sizeof round, "%u", self->round);
+    snprintf(rounds, sizeof rounds, "%u", self->topo->server.rounds);
+    snprintf(acc, sizeof acc, "%.6f", (double)self->accuracy);
+    snprintf(loss, sizeof loss, "%.6f", (double)self->loss);
+    snprintf(ups, sizeof ups, "%" PRIu64, up);
+    snprintf(downs, sizeof downs, "%" PRIu64, down);
+    snprintf(walls, sizeof walls, "%" PRId64, wall);
+    snprintf(rep, sizeof rep, "%u", self->reported);
+    snprintf(part, sizeof part, "%u", self->participants);
+    zsock_send(self->pipe, "ssssssssss", "PROGRESS", round, rounds, acc, loss, ups, downs, walls,
+               rep, part);
+}
+
+static void s_append_list(char *text, size_t textlen, uint32_t value)
+{
+    size_t used = strlen(text);
+    if (used + 12 < textlen)
+        snprintf(text + used, textlen - used, used ? ",%u" : "%u", value);
+}
+
+//  The round is complete (aggregated and evaluated): account, log, checkpoint, go on.
+static void s_end_round(s_self_t *self)
+{
+    s_stop_timer(self, &self->eval_timer);
+    int64_t wall = s_ms_since(self->round_start);
+    hafl_traffic_t up = {0}, down = {0};
+    uint32_t stragglers = 0, dropped = 0, crashed = 0, dead = 0;
+    double loss_sum = 0;
+    char counted[4096] = "", straggled[4096] = "", droplist[4096] = "", missed[4096] = "";
+    for (uint32_t i = 0; i < self->count; i++) {
+        s_client_t *c = &self->clients[i];
+        hafl_traffic_add(&up, &c->up);
+        hafl_traffic_add(&down, &c->down);
+        if (c->state == C_IDLE && hafl_traffic_total(&c->up) + hafl_traffic_total(&c->down) == 0)
+            continue;
+        if (c->straggle_ms > 0 && c->state != C_DROPPED) {
+            stragglers++;
+            s_append_list(straggled, sizeof straggled, i);
+        }
+        if (c->state == C_DROPPED) {
+            dropped++;
+            s_append_list(droplist, sizeof droplist, i);
+        }
+        crashed += c->state == C_CRASHED;
+        dead += c->state == C_DEAD;
+        if (c->state == C_REPORTED) {
+            loss_sum += c->train_loss;
+            s_append_list(counted, sizeof counted, i);
+        }
+        if (c->state == C_SENT || c->state == C_MISSED || c->state == C_CRASHED ||
+            c->state == C_DEAD)
+            s_append_list(missed, sizeof missed, i);
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "client-round");
+        if (ev) {
+            hafl_log_event_add_int(ev, "client", i);
+            hafl_log_event_add_string(ev, "state", s_cstate_name[c->state]);
+            hafl_log_event_add_int(ev, "straggle_ms", c->straggle_ms);
+            hafl_log_event_add_int(ev, "up_components", (int64_t)c->up.components);
+            hafl_log_event_add_int(ev, "up_head", (int64_t)c->up.head);
+            hafl_log_event_add_int(ev, "up_scores", (int64_t)c->up.scores);
+            hafl_log_event_add_int(ev, "up_control", (int64_t)c->up.control);
+            hafl_log_event_add_int(ev, "up_floats", (int64_t)c->up.floats);
+            hafl_log_event_add_int(ev, "down_components", (int64_t)c->down.components);
+            hafl_log_event_add_int(ev, "down_head", (int64_t)c->down.head);
+            hafl_log_event_add_int(ev, "down_scores", (int64_t)c->down.scores);
+            hafl_log_event_add_int(ev, "down_control", (int64_t)c->down.control);
+            hafl_log_event_add_int(ev, "down_floats", (int64_t)c->down.floats);
+            if (c->state == C_REPORTED)
+                hafl_log_event_add_float(ev, "train_loss", c->train_loss);
+            s_send_event(self, &ev);
+        }
+    }
+    hafl_traffic_add(&self->total_up, &up);
+    hafl_traffic_add(&self->total_down, &down);
+    double train_loss = self->reported ? loss_sum / self->reported : NAN;
+    double start_acc =
+        self->start_accuracy_n ? self->start_accuracy_sum / self->start_accuracy_n : NAN;
+    hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "round-end");
+    if (ev) {
+        hafl_log_event_add_float(ev, "accuracy", self->accuracy);
+        hafl_log_event_add_float(ev, "loss", self->loss);
+        hafl_log_event_add_float(ev, "train_loss", train_loss);
+        hafl_log_event_add_int(ev, "participants", self->participants);
+        hafl_log_event_add_int(ev, "reported", self->reported);
+        hafl_log_event_add_string(ev, "counted", counted);
+        hafl_log_event_add_string(ev, "missed", missed);
+        hafl_log_event_add_string(ev, "stragglers", straggled);
+        hafl_log_event_add_string(ev, "dropped", droplist);
+        hafl_log_event_add_int(ev, "late", self->late);
+        hafl_log_event_add_int(ev, "bytes_up", (int64_t)hafl_traffic_total(&up));
+        hafl_log_event_add_int(ev, "bytes_down", (int64_t)hafl_traffic_total(&down));
+        hafl_log_event_add_int(ev, "cum_bytes_up", (int64_t)hafl_traffic_total(&self->total_up));
+        hafl_log_event_add_int(ev, "wall_ms", wall);
+        hafl_log_event_add_string(ev, "strategy", self->strategy);
+        s_send_event(self, &ev);
+    }
+    if (self->csv) {
+        fprintf(self->csv,
+                "%u,%.6f,%.6f,%.6f,%.6f,%u,%u,%u,%u,%u,%u,%u,%" PRIu64 ",%" PRIu64 ",%" PRIu64
+                ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+                ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRId64 ",%s\n",
+                self->round, (double)self->accuracy, (double)self->loss, train_loss, start_acc,
+                self->participants, self->reported, stragglers, self->late, dropped, crashed, dead,
+                up.components, up.head, up.scores, up.control, down.components, down.head,
+                down.scores, down.control, hafl_traffic_total(&up), hafl_traffic_total(&down),
+                up.floats, down.floats, hafl_traffic_total(&self->total_up),
+                hafl_traffic_total(&self->total_down), wall, self->strategy);
+        fflush(self->csv);
+    }
+    s_checkpoint(self);
+    s_progress(self, hafl_traffic_total(&up), hafl_traffic_total(&down), wall);
+    for (uint32_t i = 0; i < self->count; i++) {
+        s_client_t *c = &self->clients[i];
+        memset(&c->up, 0, sizeof c->up);
+        memset(&c->down, 0, sizeof c->down);
+        c->state = C_IDLE;
+        c->straggle_ms = 0;
+    }
+    if (self->stop_requested)
+        s_finish(self, "stopped by control command");
+    else if (self->round >= self->topo->server.rounds)
+        s_finish(self, "all rounds done");
+    else
+        s_next_round(self);
+}
+
+static int s_on_eval_timeout(zloop_t *loop, int timer_id, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    self->eval_timer = -1;
+    if (self->phase != P_EVAL)
+        return 0;
+    hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "eval-timeout");
+    if (ev) {
+        hafl_log_event_add_int(ev, "expected", self->evals_expected);
+        hafl_log_event_add_int(ev, "got", self->evals_got);
+        s_send_event(self, &ev);
+    }
+    s_end_round(self);
+    return 0;
+}
+
+static int s_send_eval(s_self_t *self, const hafl_adapter_t *adapter, const uint8_t *roles,
+                       uint32_t tag)
+{
+    hafl_msg_t *msg = hafl_msg_new(HAFL_MSG_EVAL_REQUEST);
+    if (!msg)
+        return -1;
+    hafl_eval_request_t *r = &msg->u.eval_request;
+    r->round = self->round;
+    r->tag = tag;
+    r->components = hafl_wire_export_components(adapter, roles, HAFL_ROLE_FROZEN, &r->n_components);
+    r->merged = hafl_wire_export_merged(adapter, NULL, &r->n_merged);
+    int rc = -1;
+    if ((r->components || !r->n_components) && (r->merged || !r->n_merged) &&
+        hafl_wire_export_head(adapter, &r->head) == 0)
+        rc = s_send_to(self, self->evaluator, msg, NULL);
+    else
+        r->n_components = r->n_merged = 0;
+    hafl_msg_destroy(&msg);
+    return rc;
+}
+
+//  After aggregation (and any swap): evaluate the new global model, or end the round.
+static void s_evaluate(s_self_t *self)
+{
+    self->phase = P_EVAL;
+    self->accuracy = self->loss = NAN;
+    if (!self->topo->evaluator.enabled || !self->evaluator) {
+        s_end_round(self);
+        return;
+    }
+    if (s_send_eval(self, self->global, NULL, 0)) {
+        s_log_text(self, (int32_t)self->round, "eval-failed", "reason", "cannot send request");
+        s_end_round(self);
+        return;
+    }
+    self->evals_expected++;
+    self->eval_timer =
+        zloop_timer(self->loop, self->topo->server.deadline_ms, 1, s_on_eval_timeout, self);
+}
+
+static void s_after_aggregate(s_self_t *self)
+{
+    if (self->stop_requested) {
+        s_finish(self, "stopped by control command");
+        return;
+    }
+    s_evaluate(self);
+}
+
+static void s_close_round(s_self_t *self)
+{
+    s_stop_timer(self, &self->deadline_timer);
+    size_t n = 0;
+    for (uint32_t i = 0; i < self->count; i++) {
+        s_client_t *c = &self->clients[i];
+        if (c->state == C_SENT)
+            c->state = C_MISSED;
+        if (c->state != C_REPORTED)
+            continue;
+        self->uploads[n].client_index = i;
+        self->uploads[n].n_samples = c->n_samples;
+        self->uploads[n].rank_budget = c->rank_budget;
+        self->uploads[n].trained = c->trained;
+        self->uploads[n].adapter = c->upload;
+        n++;
+    }
+    hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "round-closed");
+    if (ev) {
+        hafl_log_event_add_int(ev, "reported", (int64_t)n);
+        hafl_log_event_add_int(ev, "participants", self->participants);
+        hafl_log_event_add_bool(ev, "extended", self->extended);
+        s_send_event(self, &ev);
+    }
+    if (n == 0) {
+        s_log_text(self, (int32_t)self->round, "no-reports", "global", "unchanged");
+        s_after_aggregate(self);
+        return;
+    }
+    if (hafl_adapter_copy_from(self->backup, self->global)) {
+        s_log_text(self, (int32_t)self->round, "aggregate-skipped", "reason", "out of memory");
+        s_after_aggregate(self);
+        return;
+    }
+    memset(&self->agg_job, 0, sizeof self->agg_job);
+    self->agg_job.round = self->round;
+    self->agg_job.global = self->global;
+    self->agg_job.uploads = self->uploads;
+    self->agg_job.n = n;
+    self->phase = P_AGGREGATE;
+    zsock_send(self->aggregator, "sp", "AGGREGATE", &self->agg_job);
+}
+
+static void s_check_close(s_self_t *self)
+{
+    if (self->phase != P_COLLECT)
+        return;
+    for (uint32_t i = 0; i < self->count; i++)
+        if (self->clients[i].state == C_SENT)
+            return;
+    s_close_round(self);
+}
+
+static int s_on_deadline(zloop_t *loop, int timer_id, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    self->deadline_timer = -1;
+    if (self->phase != P_COLLECT)
+        return 0;
+    uint32_t need = self->topo->server.min_reports;
+    if (need > self->participants)
+        need = self->participants;
+    if (need > 0 && self->reported < need && !self->extended) {
+        self->extended = true;
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "quorum-wait");
+        if (ev) {
+            hafl_log_event_add_int(ev, "reported", self->reported);
+            hafl_log_event_add_int(ev, "min_reports", need);
+            s_send_event(self, &ev);
+        }
+        self->deadline_timer =
+            zloop_timer(loop, self->topo->server.deadline_ms, 1, s_on_deadline, self);
+        return 0;
+    }
+    s_log_text(self, (int32_t)self->round, "deadline", "action", "closing round");
+    s_close_round(self);
+    return 0;
+}
+
+//  Participants of this round: eligible clients (joined, alive, not down after a crash), all of
+//  them or server/participants drawn from the SAMPLE stream; in index order.
+static uint32_t s_pick_participants(s_self_t *self, uint32_t *chosen)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < self->count; i++) {
+        s_client_t *c = &self->clients[i];
+        if (c->joined && c->down_until < self->round)
+            chosen[n++] = i;
+    }
+    uint32_t want = self->topo->server.participants;
+    if (want == 0 || want >= n)
+        return n;
+    hafl_rng_t rng;
+    hafl_rng_seed(&rng, self->topo->seed, HAFL_STREAM_SAMPLE, self->round);
+    hafl_rng_shuffle_u32(&rng, chosen, n);
+    //  Back to index order so everything downstream is order-independent.
+    for (uint32_t i = 1; i < want; i++)
+        for (uint32_t j = i; j > 0 && chosen[j - 1] > chosen[j]; j--) {
+            uint32_t t = chosen[j];
+            chosen[j] = chosen[j - 1];
+            chosen[j - 1] = t;
+        }
+    return want;
+}
+
+//  The round boundary: a pending swap replaces the strategy before the next round's views, so
+//  the round that was running aggregates with the old strategy and the next with the new one.
+static void s_next_round(s_self_t *self)
+{
+    if (!self->pending_swap[0]) {
+        s_begin_round(self);
+        return;
+    }
+    self->phase = P_SWAP;
+    char round[16];
+    snprintf(round, sizeof round, "%u", self->round + 1);
+    zsock_send(self->aggregator, "sss", "SWAP", self->pending_swap, round);
+    self->pending_swap[0] = 0;
+}
+
+static void s_begin_round(s_self_t *self)
+{
+    self->round++;
+    self->round_start = zclock_mono();
+    self->reported = self->late = 0;
+    self->extended = false;
+    self->evals_expected = self->evals_got = 0;
+    self->start_accuracy_sum = 0;
+    self->start_accuracy_n = 0;
+    uint32_t *chosen = self->view_clients; //  reused: participants first, then view clients
+    uint32_t n = s_pick_participants(self, chosen);
+    self->participants = n;
+    uint32_t sent = 0;
+    char droplist[4096] = "";
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t i = chosen[j];
+        s_client_t *c = &self->clients[i];
+        hafl_fault_t fault = hafl_faults_round(self->topo, self->round, i);
+        if (c->ctl_drop)
+            fault.drop = true;
+        if (c->ctl_straggle_ms)
+            fault.straggle_ms = c->ctl_straggle_ms;
+        c->ctl_drop = false;
+        c->ctl_straggle_ms = 0;
+        c->straggle_ms = fault.straggle_ms;
+        if (fault.drop) {
+            c->state = C_DROPPED;
+            s_append_list(droplist, sizeof droplist, i);
+            continue;
+        }
+        c->state = C_SENT; //  provisional until the ROUND is out
+        self->view_clients[sent] = i;
+        self->view_ranks[sent] = c->rank_budget;
+        sent++;
+    }
+    hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "round-start");
+    if (ev) {
+        hafl_log_event_add_int(ev, "participants", n);
+        hafl_log_event_add_int(ev, "sent", sent);
+        hafl_log_event_add_string(ev, "dropped", droplist);
+        hafl_log_event_add_string(ev, "strategy", self->strategy);
+        s_send_event(self, &ev);
+    }
+    memset(&self->views_job, 0, sizeof self->views_job);
+    self->views_job.global = self->global;
+    self->views_job.n = sent;
+    self->views_job.clients = self->view_clients;
+    self->views_job.ranks = self->view_ranks;
+    self->views_job.views = self->views;
+    self->phase = P_VIEWS;
+    zsock_send(self->aggregator, "sp", "VIEWS", &self->views_job);
+}
+
+//  Build and send one client's ROUND from its view.
+static int s_send_round(s_self_t *self, s_client_t *c, const hafl_adapter_t *view)
+{
+    hafl_scheme_select(self->scheme, view, c->rank_budget, self->topo->seed, self->round, c->index,
+                       c->roles);
+    hafl_msg_t *msg = hafl_msg_new(HAFL_MSG_ROUND);
+    if (!msg)
+        return -1;
+    hafl_round_t *r = &msg->u.round;
+    r->round = self->round;
+    r->deadline_ms = self->topo->server.deadline_ms;
+    r->local_epochs = self->topo->clients.local_epochs;
+    r->local_steps = self->topo->clients.local_steps;
+    r->batch = self->topo->clients.batch;
+    r->lr = self->topo->clients.lr;
+    hafl_rng_t rng;
+    hafl_rng_seed(&rng, self->topo->seed, HAFL_STREAM_BATCH,
+                  ((uint64_t)self->round << 32) | c->index);
+    r->seed = hafl_rng_u64(&rng);
+    r->straggle_ms = c->straggle_ms;
+    r->fresh_optimizer = true;
+    r->n_matrices = self->layout.n_matrices;
+    r->rank = self->layout.rank;
+    r->roles = malloc(self->slots + 1);
+    if (r->roles)
+        memcpy(r->roles, c->roles, self->slots);
+    r->components = hafl_wire_export_components(view, c->roles, HAFL_ROLE_FROZEN, &r->n_components);
+    //  Merged terms: only the tail the client lacks, unless its copy is not a prefix of ours.
+    bool prefix = c->merged_known && c->merged_epoch == view->merged_epoch;
+    for (uint32_t m = 0; prefix && m < self->layout.n_matrices; m++)
+        prefix = c->merged_counts[m] <= view->n_merged[m];
+    r->reset_merged = !prefix;
+    r->merged = hafl_wire_export_merged(view, prefix ? c->merged_counts : NULL, &r->n_merged);
+    int rc = -1;
+    if (r->roles && (r->components || !r->n_components) && (r->merged || !r->n_merged) &&
+        hafl_wire_export_head(view, &r->head) == 0)
+        rc = s_send_to(self, c->identity, msg, &c->down);
+    if (!r->components)
+        r->n_components = 0;
+    if (!r->merged)
+        r->n_merged = 0;
+    hafl_msg_destroy(&msg);
+    if (rc == 0) {
+        c->merged_known = true;
+        c->merged_epoch = view->merged_epoch;
+        memcpy(c->merged_counts, view->n_merged, self->layout.n_matrices * sizeof(uint32_t));
+    }
+    return rc;
+}
+
+static void s_on_views(s_self_t *self)
+{
+    hafl_views_job_t *job = &self->views_job;
+    if (job->rc) {
+        s_log_text(self, (int32_t)self->round, "views-failed", "reason", job->err);
+        for (size_t j = 0; j < job->n; j++)
+            self->clients[job->clients[j]].state = C_MISSED;
+        s_close_round(self);
+        return;
+    }
+    if (self->stop_requested) {
+        for (size_t j = 0; j < job->n; j++)
+            hafl_adapter_destroy(&job->views[j]);
+        s_finish(self, "stopped by control command");
+        return;
+    }
+    self->phase = P_COLLECT;
+    for (size_t j = 0; j < job->n; j++) {
+        s_client_t *c = &self->clients[job->clients[j]];
+        if (s_send_round(self, c, job->views[j])) {
+            c->state = C_MISSED;
+            s_log_text(self, (int32_t)self->round, "round-send-failed", "client", c->key);
+        } else if (self->topo->evaluator.client_start && self->evaluator &&
+                   s_send_eval(self, job->views[j], c->roles, 1 + c->index) == 0)
+            self->evals_expected++;
+        hafl_adapter_destroy(&job->views[j]);
+    }
+    self->deadline_timer =
+        zloop_timer(self->loop, self->topo->server.deadline_ms, 1, s_on_deadline, self);
+    s_check_close(self);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Joins
+
+static bool s_all_joined(s_self_t *self)
+{
+    for (uint32_t i = 0; i < self->count; i++)
+        if (!self->clients[i].joined)
+            return false;
+    return !self->topo->evaluator.enabled || self->evaluator;
+}
+
+static void s_start_rounds(s_self_t *self)
+{
+    s_stop_timer(self, &self->join_timer);
+    uint32_t joined = 0;
+    for (uint32_t i = 0; i < self->count; i++)
+        joined += self->clients[i].joined;
+    hafl_log_event_t *ev = s_event(self, -1, "federation-start");
+    if (ev) {
+        hafl_log_event_add_int(ev, "clients", joined);
+        hafl_log_event_add_int(ev, "expected", self->count);
+        hafl_log_event_add_bool(ev, "evaluator", self->evaluator != NULL);
+        hafl_log_event_add_int(ev, "join_ms", s_ms_since(self->started));
+        s_send_event(self, &ev);
+    }
+    if (self->round >= self->topo->server.rounds)
+        s_finish(self, "nothing left to run");
+    else
+        s_next_round(self);
+}
+
+static int s_on_join_timeout(zloop_t *loop, int timer_id, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    self->join_timer = -1;
+    if (self->phase != P_JOIN)
+        return 0;
+    uint32_t joined = 0;
+    for (uint32_t i = 0; i < self->count; i++)
+        joined += self->clients[i].joined;
+    if (joined == 0) {
+        //  Nobody came: keep waiting, but say so.
+        s_log_text(self, -1, "join-wait", "reason", "no client has joined yet");
+        self->join_timer =
+            zloop_timer(loop, self->topo->server.deadline_ms, 1, s_on_join_timeout, self);
+        return 0;
+    }
+    s_start_rounds(self);
+    return 0;
+}
+
+static void s_forget_identity(s_self_t *self, s_client_t *c)
+{
+    if (c->identity) {
+        zhash_delete(self->peers, c->key);
+        zframe_destroy(&c->identity);
+    }
+    c->key[0] = 0;
+}
+
+static void s_on_hello(s_self_t *self, zframe_t *identity, const char *key, const hafl_hello_t *h,
+                       hafl_traffic_t *traffic)
+{
+    char text[HAFL_MSG_MAX_TEXT];
+    char name[HAFL_MSG_MAX_NAME + 16];
+    snprintf(name, sizeof name, "%s", h->name);
+    if (self->phase == P_DONE) {
+        s_reject(self, identity, HAFL_REJECT_FULL, "federation ended", name);
+        return;
+    }
+    if (memcmp(h->base_digest, self->digest, 32) != 0) {
+        char theirs[65], ours[65];
+        for (int i = 0; i < 32; i++) {
+            snprintf(theirs + 2 * i, 3, "%02x", h->base_digest[i]);
+            snprintf(ours + 2 * i, 3, "%02x", self->digest[i]);
+        }
+        snprintf(text, sizeof text, "base digest %.16s... differs from the server's %.16s...",
+                 theirs, ours);
+        s_reject(self, identity, HAFL_REJECT_BASE_DIGEST, text, name);
+        return;
+    }
+    if (h->client_index == HAFL_EVALUATOR_INDEX) {
+        if (self->evaluator) {
+            char old[48];
+            hafl_wire_peer(self->evaluator, old, sizeof old);
+            zhash_delete(self->peers, old);
+            zframe_destroy(&self->evaluator);
+        }
+        self->evaluator = zframe_dup(identity);
+        self->evaluator_seen = zclock_mono();
+        zhash_insert(self->peers, key, &s_evaluator_marker);
+        s_welcome(self, identity, HAFL_EVALUATOR_INDEX, NULL);
+        s_log_text(self, -1, "evaluator-joined", "peer", key);
+    } else {
+        if (h->client_index >= self->count) {
+            snprintf(text, sizeof text, "client index %u is not below clients/count %u",
+                     h->client_index, self->count);
+            s_reject(self, identity, HAFL_REJECT_INDEX, text, name);
+            return;
+        }
+        s_client_t *c = &self->clients[h->client_index];
+        if (h->rank_budget != self->topo->clients.ranks[h->client_index]) {
+            snprintf(text, sizeof text, "rank budget %u differs from the topology's %u",
+                     h->rank_budget, self->topo->clients.ranks[h->client_index]);
+            s_reject(self, identity, HAFL_REJECT_RANK, text, name);
+            return;
+        }
+        if (h->n_samples == 0) {
+            snprintf(text, sizeof text, "client %u announces no training samples", h->client_index);
+            s_reject(self, identity, HAFL_REJECT_INDEX, text, name);
+            return;
+        }
+        bool same_peer = c->identity && zframe_eq(c->identity, identity);
+        if (c->joined && !h->rejoin && !same_peer) {
+            snprintf(text, sizeof text, "client index %u is already taken", h->client_index);
+            s_reject(self, identity, HAFL_REJECT_INDEX, text, name);
+            return;
+        }
+        bool rejoin = c->identity != NULL || h->rejoin;
+        if (rejoin && self->round > 0) {
+            //  It lost its state: it may not count in the round it crashed in, and sits out
+            //  faults/rejoin_rounds rounds after it.
+            if (c->state == C_SENT)
+                c->state = C_CRASHED;
+            c->down_until = self->round + self->topo->faults.rejoin_rounds;
+        }
+        s_forget_identity(self, c);
+        c->identity = zframe_dup(identity);
+        snprintf(c->key, sizeof c->key, "%s", key);
+        zhash_insert(self->peers, c->key, c);
+        c->joined = true;
+        c->rank_budget = h->rank_budget;
+        c->n_samples = h->n_samples;
+        c->last_seen = zclock_mono();
+        c->merged_known = false;
+        hafl_traffic_add(&c->up, traffic);
+        s_welcome(self, identity, h->client_index, &c->down);
+        hafl_log_event_t *ev = s_event(self, -1, rejoin ? "client-rejoined" : "client-joined");
+        if (ev) {
+            hafl_log_event_add_int(ev, "client", h->client_index);
+            hafl_log_event_add_string(ev, "peer", key);
+            hafl_log_event_add_int(ev, "rank_budget", h->rank_budget);
+            hafl_log_event_add_int(ev, "n_samples", (int64_t)h->n_samples);
+            if (rejoin)
+                hafl_log_event_add_int(ev, "down_until", c->down_until);
+            s_send_event(self, &ev);
+        }
+        if (c->state == C_CRASHED)
+            s_check_close(self);
+    }
+    if (self->phase == P_JOIN && s_all_joined(self))
+        s_start_rounds(self);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Updates and evaluation results
+
+static void s_late(s_self_t *self, s_client_t *c, uint32_t round, const char *why)
+{
+    self->late++;
+    self->late_total++;
+    hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "late-upload");
+    if (ev) {
+        hafl_log_event_add_int(ev, "client", c->index);
+        hafl_log_event_add_int(ev, "upload_round", round);
+        hafl_log_event_add_int(ev, "current_round", self->round);
+        hafl_log_event_add_string(ev, "why", why);
+        hafl_log_event_add_string(ev, "action", "dropped");
+        s_send_event(self, &ev);
+    }
+}
+
+static void s_on_update(s_self_t *self, s_client_t *c, const hafl_update_t *u)
+{
+    if (u->client_index != c->index) {
+        char text[128];
+        snprintf(text, sizeof text, "update.client_index %u from the peer of client %u",
+                 u->client_index, c->index);
+        self->unexpected++;
+        s_log_text(self, (int32_t)self->round, "bad-update", "reason", text);
+        return;
+    }
+    if (u->round != self->round || self->phase != P_COLLECT || c->state != C_SENT) {
+        s_late(self, c, u->round,
+               u->round != self->round ? "round number is not the current round"
+                                       : "its round had closed or it was not expected");
+        return;
+    }
+    char err[256] = "";
+    if (!c->upload && !(c->upload = hafl_adapter_new(&self->layout))) {
+        s_log_text(self, (int32_t)self->round, "bad-update", "reason", "out of memory");
+        return;
+    }
+    memset(c->trained, 0, self->slots);
+    int rc = hafl_wire_take_components(c->upload, u->components, u->n_components, c->trained,
+                                       "update.components", err, sizeof err);
+    for (size_t s = 0; rc == 0 && s < self->slots; s++)
+        if (c->trained[s] && c->roles[s] != HAFL_ROLE_TRAINABLE) {
+            snprintf(err, sizeof err, "update.components: component %zu was not trainable", s);
+            rc = -1;
+        }
+    if (rc == 0)
+        rc = hafl_wire_take_head(c->upload, &u->head, "update", err, sizeof err);
+    if (rc == 0 && u->n_samples != c->n_samples) {
+        snprintf(err, sizeof err, "update.n_samples %" PRIu64 " differs from the joined %" PRIu64,
+                 u->n_samples, c->n_samples);
+        rc = -1;
+    }
+    if (rc == 0 && !isfinite(u->train_loss)) {
+        snprintf(err, sizeof err, "update.train_loss is not finite");
+        rc = -1;
+    }
+    if (rc) {
+        self->unexpected++;
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "bad-update");
+        if (ev) {
+            hafl_log_event_add_int(ev, "client", c->index);
+            hafl_log_event_add_string(ev, "reason", err);
+            s_send_event(self, &ev);
+        }
+        return;
+    }
+    c->state = C_REPORTED;
+    c->train_loss = u->train_loss;
+    self->reported++;
+    hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "upload");
+    if (ev) {
+        hafl_log_event_add_int(ev, "client", c->index);
+        hafl_log_event_add_int(ev, "components", u->n_components);
+        hafl_log_event_add_float(ev, "train_loss", u->train_loss);
+        hafl_log_event_add_int(ev, "steps", u->steps);
+        hafl_log_event_add_int(ev, "train_ms", u->wall_ms);
+        hafl_log_event_add_int(ev, "after_ms", s_ms_since(self->round_start));
+        s_send_event(self, &ev);
+    }
+    s_check_close(self);
+}
+
+static void s_on_eval_result(s_self_t *self, const hafl_eval_result_t *r)
+{
+    if (self->phase != P_EVAL &&
+        !(self->phase == P_COLLECT || self->phase == P_AGGREGATE || self->phase == P_SWAP)) {
+        s_log_text(self, (int32_t)self->round, "late-eval", "action", "dropped");
+        return;
+    }
+    if (r->round != self->round) {
+        s_log_text(self, (int32_t)self->round, "late-eval", "action", "dropped");
+        return;
+    }
+    self->evals_got++;
+    if (r->tag == 0) {
+        self->accuracy = r->accuracy;
+        self->loss = r->loss;
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "eval");
+        if (ev) {
+            hafl_log_event_add_float(ev, "accuracy", r->accuracy);
+            hafl_log_event_add_float(ev, "loss", r->loss);
+            hafl_log_event_add_int(ev, "examples", (int64_t)r->n_examples);
+            hafl_log_event_add_int(ev, "wall_ms", r->wall_ms);
+            s_send_event(self, &ev);
+        }
+    } else {
+        self->start_accuracy_sum += r->accuracy;
+        self->start_accuracy_n++;
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "start-eval");
+        if (ev) {
+            hafl_log_event_add_int(ev, "client", r->tag - 1);
+            hafl_log_event_add_float(ev, "accuracy", r->accuracy);
+            hafl_log_event_add_float(ev, "loss", r->loss);
+            s_send_event(self, &ev);
+        }
+    }
+    if (self->phase == P_EVAL && self->evals_got >= self->evals_expected)
+        s_end_round(self);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Socket handlers
+
+static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    zframe_t *identity = NULL;
+    hafl_msg_t *msg = NULL;
+    hafl_msg_error_t err;
+    hafl_traffic_t traffic = {0};
+    size_t bytes = 0;
+    hafl_wire_status_t status = hafl_wire_recv(sock, true, &identity, &msg, &traffic, &bytes, &err);
+    if (status == HAFL_WIRE_INTERRUPTED) {
+        zframe_destroy(&identity);
+        return 0;
+    }
+    char key[48];
+    hafl_wire_peer(identity, key, sizeof key);
+    void *peer = zhash_lookup(self->peers, key);
+    s_client_t *c = peer && peer != &s_evaluator_marker ? (s_client_t *)peer : NULL;
+    if (status == HAFL_WIRE_MALFORMED) {
+        self->malformed++;
+        if (c)
+            hafl_traffic_add(&c->up, &traffic);
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "malformed");
+        if (ev) {
+            hafl_log_event_add_string(ev, "peer", key);
+            hafl_log_event_add_string(ev, "socket", "server");
+            hafl_log_event_add_string(ev, "code", hafl_msg_code_name(err.code));
+            hafl_log_event_add_string(ev, "field", err.field);
+            hafl_log_event_add_string(ev, "reason", err.text);
+            hafl_log_event_add_int(ev, "bytes", (int64_t)bytes);
+            hafl_log_event_add_int(ev, "count", (int64_t)self->malformed);
+            s_send_event(self, &ev);
+        }
+        if (err.code == HAFL_MSG_EVERSION && identity) {
+            char text[HAFL_MSG_MAX_TEXT];
+            snprintf(text, sizeof text, "protocol version: %s (server speaks %u.%u)", err.text,
+                     HAFL_PROTO_MAJOR, HAFL_PROTO_MINOR);
+            s_reject(self, identity, HAFL_REJECT_VERSION, text, "-");
+        }
+        zframe_destroy(&identity);
+        return 0;
+    }
+    if (c) {
+        c->last_seen = zclock_mono();
+        if (!c->joined && msg->type != HAFL_MSG_HELLO) {
+            //  Declared dead, yet it speaks: it is back (it may be chosen again).
+            c->joined = true;
+            hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "client-revived");
+            if (ev) {
+                hafl_log_event_add_int(ev, "client", c->index);
+                s_send_event(self, &ev);
+            }
+        }
+        if (msg->type != HAFL_MSG_HELLO)
+            hafl_traffic_add(&c->up, &traffic);
+    } else if (peer == &s_evaluator_marker)
+        self->evaluator_seen = zclock_mono();
+    switch (msg->type) {
+    case HAFL_MSG_HELLO:
+        s_on_hello(self, identity, key, &msg->u.hello, &traffic);
+        break;
+    case HAFL_MSG_UPDATE:
+        if (c)
+            s_on_update(self, c, &msg->u.update);
+        else {
+            self->unexpected++;
+            s_log_text(self, (int32_t)self->round, "unexpected", "peer", key);
+        }
+        break;
+    case HAFL_MSG_EVAL_RESULT:
+        if (peer == &s_evaluator_marker)
+            s_on_eval_result(self, &msg->u.eval_result);
+        else {
+            self->unexpected++;
+            s_log_text(self, (int32_t)self->round, "unexpected", "peer", key);
+        }
+        break;
+    case HAFL_MSG_HEARTBEAT:
+        if (!peer) {
+            self->unexpected++;
+            s_log_text(self, (int32_t)self->round, "unexpected", "peer", key);
+        }
+        break;
+    default: {
+        self->unexpected++;
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "unexpected");
+        if (ev) {
+            hafl_log_event_add_string(ev, "peer", key);
+            hafl_log_event_add_string(ev, "type", hafl_msg_type_name(msg->type));
+            s_send_event(self, &ev);
+        }
+        break;
+    }
+    }
+    hafl_msg_destroy(&msg);
+    zframe_destroy(&identity);
+    return 0;
+}
+
+static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    if (self->phase == P_DONE)
+        return 0;
+    int64_t now = zclock_mono();
+    int64_t limit = (int64_t)self->topo->server.heartbeat_ms * self->topo->server.heartbeat_misses;
+    hafl_msg_t *msg = hafl_msg_new(HAFL_MSG_HEARTBEAT);
+    for (uint32_t i = 0; i < self->count; i++) {
+        s_client_t *c = &self->clients[i];
+        if (!c->joined)
+            continue;
+        if (now - c->last_seen > limit) {
+            c->joined = false;
+            hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "client-dead");
+            if (ev) {
+                hafl_log_event_add_int(ev, "client", i);
+                hafl_log_event_add_int(ev, "silent_ms", now - c->last_seen);
+                s_send_event(self, &ev);
+            }
+            if (c->state == C_SENT) {
+                c->state = C_DEAD;
+                s_check_close(self);
+            }
+            continue;
+        }
+        if (msg) {
+            msg->u.heartbeat.client_index = UINT32_MAX;
+            msg->u.heartbeat.seq++;
+            msg->u.heartbeat.time_us = (uint64_t)zclock_time() * 1000u;
+            s_send_to(self, c->identity, msg, &c->down);
+        }
+    }
+    hafl_msg_destroy(&msg);
+    return 0;
+}
+
+static int s_on_aggregator(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    zmsg_t *reply = zmsg_recv(sock);
+    if (!reply)
+        return 0;
+    char *what = zmsg_popstr(reply);
+    if (what && streq(what, "AGGREGATED") && self->phase == P_AGGREGATE) {
+        if (self->agg_job.rc) {
+            hafl_adapter_copy_from(self->global, self->backup);
+            s_log_text(self, (int32_t)self->round, "aggregate-failed", "reason", self->agg_job.err);
+        }
+        s_after_aggregate(self);
+    } else if (what && streq(what, "VIEWED") && self->phase == P_VIEWS)
+        s_on_views(self);
+    else if (what && streq(what, "SWAPPED") && self->phase == P_SWAP) {
+        char *status = zmsg_popstr(reply);
+        char *text = zmsg_popstr(reply);
+        if (status && streq(status, "0") && text)
+            snprintf(self->strategy, sizeof self->strategy, "%s", text);
+        zstr_free(&status);
+        zstr_free(&text);
+        if (self->stop_requested)
+            s_finish(self, "stopped by control command");
+        else
+            s_begin_round(self);
+    }
+    zstr_free(&what);
+    zmsg_destroy(&reply);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Control
+
+static void s_json_string(char *out, size_t outlen, const char *text)
+{
+    size_t used = 0;
+    for (const char *p = text; *p && used + 8 < outlen; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"' || ch == '\\')
+            used += (size_t)snprintf(out + used, outlen - used, "\\%c", ch);
+        else if (ch < 0x20)
+            used += (size_t)snprintf(out + used, outlen - used, "\\u%04x", ch);
+        else
+            out[used++] = (char)ch;
+    }
+    out[used] = 0;
+}
+
+static const char *s_phase_name[] = {"join", "views", "collect", "aggregate",
+                                     "swap", "eval",  "done"};
+
+static void s_status_json(s_self_t *self, char *json, size_t jsonlen)
+{
+    uint32_t alive = 0;
+    char stragglers[2048] = "", pending[80] = "";
+    for (uint32_t i = 0; i < self->count; i++) {
+        alive += self->clients[i].joined;
+        if (self->clients[i].straggle_ms > 0 && self->clients[i].state == C_SENT)
+            s_append_list(stragglers, sizeof stragglers, i);
+    }
+    s_json_string(pending, sizeof pending, self->pending_swap);
+    hafl_traffic_t up = self->total_up, down = self->total_down;
+    for (uint32_t i = 0; i < self->count; i++) {
+        hafl_traffic_add(&up, &self->clients[i].up);
+        hafl_traffic_add(&down, &self->clients[i].down);
+    }
+    snprintf(json, jsonlen,
+             "{\"run\":\"%s\",\"round\":%u,\"rounds\":%u,\"phase\":\"%s\",\"clients\":%u,"
+             "\"alive\":%u,\"stragglers\":[%s],\"strategy\":\"%s\",\"pending_swap\":\"%s\","
+             "\"scheme\":\"%s\",\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64
+             ",\"malformed\":%" PRIu64 ",\"unexpected\":%" PRIu64 ",\"late\":%" PRIu64
+             ",\"evaluator\":%s}",
+             self->args->run_id, self->round, self->topo->server.rounds, s_phase_name[self->phase],
+             self->count, alive, stragglers, self->strategy, pending,
+             hafl_scheme_name(self->scheme), hafl_traffic_total(&up), hafl_traffic_total(&down),
+             self->malformed, self->unexpected, self->late_total,
+             self->evaluator ? "true" : "false");
+}
+
+//  Executes one control command; fills json and returns whether it succeeded.
+static bool s_control(s_self_t *self, const hafl_control_t *c, char *json, size_t jsonlen)
+{
+    char arg0[256] = "";
+    if (c->argc > 0)
+        s_json_string(arg0, sizeof arg0, c->argv[0]);
+    if (streq(c->command, "status")) {
+        s_status_json(self, json, jsonlen);
+        return true;
+    }
+    if (streq(c->command, "swap-aggregator")) {
+        if (c->argc != 1 || !hafl_strategy_known(c->argv[0])) {
+            snprintf(json, jsonlen, "{\"error\":\"unknown strategy '%s'\"}", arg0);
+            return false;
+        }
+        if (self->phase == P_DONE) {
+            snprintf(json, jsonlen, "{\"error\":\"the federation has ended\"}");
+            return false;
+        }
+        snprintf(self->pending_swap, sizeof self->pending_swap, "%s", c->argv[0]);
+        //  Applied at the next round boundary (s_next_round): the round in progress, if any,
+        //  still aggregates with the current strategy.
+        uint32_t first = self->round + 1;
+        snprintf(json, jsonlen,
+                 "{\"swap\":\"%s\",\"from\":\"%s\",\"after_round\":%u,\"first_round\":%u}", arg0,
+                 self->strategy, first - 1, first);
+        s_log_text(self, (int32_t)self->round, "swap-requested", "to", c->argv[0]);
+        return true;
+    }
+    if (streq(c->command, "fault")) {
+        bool straggle = c->argc == 3 && streq(c->argv[0], "straggle");
+        bool drop = c->argc == 2 && streq(c->argv[0], "drop");
+        char *end = NULL;
+        unsigned long client = (straggle || drop) ? strtoul(c->argv[1], &end, 10) : 0;
+        if ((!straggle && !drop) || !end || *end || end == c->argv[1] || client >= self->count) {
+            snprintf(json, jsonlen,
+                     "{\"error\":\"usage: fault straggle CLIENT DELAY_MS | fault drop CLIENT "
+                     "(CLIENT below %u)\"}",
+                     self->count);
+            return false;
+        }
+        unsigned long delay = 0;
+        if (straggle) {
+            delay = strtoul(c->argv[2], &end, 10);
+            if (!end || *end || end == c->argv[2] || delay == 0 || delay > 86400000ul) {
+                snprintf(json, jsonlen, "{\"error\":\"DELAY_MS must be 1..86400000\"}");
+                return false;
+            }
+            self->clients[client].ctl_straggle_ms = (uint32_t)delay;
+        } else
+            self->clients[client].ctl_drop = true;
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "fault-injected");
+        if (ev) {
+            hafl_log_event_add_string(ev, "fault", straggle ? "straggle" : "drop");
+            hafl_log_event_add_int(ev, "client", (int64_t)client);
+            hafl_log_event_add_int(ev, "delay_ms", (int64_t)delay);
+            hafl_log_event_add_int(ev, "applies_to_round", self->round + 1);
+            s_send_event(self, &ev);
+        }
+        snprintf(json, jsonlen, "{\"fault\":\"%s\",\"client\":%lu,\"delay_ms\":%lu,\"round\":%u}",
+                 straggle ? "straggle" : "drop", client, delay, self->round + 1);
+        return true;
+    }
+    if (streq(c->command, "stop")) {
+        snprintf(json, jsonlen, "{\"stopping\":true,\"round\":%u}", self->round);
+        self->stop_requested = true;
+        return true;
+    }
+    char command[128];
+    s_json_string(command, sizeof command, c->command);
+    snprintf(json, jsonlen,
+             "{\"error\":\"unknown command '%s' (status, swap-aggregator, fault, stop)\"}",
+             command);
+    return false;
+}
+
+//  Apply a stop request now, unless the aggregator holds the global adapter (then its reply
+//  applies it).
+static void s_apply_stop(s_self_t *self)
+{
+    if (!self->stop_requested || self->phase == P_DONE)
+        return;
+    if (self->phase == P_VIEWS || self->phase == P_AGGREGATE || self->phase == P_SWAP)
+        return;
+    if (self->phase == P_COLLECT)
+        s_log_text(self, (int32_t)self->round, "round-aborted", "reason", "stop");
+    s_finish(self, "stopped by control command");
+}
+
+static int s_on_control(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    zmsg_t *zmsg = zmsg_recv(sock);
+    if (!zmsg)
+        return 0;
+    zframe_t *identity = zmsg_pop(zmsg);
+    zframe_t *delimiter = NULL;
+    zframe_t *next = zmsg_first(zmsg);
+    if (next && zframe_size(next) == 0)
+        delimiter = zmsg_pop(zmsg); //  a REQ peer: keep its envelope for the reply
+    char key[48];
+    hafl_wire_peer(identity, key, sizeof key);
+    hafl_msg_error_t err;
+    hafl_msg_t *msg = hafl_msg_decode(zmsg, &err);
+    hafl_msg_t *reply = hafl_msg_new(HAFL_MSG_CONTROL_REPLY);
+    char *json = malloc(65536);
+    bool ok = false;
+    if (!msg || msg->type != HAFL_MSG_CONTROL) {
+        self->malformed++;
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "malformed");
+        if (ev) {
+            hafl_log_event_add_string(ev, "peer", key);
+            hafl_log_event_add_string(ev, "socket", "control");
+            hafl_log_event_add_string(ev, "reason", msg ? "not a control command" : err.text);
+            hafl_log_event_add_int(ev, "count", (int64_t)self->malformed);
+            s_send_event(self, &ev);
+        }
+        if (json)
+            snprintf(json, 65536, "{\"error\":\"malformed control message\"}");
+    } else if (json) {
+        ok = s_control(self, &msg->u.control, json, 65536);
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "control");
+        if (ev) {
+            hafl_log_event_add_string(ev, "peer", key);
+            hafl_log_event_add_string(ev, "command", msg->u.control.command);
+            hafl_log_event_add_bool(ev, "ok", ok);
+            s_send_event(self, &ev);
+        }
+    }
+    if (reply && json && identity) {
+        reply->u.control_reply.ok = ok;
+        reply->u.control_reply.json = json;
+        json = NULL;
+        zmsg_t *out = hafl_msg_encode(reply, NULL);
+        if (out) {
+            if (delimiter)
+                zmsg_pushmem(out, "", 0);
+            zmsg_push(out, identity);
+            identity = NULL;
+            if (zmsg_send(&out, sock))
+                zmsg_destroy(&out);
+        }
+    }
+    free(json);
+    hafl_msg_destroy(&reply);
+    hafl_msg_destroy(&msg);
+    zframe_destroy(&identity);
+    zframe_destroy(&delimiter);
+    zmsg_destroy(&zmsg);
+    s_apply_stop(self);
+    return 0;
+}
+
+static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    char *command = zstr_recv(pipe);
+    if (!command || streq(command, "$TERM")) {
+        zstr_free(&command);
+        return -1;
+    }
+    if (streq(command, "STOP")) {
+        self->stop_requested = true;
+        s_apply_stop(self);
+    }
+    zstr_free(&command);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Construction
+
+static void s_destroy(s_self_t *self)
+{
+    zactor_destroy(&self->aggregator);
+    zloop_destroy(&self->loop);
+    for (uint32_t i = 0; self->clients && i < self->count; i++) {
+        s_client_t *c = &self->clients[i];
+        zframe_destroy(&c->identity);
+        free(c->merged_counts);
+        free(c->roles);
+        free(c->trained);
+        hafl_adapter_destroy(&c->upload);
+    }
+    free(self->clients);
+    zframe_destroy(&self->evaluator);
+    zhash_destroy(&self->peers);
+    free(self->uploads);
+    free(self->view_clients);
+    free(self->view_ranks);
+    free(self->views);
+    hafl_adapter_destroy(&self->global);
+    hafl_adapter_destroy(&self->backup);
+    if (self->csv)
+        fclose(self->csv);
+    hafl_events_destroy(&self->events);
+    zsock_destroy(&self->router);
+    zsock_destroy(&self->control);
+    hafl_layout_clear(&self->layout);
+}
+
+static int s_setup(s_self_t *self, hafl_server_args_t *args)
+{
+    const hafl_topology_t *topo = args->topology;
+    char *err = args->err;
+    size_t errlen = sizeof args->err;
+    if (hafl_layout_copy(&self->layout, hafl_task_layout(args->task)))
+        goto nomem;
+    self->slots = (size_t)self->layout.n_matrices * self->layout.rank;
+    hafl_task_base_digest(args->task, self->digest);
+    if (hafl_scheme_parse(topo->server.scheme, &self->scheme)) {
+        snprintf(err, errlen, "%s: server/scheme: unknown scheme '%s'", topo->path,
+                 topo->server.scheme);
+        return -1;
+    }
+    snprintf(self->strategy, sizeof self->strategy, "%s", topo->server.aggregator);
+    self->count = topo->clients.count;
+    self->clients = calloc(self->count, sizeof(s_client_t));
+    self->uploads = calloc(self->count + 1, sizeof(hafl_upload_t));
+    self->view_clients = calloc(self->count + 1, sizeof(uint32_t));
+    self->view_ranks = calloc(self->count + 1, sizeof(uint32_t));
+    self->views = calloc(self->count + 1, sizeof(hafl_adapter_t *));
+    self->peers = zhash_new();
+    self->global = hafl_adapter_new(&self->layout);
+    self->backup = hafl_adapter_new(&self->layout);
+    if (!self->clients || !self->uploads || !self->view_clients || !self->view_ranks ||
+        !self->views || !self->peers || !self->global || !self->backup)
+        goto nomem;
+    for (uint32_t i = 0; i < self->count; i++) {
+        s_client_t *c = &self->clients[i];
+        c->index = i;
+        c->merged_counts = calloc(self->layout.n_matrices + 1, sizeof(uint32_t));
+        c->roles = calloc(self->slots + 1, 1);
+        c->trained = calloc(self->slots + 1, 1);
+        if (!c->merged_counts || !c->roles || !c->trained)
+            goto nomem;
+    }
+    hafl_adapter_init(self->global, topo->seed);
+    self->first_round = 1;
+    if (args->resume && s_resume(self, args->resume, err, errlen))
+        return -1;
+    if (args->log_endpoint) {
+        self->events = hafl_events_new(args->log_endpoint, args->run_id, "server");
+        if (!self->events) {
+            snprintf(err, errlen, "server: cannot connect to the logger at %s", args->log_endpoint);
+            return -1;
+        }
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/rounds.csv", args->run_dir);
+    bool exists = access(path, F_OK) == 0;
+    self->csv = fopen(path, "a");
+    if (!self->csv) {
+        snprintf(err, errlen, "%.200s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!exists)
+        s_csv_header(self);
+    self->router = zsock_new(ZMQ_ROUTER);
+    self->control = zsock_new(ZMQ_ROUTER);
+    if (!self->router || !self->control)
+        goto nomem;
+    hafl_wire_limit(self->router, args->max_msg_bytes);
+    hafl_wire_limit(self->control, HAFL_MSG_MAX_JSON + 65536);
+    zsock_set_router_handover(self->router, 1);
+    if (zsock_bind(self->router, "%s", args->endpoint) < 0) {
+        snprintf(err, errlen, "server: cannot bind %s: %s", args->endpoint,
+                 zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    if (zsock_bind(self->control, "%s", args->control) < 0) {
+        snprintf(err, errlen, "server: cannot bind control %s: %s", args->control,
+                 zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    hafl_aggregator_args_t agg = {0};
+    agg.layout = &self->layout;
+    agg.strategy = self->strategy;
+    agg.seed = topo->seed;
+    agg.log_endpoint = args->log_endpoint;
+    agg.run_id = args->run_id;
+    self->aggregator = hafl_aggregator_new(&agg);
+    if (!self->aggregator) {
+        snprintf(err, errlen, "%s", agg.err[0] ? agg.err : "aggregator: cannot start");
+        return -1;
+    }
+    self->loop = zloop_new();
+    if (!self->loop)
+        goto nomem;
+    return 0;
+nomem:
+    snprintf(err, errlen, "server: out of memory");
+    return -1;
+}
+
+void hafl_server_actor(zsock_t *pipe, void *args_)
+{
+    hafl_server_args_t *args = (hafl_server_args_t *)args_;
+    s_self_t self_ = {0}, *self = &self_;
+    self->pipe = pipe;
+    self->args = args;
+    self->topo = args->topology;
+    self->task = args->task;
+    self->deadline_timer = self->join_timer = self->eval_timer = -1;
+    self->started = zclock_mono();
+    args->err[0] = 0;
+    int rc = s_setup(self, args);
+    args->status = rc;
+    zsock_signal(pipe, rc ? 1 : 0);
+    if (rc) {
+        s_destroy(self);
+        return;
+    }
+    self->round = self->first_round - 1;
+    hafl_log_event_t *ev = s_event(self, -1, "server-start");
+    if (ev) {
+        hafl_log_event_add_string(ev, "endpoint", args->endpoint);
+        hafl_log_event_add_string(ev, "control", args->control);
+        hafl_log_event_add_string(ev, "scheme", hafl_scheme_name(self->scheme));
+        hafl_log_event_add_string(ev, "strategy", self->strategy);
+        hafl_log_event_add_int(ev, "clients", self->count);
+        hafl_log_event_add_int(ev, "rounds", self->topo->server.rounds);
+        hafl_log_event_add_int(ev, "first_round", self->first_round);
+        hafl_log_event_add_string(ev, "run_dir", args->run_dir);
+        s_send_event(self, &ev);
+    }
+    zloop_set_nonstop(self->loop, true);
+    zloop_reader(self->loop, pipe, s_on_pipe, self);
+    zloop_reader(self->loop, self->control, s_on_control, self);
+    zloop_reader(self->loop, self->router, s_on_router, self);
+    zloop_reader(self->loop, zactor_sock(self->aggregator), s_on_aggregator, self);
+    zloop_timer(self->loop, self->topo->server.heartbeat_ms, 0, s_on_heartbeat, self);
+    self->join_timer =
+        zloop_timer(self->loop, self->topo->server.deadline_ms, 1, s_on_join_timeout, self);
+    self->phase = P_JOIN;
+    zloop_start(self->loop);
+    s_destroy(self);
+}
+
+zactor_t *hafl_server_new(hafl_server_args_t *args)
+{
+    args->status = -1;
+    args->err[0] = 0;
+    zactor_t *actor = zactor_new(hafl_server_actor, args);
+    if (actor && args->status != 0)
+        zactor_destroy(&actor);
+    return actor;
+}

@@ -1,0 +1,55 @@
+/*  hafl_server: the server actor. It owns the global adapter (factors, scores, head, merged
+    terms), runs the rounds and answers control commands.
+
+    Sockets: a ROUTER on `endpoint` for clients and the evaluator, a ROUTER on `control` for
+    operators (`hafl ctl`; REQ or DEALER peers), the pipe of its aggregator actor
+    (hafl_aggregator.h) and an event emitter to the logger. Control has its own socket so it never
+    queues behind tensor traffic.
+
+    A round: participants (all eligible clients, or server/participants of them drawn from the
+    SAMPLE stream) -> fault model (hafl_faults.h: dropped clients get no ROUND) -> client views
+    from the aggregator's strategy -> the scheme's roles per client -> ROUND (non-absent
+    components with their global scores, the merged terms the client lacks, the head) -> wait
+    until every participant has reported, crashed or died, or the deadline (k of n: with
+    server/min_reports unmet at the deadline it waits one more deadline, then goes on with what
+    it has) -> uploads in client-index order to the aggregator -> pending swap, if any ->
+    EVAL_REQUEST to the evaluator, wait for the result (one deadline at most) -> rounds.csv row,
+    events, checkpoint -> next round. An upload for another round, or after its round closed, is
+    dropped and logged as late.
+
+    Run folder (run_dir): rounds.csv, checkpoint.bin + checkpoint.state after each round
+    (server/checkpoint_every), final_adapter.bin at the end.
+
+    Pipe: in "$TERM", "STOP" (end now, cleanly). Out, unsolicited: "PROGRESS" followed by the
+    string frames round, rounds, accuracy, loss, bytes up, bytes down, round wall ms, reported,
+    participants; and at the end "DONE" s(status "0" ok / "1" failed) s(final adapter sha256 hex)
+    s(reason). After DONE the actor waits for $TERM (late joiners are refused as "full").
+*/
+#ifndef HAFL_SERVER_H
+#define HAFL_SERVER_H
+
+#include "hafl_task.h"
+#include "hafl_topology.h"
+
+#include <czmq.h>
+#include <stdint.h>
+
+typedef struct {
+    const hafl_topology_t *topology; //  must outlive the actor
+    const hafl_task_t *task;         //  layout and base digest; must outlive the actor
+    const char *endpoint;            //  bind: clients and evaluator
+    const char *control;             //  bind: control commands
+    const char *log_endpoint;        //  logger PULL endpoint (NULL: no events)
+    const char *run_id;
+    const char *run_dir;   //  existing folder for the run's files
+    int64_t max_msg_bytes; //  inbound frame cap
+    const char *resume;    //  run folder to resume from (checkpoint), or NULL
+    //  Out: 0 once started, -1 with err.
+    int status;
+    char err[256];
+} hafl_server_args_t;
+
+zactor_t *hafl_server_new(hafl_server_args_t *args);
+void hafl_server_actor(zsock_t *pipe, void *args);
+
+#endif

@@ -1,0 +1,295 @@
+/*  hafl run: run a whole federation from a topology file.
+
+    In-process (the default): every actor is a thread of this process over inproc:// (control
+    and event endpoints on ipc:// so `hafl ctl` and `hafl tail` can reach them). With
+    --processes, or placement/mode processes or hosts, it starts one `hafl node` child per
+    placement group (hafl_placement.h) over ipc:// or loopback tcp://, passing each the run
+    folder, the run id and the resolved endpoints, and waits for them. Either way it ends by
+    printing `final adapter sha256 <hex>`, the digest the server also logs.
+*/
+#include "hafl_cmd.h"
+#include "hafl_adapter.h"
+#include "hafl_node.h"
+#include "hafl_placement.h"
+#include "hafl_topology.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: hafl run FILE [--set KEY=VALUE]... [--processes] [--resume RUNDIR]\n"
+            "                [--slots N]\n"
+            "\n"
+            "Run the federation a topology file describes and print its final adapter digest.\n"
+            "\n"
+            "options:\n"
+            "  --set KEY=VALUE  override a topology key (e.g. server/aggregator=zeropad)\n"
+            "  --processes      one `hafl node` process per actor group (ipc or loopback tcp)\n"
+            "  --resume RUNDIR  continue from the checkpoint in an earlier run folder\n"
+            "  --slots N        compute slots per process (default: number of cores)\n"
+            "  --help           this text\n"
+            "\n"
+            "Progress goes to stdout (one rewritten line on a terminal, a line per round\n"
+            "otherwise); the run folder (logger/run_dir/NAME-UTCSTAMP) holds events.jsonl,\n"
+            "rounds.csv and final_adapter.bin.\n"
+            "\n"
+            "exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error\n");
+}
+
+static int s_print_digest_of(const char *run_dir)
+{
+    char path[4200], err[256], hex[65];
+    snprintf(path, sizeof path, "%s/final_adapter.bin", run_dir);
+    hafl_adapter_t *adapter = hafl_adapter_load(path, err, sizeof err);
+    if (!adapter) {
+        fprintf(stderr, "hafl run: %s\n", err);
+        return -1;
+    }
+    hafl_adapter_digest_hex(adapter, hex);
+    hafl_adapter_destroy(&adapter);
+    printf("final adapter sha256 %s\n", hex);
+    return 0;
+}
+
+typedef struct {
+    pid_t pid;
+    char name[64];
+    bool server;
+    int status;
+    bool done;
+} s_child_t;
+
+//  The launcher of --processes: one `hafl node` per placement group.
+static int s_run_processes(const hafl_topology_t *t, const char *file, const char *const *overrides,
+                           size_t n_overrides, uint32_t slots)
+{
+    char run_dir[4096], err[512];
+    if (hafl_node_make_run_dir(t, run_dir, sizeof run_dir, err, sizeof err)) {
+        fprintf(stderr, "hafl run: %s\n", err);
+        return HAFL_EXIT_FAILURE;
+    }
+    const char *slash = strrchr(run_dir, '/');
+    const char *run_id = slash ? slash + 1 : run_dir;
+    hafl_placement_t placement;
+    hafl_placement_groups(t, &placement);
+    hafl_endpoints_t e;
+    hafl_placement_endpoints(t, false, run_id, &e);
+    if (t->placement.mode == HAFL_PLACEMENT_HOSTS && !t->server.endpoint[0]) {
+        //  Every host of a hosts topology on this one machine: loopback, not the hosts' addresses.
+        hafl_topology_t local = *t;
+        local.placement.mode = HAFL_PLACEMENT_PROCESSES;
+        hafl_placement_endpoints(&local, false, run_id, &e);
+    }
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) {
+        fprintf(stderr, "hafl run: cannot find its own executable: %s\n", strerror(errno));
+        return HAFL_EXIT_FAILURE;
+    }
+    exe[len] = 0;
+    char sets[5][HAFL_ENDPOINT_MAX + 32];
+    snprintf(sets[0], sizeof sets[0], "server/endpoint=%s", e.server);
+    snprintf(sets[1], sizeof sets[1], "server/control=%s", e.control);
+    snprintf(sets[2], sizeof sets[2], "logger/pull=%s", e.log);
+    snprintf(sets[3], sizeof sets[3], "logger/pub=%s", e.pub);
+    snprintf(sets[4], sizeof sets[4], "placement/mode=%s",
+             t->placement.mode == HAFL_PLACEMENT_HOSTS ? "hosts" : "processes");
+    char slots_text[16];
+    snprintf(slots_text, sizeof slots_text, "%u", slots);
+    printf("run %s\nfolder %s\ncontrol %s\nevents %s\n", run_id, run_dir, e.control, e.pub);
+    fflush(stdout);
+
+    s_child_t children[HAFL_TOPOLOGY_MAX_HOSTS + 4];
+    uint32_t n_children = 0;
+    for (uint32_t g = 0; g < placement.n_groups; g++) {
+        const hafl_group_t *group = &placement.groups[g];
+        bool empty =
+            !group->server && !group->evaluator && group->client_first > group->client_last;
+        if (empty)
+            continue;
+        size_t argc = 0, cap = 16 + 2 * (n_overrides + 5);
+        char **argv = calloc(cap, sizeof(char *));
+        if (!argv)
+            return HAFL_EXIT_FAILURE;
+        argv[argc++] = exe;
+        argv[argc++] = "node";
+        argv[argc++] = (char *)file;
+        argv[argc++] = "--host";
+        argv[argc++] = (char *)group->name;
+        argv[argc++] = "--run-dir";
+        argv[argc++] = run_dir;
+        argv[argc++] = "--run-id";
+        argv[argc++] = (char *)run_id;
+        argv[argc++] = "--slots";
+        argv[argc++] = slots_text;
+        argv[argc++] = "--child";
+        for (size_t i = 0; i < n_overrides; i++) {
+            argv[argc++] = "--set";
+            argv[argc++] = (char *)overrides[i];
+        }
+        for (int i = 0; i < 5; i++) {
+            argv[argc++] = "--set";
+            argv[argc++] = sets[i];
+        }
+        argv[argc] = NULL;
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            execv(exe, argv);
+            fprintf(stderr, "hafl run: cannot start %s: %s\n", exe, strerror(errno));
+            _exit(127);
+        }
+        free(argv);
+        if (pid < 0) {
+            fprintf(stderr, "hafl run: fork: %s\n", strerror(errno));
+            break;
+        }
+        s_child_t *c = &children[n_children++];
+        c->pid = pid;
+        snprintf(c->name, sizeof c->name, "%s", group->name);
+        c->server = group->server;
+        c->done = false;
+    }
+    //  Children handle an interrupt themselves (the server node stops the run cleanly).
+    signal(SIGINT, SIG_IGN);
+    int failures = 0;
+    uint32_t running = n_children;
+    int64_t server_ended = -1;
+    while (running > 0) {
+        int status = 0;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid == 0) {
+            //  Nodes without the server end once told the run is over; give them 30 s.
+            if (server_ended >= 0 && zclock_mono() - server_ended > 30000) {
+                for (uint32_t i = 0; i < n_children; i++)
+                    if (!children[i].done)
+                        kill(children[i].pid, SIGTERM);
+                server_ended = zclock_mono();
+            }
+            zclock_sleep(20); //  polling child processes, not waiting for an event
+            continue;
+        }
+        if (pid < 0)
+            break;
+        for (uint32_t i = 0; i < n_children; i++) {
+            s_child_t *c = &children[i];
+            if (c->pid != pid || c->done)
+                continue;
+            c->done = true;
+            running--;
+            bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (!ok) {
+                failures++;
+                fprintf(stderr, "hafl run: node %s ended with %s %d\n", c->name,
+                        WIFEXITED(status) ? "status" : "signal",
+                        WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+            }
+            if (c->server) {
+                server_ended = zclock_mono();
+                if (!ok)
+                    for (uint32_t j = 0; j < n_children; j++)
+                        if (!children[j].done)
+                            kill(children[j].pid, SIGTERM);
+            }
+        }
+    }
+    signal(SIGINT, SIG_DFL);
+    int rc = s_print_digest_of(run_dir);
+    printf("run folder %s\n", run_dir);
+    return rc == 0 && failures == 0 ? HAFL_EXIT_OK : HAFL_EXIT_FAILURE;
+}
+
+int hafl_cmd_run(int argc, char **argv)
+{
+    const char **overrides = NULL;
+    size_t n_overrides = 0;
+    hafl_topology_error_t terr;
+    if (hafl_topology_take_overrides(&argc, argv, &overrides, &n_overrides, &terr)) {
+        fprintf(stderr, "hafl run: %s\n", terr.text);
+        return HAFL_EXIT_USAGE;
+    }
+    const char *file = NULL, *resume = NULL;
+    bool processes = false;
+    uint32_t slots = 0;
+    for (int i = 1; i < argc; i++) {
+        if (streq(argv[i], "--help") || streq(argv[i], "-h")) {
+            s_usage(stdout);
+            free(overrides);
+            return HAFL_EXIT_OK;
+        } else if (streq(argv[i], "--processes"))
+            processes = true;
+        else if (streq(argv[i], "--resume") && i + 1 < argc)
+            resume = argv[++i];
+        else if (streq(argv[i], "--slots") && i + 1 < argc) {
+            char *end = NULL;
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (!end || *end || v > 1024) {
+                fprintf(stderr, "hafl run: --slots: expected 0..1024\n");
+                free(overrides);
+                return HAFL_EXIT_USAGE;
+            }
+            slots = (uint32_t)v;
+        } else if (argv[i][0] == '-' || file) {
+            fprintf(stderr, "hafl run: unexpected argument '%s'\n", argv[i]);
+            s_usage(stderr);
+            free(overrides);
+            return HAFL_EXIT_USAGE;
+        } else
+            file = argv[i];
+    }
+    if (!file) {
+        s_usage(stderr);
+        free(overrides);
+        return HAFL_EXIT_USAGE;
+    }
+    hafl_topology_t *t = hafl_topology_load(file, overrides, n_overrides, &terr);
+    if (!t) {
+        fprintf(stderr, "%s\n", terr.text);
+        free(overrides);
+        return HAFL_EXIT_USAGE;
+    }
+    int rc;
+    if (processes || t->placement.mode != HAFL_PLACEMENT_INPROC) {
+        if (resume) {
+            fprintf(stderr, "hafl run: --resume works in-process only\n");
+            rc = HAFL_EXIT_USAGE;
+        } else
+            rc = s_run_processes(t, file, overrides, n_overrides, slots);
+    } else {
+        char err[512], hex[65], reason[256];
+        hafl_node_opts_t opts = {0};
+        opts.topology = t;
+        opts.resume = resume;
+        opts.progress = stdout;
+        opts.slots = slots;
+        hafl_node_t *node = hafl_node_new(&opts, err, sizeof err);
+        if (!node) {
+            fprintf(stderr, "hafl run: %s\n", err);
+            rc = HAFL_EXIT_FAILURE;
+        } else {
+            const hafl_endpoints_t *e = hafl_node_endpoints(node);
+            printf("run %s\nfolder %s\ncontrol %s\nevents %s\n", hafl_node_run_id(node),
+                   hafl_node_run_dir(node), e->control, e->pub);
+            fflush(stdout);
+            int wrc = hafl_node_wait(node, hex, reason, sizeof reason);
+            if (hex[0])
+                printf("final adapter sha256 %s\n", hex);
+            printf("run folder %s\n", hafl_node_run_dir(node));
+            if (wrc)
+                fprintf(stderr, "hafl run: %s\n", reason);
+            hafl_node_destroy(&node);
+            rc = wrc ? HAFL_EXIT_FAILURE : HAFL_EXIT_OK;
+        }
+    }
+    hafl_topology_destroy(&t);
+    free(overrides);
+    return rc;
+}
