@@ -279,14 +279,16 @@ static int s_read_folder(s_reader_t *r, const char *root)
             struct stat st;
             if (snprintf(gdir, sizeof gdir, "%s/%s", dir, g->d_name) >= (int)sizeof gdir ||
                 stat(gdir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                s_fail(r, "unexpected entry %s/%s (want group folders)", s_part_names[part],
+                       g->d_name);
                 closedir(groups);
-                return s_fail(r, "unexpected entry %s/%s (want group folders)", s_part_names[part],
-                              g->d_name);
+                return -1;
             }
             DIR *files = opendir(gdir);
             if (!files) {
+                s_fail(r, "cannot open folder %s: %s", gdir, strerror(errno));
                 closedir(groups);
-                return s_fail(r, "cannot open folder %s: %s", gdir, strerror(errno));
+                return -1;
             }
             struct dirent *f;
             int rc = 0;

@@ -170,9 +170,57 @@ static int s_reserve(void **buf, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+//  Only the first T ids of a document are kept, so a long document need not be encoded whole.
+//  That is exact when no merge can join the bytes on both sides of a word boundary (a space
+//  right after a non-space): then merging never crosses it, and the ids of the text before it
+//  are the first ids of the whole text. It holds when " " is a piece (so a space is never a
+//  byte-fallback token) and no piece has a space right after another byte, as in sentencepiece
+//  vocabularies split on whitespace. Checked on the tokenizer, never assumed.
+static bool s_cut_safe(const hafl_tokenizer_t *tok)
+{
+    if (hafl_tokenizer_lookup(tok, " ", 1) < 0)
+        return false;
+    for (int32_t id = 0; id < hafl_tokenizer_vocab_size(tok); id++) {
+        const char *piece = hafl_tokenizer_piece(tok, id);
+        for (size_t k = 1; piece[k]; k++)
+            if (piece[k] == ' ' && piece[k - 1] != ' ')
+                return false;
+    }
+    return true;
+}
+
+//  BOS + the UTF-8 text s->utf8[0..len) into s->ids, of which at least the first T (or all, if
+//  fewer) equal the ids of encoding the whole text. With cut_safe, encodes a prefix ending at a
+//  word boundary past 4T + 16 bytes, doubling it until it yields T ids or is the whole text.
+static int s_encode_head(const hafl_tokenizer_t *tok, s_scratch_t *s, size_t len, uint32_t T,
+                         bool cut_safe, size_t *n_ids)
+{
+    size_t budget = cut_safe ? 4 * (size_t)T + 16 : len;
+    for (;;) {
+        size_t cut = len;
+        if (budget < len) {
+            cut = budget;
+            while (cut < len && !(s->utf8[cut] == ' ' && s->utf8[cut - 1] != ' '))
+                cut++;
+        }
+        char saved = s->utf8[cut];
+        s->utf8[cut] = '\0';
+        size_t need = hafl_tokenizer_encode_capacity(cut);
+        int rc = s_reserve((void **)&s->ids, &s->ids_cap, need, sizeof *s->ids);
+        if (rc == 0)
+            rc = hafl_tokenizer_encode(tok, s->utf8, true, false, s->ids, s->ids_cap, n_ids);
+        s->utf8[cut] = saved;
+        if (rc != 0)
+            return -1;
+        if (cut == len || *n_ids >= T)
+            return 0;
+        budget *= 2;
+    }
+}
+
 static int s_build_part(hafl_tokset_t *self, const hafl_newsgroups_t *corpus,
-                        const hafl_tokenizer_t *tok, hafl_newsgroups_part_t which, s_scratch_t *s,
-                        char *err, size_t errlen)
+                        const hafl_tokenizer_t *tok, hafl_newsgroups_part_t which, bool cut_safe,
+                        s_scratch_t *s, char *err, size_t errlen)
 {
     uint32_t count = hafl_newsgroups_count(corpus, which);
     uint32_t T = self->max_tokens;
@@ -199,10 +247,8 @@ static int s_build_part(hafl_tokset_t *self, const hafl_newsgroups_t *corpus,
             continue;
         size_t utf8_len = hafl_clean_latin1_to_utf8(s->text, len, s->utf8);
         s->utf8[utf8_len] = '\0';
-        size_t need = hafl_tokenizer_encode_capacity(strlen(s->utf8));
         size_t n_ids;
-        if (s_reserve((void **)&s->ids, &s->ids_cap, need, sizeof *s->ids) ||
-            hafl_tokenizer_encode(tok, s->utf8, true, false, s->ids, s->ids_cap, &n_ids)) {
+        if (s_encode_head(tok, s, utf8_len, T, cut_safe, &n_ids)) {
             snprintf(err, errlen, "tokenised set: cannot encode document %u (%s %s/%llu)", i,
                      which == HAFL_NEWSGROUPS_TRAIN ? "train" : "test",
                      hafl_newsgroups_class_name(corpus, doc->label), (unsigned long long)doc->id);
@@ -224,9 +270,10 @@ static int s_build(hafl_tokset_t *self, const hafl_newsgroups_t *corpus,
                    const hafl_tokenizer_t *tok, char *err, size_t errlen)
 {
     s_scratch_t s = {0};
-    int rc = s_build_part(self, corpus, tok, HAFL_NEWSGROUPS_TRAIN, &s, err, errlen);
+    bool cut_safe = s_cut_safe(tok);
+    int rc = s_build_part(self, corpus, tok, HAFL_NEWSGROUPS_TRAIN, cut_safe, &s, err, errlen);
     if (rc == 0)
-        rc = s_build_part(self, corpus, tok, HAFL_NEWSGROUPS_TEST, &s, err, errlen);
+        rc = s_build_part(self, corpus, tok, HAFL_NEWSGROUPS_TEST, cut_safe, &s, err, errlen);
     free(s.text);
     free(s.utf8);
     free(s.ids);
@@ -311,7 +358,7 @@ static int s_cache_write(const hafl_tokset_t *self, const char *dir, const char 
                          size_t reasonlen)
 {
     if (s_make_dirs(dir)) {
-        snprintf(reason, reasonlen, "cannot create %s: %s", dir, strerror(errno));
+        snprintf(reason, reasonlen, "cannot create its folder: %s", strerror(errno));
         return -1;
     }
     size_t size;
@@ -324,7 +371,7 @@ static int s_cache_write(const hafl_tokset_t *self, const char *dir, const char 
     snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        snprintf(reason, reasonlen, "cannot create a file in %s: %s", dir, strerror(errno));
+        snprintf(reason, reasonlen, "cannot create its temporary file: %s", strerror(errno));
         free(buf);
         return -1;
     }
