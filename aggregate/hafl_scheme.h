@@ -3,7 +3,9 @@
     "truncate": top-r_i components per matrix by global score (ties to the lower index), the
     rest absent. "truncate-prefix": components 0..r_i-1, the rest absent. "freeze": all R
     present, top-r_i trainable, the rest frozen. "freeze-random": all R present, r_i trainable
-    drawn at random from (seed, SCHEME stream, round, client).
+    drawn at random from the stream hafl_rng_seed (seed, HAFL_STREAM_SCHEME,
+    round << 32 | client) by Floyd's sampling, matrix after matrix. Ranking ties go to the
+    lower index, NaN scores rank last, and a budget above R counts as R.
 
     Output is a roles array [n_matrices * R] of HAFL_ROLE_ABSENT (0), HAFL_ROLE_FROZEN (1) and
     HAFL_ROLE_TRAINABLE (2), the same encoding the ROUND message carries.

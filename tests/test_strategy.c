@@ -607,10 +607,12 @@ static void test_validation_and_determinism(void)
 
     client_t c[3];
     s_clients(c, 3, 800);
-    for (int i = 0; i < 3; i++)
-        memset(c[i].trained, 1, 2 * R);
-    hafl_upload_t ups[3] = {s_upload(&c[0], 1, 5, 2), s_upload(&c[1], 4, 6, 2),
-                            s_upload(&c[2], 9, 7, 2)};
+    memset(c[0].trained, 1, R); //  matrix 0, all components
+    c[1].trained[0] = c[1].trained[1] = c[1].trained[R] = c[1].trained[R + 1] = 1;
+    c[2].trained[R] = 1; //  matrix 1 components 2, 3: nobody
+    uint64_t n[3] = {5, 6, 7};
+    hafl_upload_t ups[3] = {s_upload(&c[0], 1, n[0], 4), s_upload(&c[1], 4, n[1], 2),
+                            s_upload(&c[2], 9, n[2], 1)};
     hafl_adapter_t *g = s_global(9);
     for (size_t e = 0; e < 6; e++) {
         hafl_strategy_t *s = s_strategy(s_names[e]);
@@ -619,6 +621,27 @@ static void test_validation_and_determinism(void)
         s_aggregate(s, g1, 4, ups, 3);
         s_aggregate(s, g2, 4, ups, 3);
         s_same_digest(g1, g2, s_names[e]);
+        //  Every strategy: head by sample count over everyone; score of (m, k) by sample
+        //  count over its trainers, untouched where nobody trained it.
+        for (size_t h = 0; h < 12; h++) {
+            double want = 0.0;
+            for (int i = 0; i < 3; i++)
+                want += (double)n[i] / 18.0 * c[i].adapter->head[h];
+            CHECKF(fabs(g1->head[h] - want) < 1e-6, "%s head", s_names[e]);
+        }
+        for (uint32_t k = 0; k < 2 * R; k++) {
+            double sum = 0.0, cover = 0.0;
+            for (int i = 0; i < 3; i++)
+                if (c[i].trained[k]) {
+                    sum += (double)n[i] * c[i].adapter->score[k];
+                    cover += (double)n[i];
+                }
+            if (cover > 0.0)
+                CHECKF(fabs(g1->score[k] - sum / cover) < 1e-6, "%s score %u", s_names[e], k);
+            else
+                CHECKF(memcmp(&g1->score[k], &g->score[k], sizeof(float)) == 0, "%s score %u",
+                       s_names[e], k);
+        }
         //  Unsorted, duplicate, zero-sample, non-finite and empty input is refused and
         //  leaves the global state untouched.
         hafl_adapter_t *keep = hafl_adapter_dup(g);
