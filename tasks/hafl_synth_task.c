@@ -3,9 +3,9 @@
     sizes are tiny (dim 32, rank 8) and plain loops make the results independent of BLAS
     threading, so every mode of a federation gets bit-identical numbers.
 
-    Data layout: x_train [n_train][D], y_train [n_train]; the split is `order` [n_train], the
-    sample indices of client 0's shard, then client 1's, ... with offset [clients + 1] marking
-    where each shard starts. Within a shard samples are in increasing index order.
+    Data layout: x_train [n_train][D], y_train [n_train]; the partition across clients is a
+    hafl_split (data/hafl_split.h, iid or dirichlet by data/split) over the teacher's labels, so
+    the synthetic and the real tasks split by the same rule.
 
     Random streams (hafl_rng.h): SYNTH index 0 for W0, 1 for the teacher, 2 for training
     inputs, 3 for test inputs; SPLIT index 0 for the partition; BATCH (round seed, client) for
@@ -13,6 +13,7 @@
 */
 #include "hafl_synth_task.h"
 #include "hafl_rng.h"
+#include "hafl_split.h"
 
 #include <math.h>
 #include <sodium.h>
@@ -44,8 +45,7 @@ struct hafl_synth_task_t {
     float *x_test;     //  [n_test][D]
     uint32_t *y_test;  //  [n_test]
     uint32_t n_clients;
-    uint32_t *order;  //  [n_train], shard-major sample indices
-    uint32_t *offset; //  [n_clients + 1]
+    hafl_split_t *split_of; //  the training set across clients
     uint8_t digest[32];
 };
 
@@ -69,7 +69,7 @@ typedef struct {
     hafl_synth_task_t *task;
     uint32_t client;
     uint32_t n;              //  shard size
-    const uint32_t *rows;    //  [n] sample indices of the shard (points into task->order)
+    const uint32_t *rows;    //  [n] sample indices of the shard (owned by task->split_of)
     hafl_adapter_t *adapter; //  the local adapter
     uint8_t *roles;          //  [R] HAFL_ROLE_*
     uint8_t *active;         //  [R] 1 where the component is in the model (not absent)
@@ -306,117 +306,16 @@ static void s_teacher_label(const hafl_synth_task_t *self, const float *T, const
     }
 }
 
-//  owner [n_train] -> order and offset, shard-major and stable. 0, or -1 on no memory.
-static int s_group_by_owner(hafl_synth_task_t *self, const uint32_t *owner)
-{
-    memset(self->offset, 0, (self->n_clients + 1) * sizeof(uint32_t));
-    for (uint32_t s = 0; s < self->n_train; s++)
-        self->offset[owner[s] + 1]++;
-    for (uint32_t c = 0; c < self->n_clients; c++)
-        self->offset[c + 1] += self->offset[c];
-    uint32_t *fill = malloc(self->n_clients * sizeof(uint32_t));
-    if (!fill)
-        return -1;
-    memcpy(fill, self->offset, self->n_clients * sizeof(uint32_t));
-    for (uint32_t s = 0; s < self->n_train; s++)
-        self->order[fill[owner[s]]++] = s;
-    free(fill);
-    return 0;
-}
-
-//  Dirichlet label skew: per class, proportions over clients ~ Dir(alpha), cut by cumulative
-//  rounding; then any empty client takes one sample from the largest (lowest index on ties).
-static int s_split_dirichlet(hafl_synth_task_t *self, hafl_rng_t *rng, uint32_t *owner)
-{
-    uint32_t K = self->n_clients, N = self->n_train;
-    double *prop = malloc(K * sizeof(double));
-    uint32_t *members = malloc(N * sizeof(uint32_t));
-    uint32_t *count = calloc(K, sizeof(uint32_t));
-    if (!prop || !members || !count) {
-        free(prop);
-        free(members);
-        free(count);
-        return -1;
-    }
-    for (uint32_t c = 0; c < self->C; c++) {
-        uint32_t n_c = 0;
-        for (uint32_t s = 0; s < N; s++)
-            if (self->y_train[s] == c)
-                members[n_c++] = s;
-        hafl_rng_shuffle_u32(rng, members, n_c);
-        double total = 0;
-        for (uint32_t k = 0; k < K; k++)
-            total += prop[k] = hafl_rng_gamma(rng, self->dirichlet_alpha);
-        double cum = 0;
-        uint32_t start = 0;
-        for (uint32_t k = 0; k < K; k++) {
-            cum += prop[k];
-            uint32_t end = k + 1 == K || total <= 0 ? n_c : (uint32_t)floor(cum / total * n_c);
-            if (end > n_c)
-                end = n_c;
-            for (uint32_t i = start; i < end; i++)
-                owner[members[i]] = k;
-            if (end > start)
-                start = end;
-        }
-    }
-    for (uint32_t s = 0; s < N; s++)
-        count[owner[s]]++;
-    for (uint32_t k = 0; k < K; k++) {
-        if (count[k] > 0)
-            continue;
-        uint32_t big = 0;
-        for (uint32_t j = 1; j < K; j++)
-            if (count[j] > count[big])
-                big = j;
-        //  Move the big client's highest-index sample.
-        for (uint32_t s = N; s-- > 0;)
-            if (owner[s] == big) {
-                owner[s] = k;
-                break;
-            }
-        count[big]--;
-        count[k]++;
-    }
-    free(prop);
-    free(members);
-    free(count);
-    return 0;
-}
-
 static int s_split(hafl_synth_task_t *self, char *err, size_t errlen)
 {
-    uint32_t K = self->n_clients, N = self->n_train;
-    uint32_t *owner = malloc(N * sizeof(uint32_t));
-    if (!owner) {
-        snprintf(err, errlen, "synthetic task: out of memory for the split");
-        return -1;
-    }
-    hafl_rng_t rng;
-    hafl_rng_seed(&rng, self->seed, HAFL_STREAM_SPLIT, 0);
-    int rc = 0;
     if (strcmp(self->split, "dirichlet") == 0)
-        rc = s_split_dirichlet(self, &rng, owner);
-    else {
-        //  IID: a seeded permutation cut into K nearly equal contiguous pieces.
-        uint32_t *perm = malloc(N * sizeof(uint32_t));
-        if (!perm)
-            rc = -1;
-        else {
-            for (uint32_t s = 0; s < N; s++)
-                perm[s] = s;
-            hafl_rng_shuffle_u32(&rng, perm, N);
-            for (uint32_t i = 0; i < N; i++)
-                owner[perm[i]] = (uint32_t)((uint64_t)i * K / N);
-            free(perm);
-        }
-    }
-    if (rc == 0)
-        rc = s_group_by_owner(self, owner);
-    if (rc)
-        snprintf(err, errlen, "synthetic task: out of memory for the split");
-    free(owner);
-    return rc;
+        self->split_of =
+            hafl_split_dirichlet(self->y_train, self->n_train, self->C, self->n_clients,
+                                 self->dirichlet_alpha, self->seed, err, errlen);
+    else
+        self->split_of = hafl_split_iid(self->y_train, self->n_train, self->C, self->n_clients,
+                                        self->seed, err, errlen);
+    return self->split_of ? 0 : -1;
 }
 
 static void s_put_u32(crypto_hash_sha256_state *state, uint32_t value)
@@ -444,10 +343,12 @@ static void s_compute_digest(hafl_synth_task_t *self)
     s_put_u32(&state, self->n_test);
     s_put_u32(&state, self->n_clients);
     crypto_hash_sha256_update(&state, (const uint8_t *)self->split, sizeof self->split);
-    crypto_hash_sha256_update(&state, (const uint8_t *)self->order,
-                              (size_t)self->n_train * sizeof(uint32_t));
-    crypto_hash_sha256_update(&state, (const uint8_t *)self->offset,
-                              (size_t)(self->n_clients + 1) * sizeof(uint32_t));
+    for (uint32_t c = 0; c < self->n_clients; c++) {
+        uint32_t count = hafl_split_count(self->split_of, c);
+        s_put_u32(&state, count);
+        crypto_hash_sha256_update(&state, (const uint8_t *)hafl_split_indices(self->split_of, c),
+                                  (size_t)count * sizeof(uint32_t));
+    }
     crypto_hash_sha256_final(&state, self->digest);
 }
 
@@ -462,8 +363,7 @@ void hafl_synth_task_free(hafl_synth_task_t **self_p)
     free(self->y_train);
     free(self->x_test);
     free(self->y_test);
-    free(self->order);
-    free(self->offset);
+    hafl_split_destroy(&self->split_of);
     free(self);
     *self_p = NULL;
 }
@@ -546,15 +446,13 @@ hafl_synth_task_t *hafl_synth_task_build(const hafl_topology_t *topo, char *err,
     self->y_train = malloc((size_t)self->n_train * sizeof(uint32_t));
     self->x_test = malloc((size_t)self->n_test * D * sizeof(float));
     self->y_test = malloc((size_t)self->n_test * sizeof(uint32_t));
-    self->order = malloc((size_t)self->n_train * sizeof(uint32_t));
-    self->offset = calloc((size_t)self->n_clients + 1, sizeof(uint32_t));
     T = malloc((size_t)C * D * sizeof(float));
     U = malloc((size_t)D * self->teacher_rank * sizeof(float));
     V = malloc((size_t)D * self->teacher_rank * sizeof(float));
     v_x = malloc((size_t)self->teacher_rank * sizeof(double));
     w_x = malloc((size_t)D * sizeof(double));
     if (!v_x || !w_x || !self->w0 || !self->x_train || !self->y_train || !self->x_test ||
-        !self->y_test || !self->order || !self->offset || !T || !U || !V)
+        !self->y_test || !T || !U || !V)
         goto nomem;
 
     //  Scales keep W0 x, U V^T x and T h all of unit order for unit-variance inputs.
@@ -618,8 +516,7 @@ int hafl_synth_task_loss_grad(const hafl_synth_task_t *self, const hafl_adapter_
     if (s_check_adapter(self, adapter, "adapter", err, errlen) ||
         (grad && s_check_adapter(self, grad, "gradient", err, errlen)))
         return -1;
-    if (client >= self->n_clients || n == 0 ||
-        n > self->offset[client + 1] - self->offset[client]) {
+    if (client >= self->n_clients || n == 0 || n > hafl_split_count(self->split_of, client)) {
         snprintf(err, errlen, "synthetic task: client %u with %u examples out of range", client, n);
         return -1;
     }
@@ -638,7 +535,7 @@ int hafl_synth_task_loss_grad(const hafl_synth_task_t *self, const hafl_adapter_
         active[k] = !roles || roles[k] != HAFL_ROLE_ABSENT;
     double total = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t row = self->order[self->offset[client] + i];
+        uint32_t row = hafl_split_indices(self->split_of, client)[i];
         const float *x = self->x_train + (size_t)row * D;
         s_base_forward(D, weff, x, s.z);
         total += s_forward(self, adapter, active, x, s.z, self->y_train[row], &s, NULL);
@@ -897,8 +794,8 @@ static hafl_trainer_t *s_trainer_new(void *impl, uint32_t client, char *err, siz
         goto nomem;
     self->task = task;
     self->client = client;
-    self->n = task->offset[client + 1] - task->offset[client];
-    self->rows = task->order + task->offset[client];
+    self->n = hafl_split_count(task->split_of, client);
+    self->rows = hafl_split_indices(task->split_of, client);
     self->adapter = hafl_adapter_new(&task->layout);
     self->roles = malloc(R);
     self->active = malloc(R);
@@ -962,7 +859,7 @@ static uint64_t s_task_client_samples(const void *impl, uint32_t client)
     const hafl_synth_task_t *self = impl;
     if (client >= self->n_clients)
         return 0;
-    return self->offset[client + 1] - self->offset[client];
+    return hafl_split_count(self->split_of, client);
 }
 
 static int s_task_evaluate(const void *impl, const hafl_adapter_t *adapter, const uint8_t *present,
@@ -1010,6 +907,15 @@ static void s_task_describe(const void *impl, char *text, size_t textlen)
              self->n_test, self->n_clients, self->split, (unsigned long long)self->seed);
 }
 
+static void s_task_describe_client(const void *impl, uint32_t client, char *text, size_t textlen)
+{
+    const hafl_synth_task_t *self = impl;
+    if (client < self->n_clients)
+        hafl_split_describe(self->split_of, client, text, textlen);
+    else
+        snprintf(text, textlen, "client %u: not in this task", client);
+}
+
 static const hafl_task_ops_t s_task_ops = {
     .kind = "synthetic",
     .destroy = s_task_destroy,
@@ -1020,6 +926,7 @@ static const hafl_task_ops_t s_task_ops = {
     .trainer_new = s_trainer_new,
     .evaluate = s_task_evaluate,
     .describe = s_task_describe,
+    .describe_client = s_task_describe_client,
 };
 
 hafl_task_t *hafl_synth_task_new(const hafl_topology_t *topology, char *err, size_t errlen)
