@@ -1,7 +1,7 @@
 # Data tests (tests/test_data_*.c). Crafted-corpus, cleaning and split tests are quick and also
 # run in the ASan+UBSan tree. data_newsgroups reads the real 20news-bydate archive and tok512.bin
 # through the asset lookup and skips (exit 77) when they are missing.
-set_tests_properties(data_clean data_archive data_split data_tokset PROPERTIES LABELS asan)
+set_tests_properties(data_clean data_archive data_split data_tokset data_fedset PROPERTIES LABELS asan)
 set_tests_properties(data_newsgroups PROPERTIES SKIP_RETURN_CODE 77)
 
 # data_sklearn: the whole corpus cleaned by hafl and by scikit-learn's own functions must be
