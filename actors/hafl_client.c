@@ -229,8 +229,9 @@ static void s_start_round(s_self_t *self, hafl_msg_t **msg_p)
     }
     self->last_round = r->round;
     if (hafl_faults_crash(self->topology, r->round, self->index)) {
+        uint32_t round = r->round;
         hafl_msg_destroy(&msg);
-        s_crash(self, r->round);
+        s_crash(self, round);
         return;
     }
     char err[256] = "";

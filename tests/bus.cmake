@@ -1,0 +1,2 @@
+# Actor-bus tests: properties beyond the defaults of tests/CMakeLists.txt.
+set_tests_properties(bus_inproc bus_modes PROPERTIES TIMEOUT 120 LABELS bus)
