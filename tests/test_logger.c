@@ -533,6 +533,12 @@ int main(void)
     zsys_init();
     char dir[] = "logger-test-XXXXXX"; //  relative: ipc paths must stay short
     CHECK(mkdtemp(dir));
+    //  A logger that cannot open its file or bind its endpoint does not start.
+    hafl_logger_args_t bad = {.pull = "inproc://logger-bad", .path = "no-such-dir/x/events.jsonl"};
+    CHECK(hafl_logger_new(&bad) == NULL);
+    bad = (hafl_logger_args_t){.pull = "bogus://nowhere", .path = "logger-bad.jsonl"};
+    CHECK(hafl_logger_new(&bad) == NULL);
+    unlink("logger-bad.jsonl");
     s_test_many_emitters(dir);
     char sub[600];
     snprintf(sub, sizeof sub, "%s/odd", dir);
