@@ -194,6 +194,11 @@ int hafl_strategy_client_view(hafl_strategy_t *self, const hafl_adapter_t *globa
         snprintf(err, errlen, "%s: view for client %u: %s", name, client, why);
         return -1;
     }
+    if (view == global) {
+        snprintf(err, errlen, "%s: view for client %u: the view must not be the global adapter",
+                 name, client);
+        return -1;
+    }
     if (self->entry->family == S_FLEXLORA) {
         if (hafl_fold_flexlora_view(global, rank_budget, view, why, sizeof why)) {
             snprintf(err, errlen, "%s: view for client %u: %s", name, client, why);

@@ -677,6 +677,7 @@ static void test_validation_and_determinism(void)
     CHECK(hafl_strategy_aggregate(s, g, 1, &up, 1, err, sizeof err) == -1);
     CHECK(strstr(err, "L0.wv"));
     CHECK(hafl_strategy_client_view(s, g, 0, 2, odd, err, sizeof err) == -1);
+    CHECK(hafl_strategy_client_view(s, g, 0, 2, g, err, sizeof err) == -1);
     hafl_strategy_destroy(&s);
     hafl_adapter_destroy(&odd);
     hafl_adapter_destroy(&g);
