@@ -30,7 +30,7 @@ struct hafl_lowrank_t {
     double *x;     //  [max_terms][d_out]  c_j x_j
     double *y;     //  [max_terms][d_in]   y_j
     double *dense; //  [d_in][d_out]       D, column-major
-    double *row;   //  [d_out + d_in]      one term converted to double
+    double *row;   //  [d_out]             c x of one term, in double
     uint32_t rank;
     double *sigma; //  [rank]
     double *u;     //  [rank][d_out]
@@ -51,7 +51,7 @@ hafl_lowrank_t *hafl_lowrank_new(uint32_t d_out, uint32_t d_in, uint32_t max_ter
     self->max_terms = max_terms;
     uint32_t mn = d_out < d_in ? d_out : d_in;
     self->factored = max_terms < mn;
-    self->row = malloc(((size_t)d_out + d_in) * sizeof(double));
+    self->row = malloc((size_t)d_out * sizeof(double));
     if (self->factored) {
         self->x = malloc(((size_t)max_terms * d_out + 1) * sizeof(double));
         self->y = malloc(((size_t)max_terms * d_in + 1) * sizeof(double));
@@ -99,13 +99,16 @@ int hafl_lowrank_add(hafl_lowrank_t *self, double c, const float *x, const float
             yj[col] = (double)y[col];
         return 0;
     }
-    double *xd = self->row, *yd = self->row + self->d_out;
+    //  Plain loops rather than dger: each entry gets its terms in the order they came, so the
+    //  dense sum does not depend on how a BLAS would split the update across threads.
+    double *xd = self->row;
     for (uint32_t r = 0; r < self->d_out; r++)
-        xd[r] = (double)x[r];
-    for (uint32_t col = 0; col < self->d_in; col++)
-        yd[col] = (double)y[col];
-    cblas_dger(CblasColMajor, (int)self->d_out, (int)self->d_in, c, xd, 1, yd, 1, self->dense,
-               (int)self->d_out);
+        xd[r] = c * (double)x[r];
+    for (uint32_t col = 0; col < self->d_in; col++) {
+        double *column = self->dense + (size_t)col * self->d_out, ycol = (double)y[col];
+        for (uint32_t r = 0; r < self->d_out; r++)
+            column[r] += xd[r] * ycol;
+    }
     return 0;
 }
 

@@ -9,6 +9,9 @@
     kept factored (X = [x_j], Y = [y_j]) and D = Qx (Rx Ry^T) Qy^T is decomposed through two
     QR factorisations and the SVD of the small core, which costs O(d q^2) instead of O(d^3);
     otherwise D is accumulated densely. LAPACK (dgeqrf, dorgqr, dgesdd) comes from OpenBLAS.
+    Results are deterministic for a given OpenBLAS thread count; LAPACK's blocked kernels may
+    round differently with another count (hafl runs OpenBLAS single-threaded in every mode, so
+    in-process and multi-process runs agree bit for bit).
 
     Ownership: hafl_lowrank_new returns an accumulator the caller owns; destroy frees it and
     nulls the pointer. The result arrays belong to the accumulator.
