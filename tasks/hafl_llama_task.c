@@ -7,10 +7,9 @@
 #include "hafl_checkpoint.h"
 #include "hafl_lora_trainer.h"
 #include "hafl_rng.h"
-#include "hafl_split.h"
+#include "hafl_fedset.h"
 #include "hafl_targets.h"
 #include "hafl_tokenizer.h"
-#include "hafl_tokset.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -22,20 +21,17 @@
 
 typedef struct {
     hafl_checkpoint_t *checkpoint;
-    hafl_tokset_t *tokset;
+    hafl_fedset_t *data;        //  tokenised corpus, subsets and client shards
     hafl_targets_t targets;
     hafl_layout_t layout;
     uint32_t T;                 //  tokens per example
     uint32_t batch;             //  clients/batch: the trainers' batch capacity
     bool score_ibar;
     uint32_t n_clients;
-    hafl_tokset_part_t train;   //  views into tokset
+    hafl_tokset_part_t train;   //  views into the tokenised set
     hafl_tokset_part_t test;
-    uint32_t *train_rows;       //  [n_train_used] rows of `train` in use (the train_limit subset)
-    uint32_t n_train_used;
-    uint32_t *test_rows;        //  [n_test_used]
+    const uint32_t *test_rows;  //  [n_test_used] rows of `test` to evaluate on
     uint32_t n_test_used;
-    hafl_split_t *split;        //  over 0..n_train_used-1
     uint8_t digest[32];
     char description[256];
 } s_task_t;
@@ -45,7 +41,7 @@ typedef struct {
     uint32_t client;
     hafl_lora_trainer_t *trainer;
     uint32_t n;                 //  shard size
-    uint32_t *rows;             //  [n] train rows of this client's shard
+    const uint32_t *rows;       //  [n] train rows of this client's shard (owned by the task)
     uint32_t *order;            //  [n] batch order scratch
     uint32_t *tokens;           //  [batch][T] gathered batch
     uint32_t *lengths;          //  [batch]
@@ -96,7 +92,6 @@ s_trainer_destroy (void *impl)
     if (!self)
         return;
     hafl_lora_trainer_destroy (&self->trainer);
-    free (self->rows);
     free (self->order);
     free (self->tokens);
     free (self->lengths);
@@ -210,17 +205,13 @@ s_trainer_new (void *impl, uint32_t client, char *err, size_t errlen)
     }
     self->task = task;
     self->client = client;
-    self->n = hafl_split_count (task->split, client);
-    self->rows = malloc (self->n * sizeof (uint32_t));
+    self->rows = hafl_fedset_client_rows (task->data, client, &self->n);
     self->order = malloc (self->n * sizeof (uint32_t));
-    if (!self->rows || !self->order) {
+    if (!self->order) {
         snprintf (err, errlen, "client %u: out of memory", client);
         s_trainer_destroy (self);
         return NULL;
     }
-    const uint32_t *indices = hafl_split_indices (task->split, client);
-    for (uint32_t i = 0; i < self->n; i++)
-        self->rows[i] = task->train_rows[indices[i]];
     //  Sized for the topology's batch (the batch every ROUND carries); BLAS single-threaded
     //  so that results are identical in every placement mode.
     self->trainer = s_lora_trainer (task, task->batch, 1, err, errlen);
@@ -240,11 +231,8 @@ s_task_destroy (void *impl)
     s_task_t *self = impl;
     if (!self)
         return;
-    hafl_split_destroy (&self->split);
-    free (self->train_rows);
-    free (self->test_rows);
     hafl_layout_clear (&self->layout);
-    hafl_tokset_destroy (&self->tokset);
+    hafl_fedset_destroy (&self->data);
     hafl_checkpoint_destroy (&self->checkpoint);
     free (self);
 }
@@ -271,7 +259,10 @@ static uint64_t
 s_task_client_samples (const void *impl, uint32_t client)
 {
     const s_task_t *self = impl;
-    return client < self->n_clients ? hafl_split_count (self->split, client) : 0;
+    uint32_t count = 0;
+    if (client < self->n_clients)
+        hafl_fedset_client_rows (self->data, client, &count);
+    return count;
 }
 
 static int
@@ -334,7 +325,7 @@ static void
 s_task_describe_client (const void *impl, uint32_t client, char *text, size_t textlen)
 {
     const s_task_t *self = impl;
-    hafl_split_describe (self->split, client, text, textlen);
+    hafl_fedset_describe_client (self->data, client, text, textlen);
 }
 
 static const hafl_task_ops_t s_task_ops = {
@@ -350,35 +341,23 @@ static const hafl_task_ops_t s_task_ops = {
     .describe_client = s_task_describe_client,
 };
 
+//  Everything a client must agree on with the server: base weights, data and its split
+//  (the fedset digest covers the seed, limits and split settings), scoring rule and layout.
 static void
-s_hash_u64 (crypto_hash_sha256_state *state, uint64_t value)
-{
-    crypto_hash_sha256_update (state, (const unsigned char *) &value, sizeof value);
-}
-
-//  Everything a client must agree on with the server: base weights, data, split, layout.
-static void
-s_compute_digest (s_task_t *self, const hafl_topology_t *topology)
+s_compute_digest (s_task_t *self)
 {
     crypto_hash_sha256_state state;
     crypto_hash_sha256_init (&state);
     crypto_hash_sha256_update (&state, (const unsigned char *) "hafl-llama-task-1", 17);
     crypto_hash_sha256_update (&state, self->checkpoint->digest, 32);
     uint8_t data_digest[32];
-    hafl_tokset_digest (self->tokset, data_digest);
+    hafl_fedset_digest (self->data, data_digest);
     crypto_hash_sha256_update (&state, data_digest, 32);
-    s_hash_u64 (&state, topology->seed);
-    crypto_hash_sha256_update (&state, (const unsigned char *) topology->data.split,
-                               strlen (topology->data.split) + 1);
-    double alpha = topology->data.dirichlet_alpha;
-    crypto_hash_sha256_update (&state, (const unsigned char *) &alpha, sizeof alpha);
-    s_hash_u64 (&state, self->n_clients);
-    s_hash_u64 (&state, topology->data.train_limit);
-    s_hash_u64 (&state, topology->data.test_limit);
-    s_hash_u64 (&state, self->score_ibar);
+    uint8_t score_rule = self->score_ibar;
+    crypto_hash_sha256_update (&state, &score_rule, 1);
     hafl_adapter_t *shape = hafl_adapter_new (&self->layout);
     if (shape) {
-        //  The layout's digest: a zero adapter serialises the layout and nothing else varies.
+        //  A zero adapter serialises the layout and nothing else that varies.
         uint8_t layout_digest[32];
         hafl_adapter_digest (shape, layout_digest);
         crypto_hash_sha256_update (&state, layout_digest, 32);
@@ -434,67 +413,47 @@ hafl_llama_task_new (const hafl_topology_t *topology, char *err, size_t errlen)
         snprintf (err, errlen, "%s: model/tokenizer: %s", topology->path, reason);
         goto fail;
     }
-    if (!(path = hafl_asset_find (topology->data.path, reason, sizeof reason))) {
-        snprintf (err, errlen, "%s: data/path: %s", topology->path, reason);
-        goto fail;
-    }
-    hafl_tokset_opts_t data_opts = {
+    hafl_fedset_opts_t data_opts = {
+        .path = topology->data.path,
         .max_tokens = self->T,
         .keep_empty = topology->data.keep_empty,
+        .train_limit = topology->data.train_limit,
+        .test_limit = topology->data.test_limit,
+        .split = topology->data.split,
+        .dirichlet_alpha = topology->data.dirichlet_alpha,
+        .clients = self->n_clients,
+        .seed = topology->seed,
         .cache_dir = NULL,
     };
-    self->tokset = hafl_tokset_new_from_path (path, tokenizer, &data_opts, reason, sizeof reason);
-    free (path);
+    self->data = hafl_fedset_new (&data_opts, tokenizer, reason, sizeof reason);
     hafl_tokenizer_destroy (&tokenizer);
-    if (!self->tokset) {
+    if (!self->data) {
         snprintf (err, errlen, "%s: data/path: %s", topology->path, reason);
         goto fail;
     }
-    self->train = hafl_tokset_part (self->tokset, HAFL_NEWSGROUPS_TRAIN);
-    self->test = hafl_tokset_part (self->tokset, HAFL_NEWSGROUPS_TEST);
+    const hafl_tokset_t *tokset = hafl_fedset_tokset (self->data);
+    self->train = hafl_tokset_part (tokset, HAFL_NEWSGROUPS_TRAIN);
+    self->test = hafl_tokset_part (tokset, HAFL_NEWSGROUPS_TEST);
+    self->test_rows = hafl_fedset_test_rows (self->data, &self->n_test_used);
 
     if (hafl_targets_parse (topology->model.targets, &self->targets, reason, sizeof reason)) {
         snprintf (err, errlen, "%s: model/targets: %s", topology->path, reason);
         goto fail;
     }
-    uint32_t classes = hafl_tokset_classes (self->tokset);
+    uint32_t classes = hafl_tokset_classes (tokset);
     if (hafl_targets_layout (&self->targets, &self->checkpoint->config, topology->model.rank,
                              topology->model.alpha, classes, &self->layout)) {
         snprintf (err, errlen, "llama task: out of memory");
         goto fail;
     }
 
-    self->train_rows = hafl_split_subset (self->train.n, topology->data.train_limit,
-                                          topology->seed, 0, &self->n_train_used);
-    self->test_rows = hafl_split_subset (self->test.n, topology->data.test_limit, topology->seed,
-                                         1, &self->n_test_used);
-    uint32_t *labels = self->train_rows ? malloc ((self->n_train_used + 1) * sizeof (uint32_t)) : NULL;
-    if (!self->train_rows || !self->test_rows || !labels) {
-        free (labels);
-        snprintf (err, errlen, "llama task: out of memory");
-        goto fail;
-    }
-    for (uint32_t i = 0; i < self->n_train_used; i++)
-        labels[i] = self->train.labels[self->train_rows[i]];
-    if (strcmp (topology->data.split, "dirichlet") == 0)
-        self->split = hafl_split_dirichlet (labels, self->n_train_used, classes, self->n_clients,
-                                            topology->data.dirichlet_alpha, topology->seed, reason,
-                                            sizeof reason);
-    else
-        self->split = hafl_split_iid (labels, self->n_train_used, classes, self->n_clients,
-                                      topology->seed, reason, sizeof reason);
-    free (labels);
-    if (!self->split) {
-        snprintf (err, errlen, "%s: data/split: %s", topology->path, reason);
-        goto fail;
-    }
-    s_compute_digest (self, topology);
+    s_compute_digest (self);
     snprintf (self->description, sizeof self->description,
-              "llama dim %d layers %d, %u adapted matrices rank %u, 20news %u train / %u test "
-              "examples, T %u, %s split over %u clients; %s",
+              "llama dim %d layers %d, %u adapted matrices rank %u, 20news %u test examples, "
+              "T %u, %s split over %u clients; %s",
               self->checkpoint->config.dim, self->checkpoint->config.n_layers,
-              self->layout.n_matrices, self->layout.rank, self->n_train_used, self->n_test_used,
-              self->T, topology->data.split, self->n_clients, hafl_tokset_note (self->tokset));
+              self->layout.n_matrices, self->layout.rank, self->n_test_used, self->T,
+              topology->data.split, self->n_clients, hafl_tokset_note (tokset));
     return hafl_task_wrap (&s_task_ops, self);
 fail:
     hafl_tokenizer_destroy (&tokenizer);
