@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 void hafl_placement_groups(const hafl_topology_t *t, hafl_placement_t *p)
 {
@@ -76,6 +77,7 @@ void hafl_placement_endpoints(const hafl_topology_t *t, bool in_process, const c
     bool tcp = !in_process && (t->placement.mode == HAFL_PLACEMENT_HOSTS ||
                                strcmp(t->placement.transport, "tcp") == 0);
     const char *address = "127.0.0.1";
+    int pid = (int)getpid(); //  abstract ipc names are machine-wide: keep concurrent runs apart
     if (t->placement.mode == HAFL_PLACEMENT_HOSTS)
         for (uint32_t h = 0; h < t->placement.n_hosts; h++)
             if (t->placement.hosts[h].server)
@@ -86,9 +88,10 @@ void hafl_placement_endpoints(const hafl_topology_t *t, bool in_process, const c
             snprintf(connect[i], HAFL_ENDPOINT_MAX, "tcp://%s:%u", address, port);
             snprintf(bind[i], HAFL_ENDPOINT_MAX, "tcp://*:%u", port);
         } else if (in_process && (i == 0 || i == 2))
-            snprintf(connect[i], HAFL_ENDPOINT_MAX, "inproc://hafl-%s-%s", run_id, names[i]);
+            snprintf(connect[i], HAFL_ENDPOINT_MAX, "inproc://hafl-%s-%d-%s", run_id, pid,
+                     names[i]);
         else
-            snprintf(connect[i], HAFL_ENDPOINT_MAX, "ipc://@hafl-%s-%s", run_id, names[i]);
+            snprintf(connect[i], HAFL_ENDPOINT_MAX, "ipc://@hafl-%s-%d-%s", run_id, pid, names[i]);
         if (!tcp)
             snprintf(bind[i], HAFL_ENDPOINT_MAX, "%s", connect[i]);
     }

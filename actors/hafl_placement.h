@@ -9,9 +9,10 @@
     Endpoints: a non-empty server/endpoint, server/control, logger/pull or logger/pub in the
     topology is used as given (bind and connect). Empty ones are derived from the run id and
     the transport:
-        inproc      inproc://hafl-RUN-server, inproc://hafl-RUN-log; control and pub (which
-                    other processes reach) on ipc://@hafl-RUN-control, ipc://@hafl-RUN-pub
-        ipc         ipc://@hafl-RUN-{server,control,log,pub}  (Linux abstract namespace)
+        inproc      inproc://hafl-RUN-PID-server, inproc://hafl-RUN-PID-log; control and pub
+                    (which other processes reach) on ipc://@hafl-RUN-PID-control and -pub
+        ipc         ipc://@hafl-RUN-PID-{server,control,log,pub} (Linux abstract namespace;
+                    PID is the deriving process's, so concurrent runs never collide)
         tcp         loopback (processes) or the server host's address (hosts), ports
                     base_port + 0 (server), + 1 (control), + 2 (log), + 3 (pub); the server
                     host binds every interface on those ports

@@ -1,0 +1,114 @@
+/*  test_bus_rogue: hostile and mistaken peers do not disturb a federation.
+    - A rogue DEALER sends the server random bytes, a truncated message, an unknown type and a
+      HELLO of another protocol major; another sends garbage to the control socket. Each is
+      counted and logged with the peer and the codec's reason; the HELLO of the other major
+      gets REJECT with reason VERSION; the run completes with the same final adapter as an
+      undisturbed run.
+    - A client built on another base model (wrong base digest) is refused, with the reason in
+      the log, and its actor is told so.
+*/
+#include "test_bus_util.h"
+
+#include "hafl_client.h"
+#include "hafl_msg.h"
+#include "hafl_pool.h"
+
+static void s_send_bytes(zsock_t *sock, const void *data, size_t size)
+{
+    zframe_t *frame = zframe_new(data, size);
+    CHECK(frame && zframe_send(&frame, sock, 0) == 0);
+}
+
+int main(void)
+{
+    hafl_topology_t *t = bus_load("topologies/smoke.zpl", NULL);
+    char clean[65], run_dir[4096];
+    CHECK(bus_run_inproc(t, clean, run_dir, sizeof run_dir) == 0);
+
+    char err[512], hex[65], reason[256];
+    hafl_node_opts_t opts = {0};
+    opts.topology = t;
+    hafl_node_t *node = hafl_node_new(&opts, err, sizeof err);
+    CHECKF(node != NULL, "%s", err);
+    const hafl_endpoints_t *e = hafl_node_endpoints(node);
+
+    zsock_t *rogue = zsock_new_dealer(e->server);
+    zsock_t *rogue_ctl = zsock_new_dealer(e->control);
+    CHECK(rogue && rogue_ctl);
+    uint8_t noise[300];
+    for (size_t i = 0; i < sizeof noise; i++)
+        noise[i] = (uint8_t)(i * 131u + 7u);
+    s_send_bytes(rogue, noise, sizeof noise); //  random bytes
+    const uint8_t truncated[] = {0x93, 0x01}; //  array of 3, one element
+    s_send_bytes(rogue, truncated, sizeof truncated);
+    const uint8_t unknown[] = {0x93, 0x01, 0x00, 0x63}; //  type 99
+    s_send_bytes(rogue, unknown, sizeof unknown);
+    const uint8_t major[] = {0x93, 0x07, 0x00, 0x01}; //  a HELLO of major version 7
+    s_send_bytes(rogue, major, sizeof major);
+    s_send_bytes(rogue_ctl, noise, 40); //  garbage control command
+
+    //  A client on another base model.
+    hafl_pool_t *pool = hafl_pool_new(1);
+    CHECK(pool);
+    uint8_t wrong[32] = {0xde, 0xad};
+    hafl_client_args_t ca = {0};
+    ca.task = hafl_node_task(node);
+    ca.topology = t;
+    ca.index = 0;
+    ca.server = e->server;
+    ca.pool = hafl_pool_endpoint(pool);
+    ca.max_msg_bytes = 1 << 20;
+    ca.digest = wrong;
+    zactor_t *impostor = hafl_client_new(&ca);
+    CHECKF(impostor != NULL, "%s", ca.err);
+
+    int rc = hafl_node_wait(node, hex, reason, sizeof reason);
+    CHECKF(rc == 0, "%s", reason);
+    CHECKF(streq(hex, clean), "disturbed run %s, clean run %s", hex, clean);
+
+    //  The impostor was told why (poll with a deadline: the REJECT came long ago).
+    zpoller_t *poller = zpoller_new(impostor, NULL);
+    CHECK(zpoller_wait(poller, 10000) == impostor);
+    char *done = NULL, *why = NULL;
+    CHECK(zsock_recv(impostor, "ss", &done, &why) == 0);
+    CHECKF(streq(done, "DONE") && strstr(why, "base digest"), "%s %s", done, why);
+    zpoller_destroy(&poller);
+    zstr_free(&done);
+    zstr_free(&why);
+
+    //  The rogue that spoke another major got REJECT VERSION.
+    poller = zpoller_new(rogue, NULL);
+    bool version_reject = false;
+    while (!version_reject && zpoller_wait(poller, 5000) == rogue) {
+        zmsg_t *zmsg = zmsg_recv(rogue);
+        hafl_msg_error_t merr;
+        hafl_msg_t *msg = hafl_msg_decode(zmsg, &merr);
+        version_reject =
+            msg && msg->type == HAFL_MSG_REJECT && msg->u.reject.reason == HAFL_REJECT_VERSION;
+        hafl_msg_destroy(&msg);
+        zmsg_destroy(&zmsg);
+    }
+    CHECK(version_reject);
+    zpoller_destroy(&poller);
+
+    char path[4300];
+    snprintf(path, sizeof path, "%s/events.jsonl", hafl_node_run_dir(node));
+    char *events = bus_read_file(path);
+    CHECK(events != NULL);
+    CHECKF(bus_count(events, "\"event\":\"malformed\"") >= 4, "malformed events: %zu",
+           bus_count(events, "\"event\":\"malformed\""));
+    CHECK(strstr(events, "\"socket\":\"control\""));
+    CHECK(strstr(events, "\"code\":\"") && strstr(events, "\"peer\":\""));
+    CHECK(strstr(events, "\"reason_code\":2") && strstr(events, "base digest"));
+    CHECK(strstr(events, "\"reason_code\":1")); //  the VERSION reject is logged too
+    free(events);
+
+    zactor_destroy(&impostor);
+    hafl_pool_destroy(&pool);
+    zsock_destroy(&rogue);
+    zsock_destroy(&rogue_ctl);
+    hafl_node_destroy(&node);
+    hafl_topology_destroy(&t);
+    printf("bus rogue: ok\n");
+    return 0;
+}
