@@ -2,3 +2,7 @@
 set_tests_properties(bus_inproc bus_modes PROPERTIES TIMEOUT 120 LABELS bus)
 set_tests_properties(bus_faults bus_control PROPERTIES TIMEOUT 120 LABELS bus)
 set_tests_properties(bus_rogue PROPERTIES TIMEOUT 120 LABELS "bus;asan")
+# Three hosts in network namespaces (skips with exit code 77 where `ip netns` is not allowed).
+add_test(NAME bus_netns COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/bus_netns.sh)
+set_tests_properties(bus_netns PROPERTIES TIMEOUT 180 SKIP_RETURN_CODE 77 LABELS bus
+    ENVIRONMENT "HAFL_SOURCE_DIR=${CMAKE_SOURCE_DIR};HAFL_BINARY=$<TARGET_FILE:hafl>")
