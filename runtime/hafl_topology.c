@@ -199,6 +199,10 @@ static int s_fail_at(s_loader_t *L, int line, const char *key, const char *forma
     vsnprintf(reason, sizeof reason, format, args);
     va_end(args);
     snprintf(L->err->text, sizeof L->err->text, "%s:%d: %s: %s", L->file, line, key, reason);
+    //  Values from the command line may hold control characters; the error stays one line.
+    for (char *c = L->err->text; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     return -1;
 }
 
@@ -257,11 +261,14 @@ static int s_scan_line(s_loader_t *L, const char *p, const char *eol, int line,
     const char *s = p + indent;
     if (s < eol && *s == '\t')
         return s_fail_at(L, line, "(syntax)", "tab in indentation (indent with 4 spaces a level)");
-    if (s == eol || *s == '#')
+    if (s == eol)
         return 0;
+    //  zconfig checks the indentation of comment lines too (of blank lines, not).
     if (indent % 4 != 0)
         return s_fail_at(L, line, "(syntax)", "indentation of %zu spaces is not a multiple of 4",
                          indent);
+    if (*s == '#')
+        return 0;
     int depth = (int)(indent / 4);
     if (depth > *depth_p + 1)
         return s_fail_at(L, line, "(syntax)",
