@@ -5,7 +5,8 @@
     where the file is silent, and validates everything before anything starts: unknown keys,
     wrong types, out-of-range values, rank budgets above R, a rank list whose length differs
     from the client count, duplicate endpoints, missing assets. The first error is reported as one
-    line "FILE:LINE: KEY: what is wrong" (LINE is 0 for overrides and for keys the file lacks).
+    line "FILE:LINE: KEY: what is wrong" (LINE is 0 for overrides and for defaults; a required
+    key the file lacks, such as a tier's share, is reported at the line of its section).
     topologies/README.md documents every key with its type, default and range.
 
     Ownership: the loader returns a topology the caller owns; destroy frees it and every string
