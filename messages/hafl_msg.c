@@ -378,14 +378,15 @@ static int s_key_cmp(const void *x, const void *y)
 
 //  Checks that relate a message's parts to each other: no component (matrix, k) twice, one
 //  shape per matrix across components and merged terms, ROUND components within its roles,
-//  WELCOME head shape, REJECT reasons of this minor.
-static int s_check_message(const hafl_msg_t *m, hafl_msg_error_t *err)
+//  WELCOME head shape, REJECT reasons known in `minor` (the sender's when decoding, ours when
+//  encoding: a reason from a newer minor can be read but not forwarded).
+static int s_check_message(const hafl_msg_t *m, uint16_t minor, hafl_msg_error_t *err)
 {
     const s_type_t *t = s_type(m->type);
     if (m->type == HAFL_MSG_WELCOME)
         return s_check_head_shape(err, S_W("welcome", "head"), m->u.welcome.head_rows,
                                   m->u.welcome.head_cols);
-    if (m->type == HAFL_MSG_REJECT && m->minor <= HAFL_PROTO_MINOR &&
+    if (m->type == HAFL_MSG_REJECT && minor <= HAFL_PROTO_MINOR &&
         m->u.reject.reason > S_REJECT_LAST)
         return s_fail(err, HAFL_MSG_ERANGE, S_W("reject", "reason"), "%u is not a reason of 1.%u",
                       m->u.reject.reason, HAFL_PROTO_MINOR);
@@ -858,7 +859,7 @@ zmsg_t *hafl_msg_encode(const hafl_msg_t *self, hafl_msg_error_t *err)
             return NULL;
         }
     }
-    if (s_check_message(self, err))
+    if (s_check_message(self, HAFL_PROTO_MINOR, err)) //  what is written is this minor
         return NULL;
 
     //  Frame 0: count, check the cap, then pack into the exact buffer.
@@ -1498,7 +1499,7 @@ hafl_msg_t *hafl_msg_decode(zmsg_t *zmsg, hafl_msg_error_t *err)
         if (s_decode_head(zmsg_next(zmsg), m->minor, path, S_AT(m, t->head, hafl_tensor_t), err))
             goto fail;
     }
-    if (s_check_message(m, err))
+    if (s_check_message(m, m->minor, err))
         goto fail;
     return m;
 fail:
