@@ -316,14 +316,12 @@ static int s_on_pool(zloop_t *loop, zsock_t *sock, void *arg)
         s_log(self, (int32_t)self->job_round, "upload-failed", "reason", "out of memory");
         return 0;
     }
-    if (self->events) {
-        hafl_log_event_t *ev = hafl_events_start(self->events, (int32_t)self->job_round, "trained");
+    //  The server logs the outcome (client-round events); a straggler says it is holding.
+    if (self->job_straggle_ms > 0 && self->events) {
+        hafl_log_event_t *ev =
+            hafl_events_start(self->events, (int32_t)self->job_round, "straggle");
         if (ev) {
-            hafl_log_event_add_float(ev, "loss", job->stats.loss);
-            hafl_log_event_add_int(ev, "steps", job->stats.steps);
-            hafl_log_event_add_int(ev, "wall_ms", job->wall_ms);
-            hafl_log_event_add_int(ev, "components", update->u.update.n_components);
-            hafl_log_event_add_int(ev, "straggle_ms", self->job_straggle_ms);
+            hafl_log_event_add_int(ev, "delay_ms", self->job_straggle_ms);
             hafl_events_send(self->events, &ev);
         }
     }

@@ -61,6 +61,9 @@ typedef struct {
     hafl_adapter_t *upload; //  its reported factors/scores/head this round
     uint8_t *trained;       //  [n_matrices * R]
     float train_loss;
+    uint32_t steps;    //  optimiser steps it reported
+    uint32_t train_ms; //  its training wall time
+    uint32_t after_ms; //  when its upload arrived, from the round's start
 } s_client_t;
 
 typedef struct {
@@ -429,8 +432,12 @@ static void s_end_round(s_self_t *self)
             hafl_log_event_add_int(ev, "down_scores", (int64_t)c->down.scores);
             hafl_log_event_add_int(ev, "down_control", (int64_t)c->down.control);
             hafl_log_event_add_int(ev, "down_floats", (int64_t)c->down.floats);
-            if (c->state == C_REPORTED)
+            if (c->state == C_REPORTED) {
                 hafl_log_event_add_float(ev, "train_loss", c->train_loss);
+                hafl_log_event_add_int(ev, "steps", c->steps);
+                hafl_log_event_add_int(ev, "train_ms", c->train_ms);
+                hafl_log_event_add_int(ev, "upload_after_ms", c->after_ms);
+            }
             s_send_event(self, &ev);
         }
     }
@@ -1033,16 +1040,9 @@ static void s_on_update(s_self_t *self, s_client_t *c, const hafl_update_t *u)
     c->state = C_REPORTED;
     c->train_loss = u->train_loss;
     self->reported++;
-    hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "upload");
-    if (ev) {
-        hafl_log_event_add_int(ev, "client", c->index);
-        hafl_log_event_add_int(ev, "components", u->n_components);
-        hafl_log_event_add_float(ev, "train_loss", u->train_loss);
-        hafl_log_event_add_int(ev, "steps", u->steps);
-        hafl_log_event_add_int(ev, "train_ms", u->wall_ms);
-        hafl_log_event_add_int(ev, "after_ms", s_ms_since(self->round_start));
-        s_send_event(self, &ev);
-    }
+    c->steps = u->steps;
+    c->train_ms = u->wall_ms;
+    c->after_ms = (uint32_t)s_ms_since(self->round_start);
     s_check_close(self);
 }
 
