@@ -1,6 +1,6 @@
 # Actor-bus tests: properties beyond the defaults of tests/CMakeLists.txt.
 set_tests_properties(bus_inproc bus_modes PROPERTIES TIMEOUT 120 LABELS bus)
-set_tests_properties(bus_faults bus_control PROPERTIES TIMEOUT 120 LABELS bus)
+set_tests_properties(bus_faults bus_control bus_resume PROPERTIES TIMEOUT 120 LABELS bus)
 set_tests_properties(bus_rogue PROPERTIES TIMEOUT 120 LABELS "bus;asan")
 # Three hosts in network namespaces (skips with exit code 77 where `ip netns` is not allowed).
 add_test(NAME bus_netns COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/bus_netns.sh)

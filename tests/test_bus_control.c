@@ -110,7 +110,8 @@ int main(void)
     double rounds[512], reported[512];
     size_t n = bus_csv_column(run_dir, "round", rounds, 512);
     bus_csv_column(run_dir, "reported", reported, 512);
-    CHECKF(n >= (size_t)first && n < 400, "%zu rounds", n);
+    //  Stop aborts the round in progress: the last complete round is first - 1 or later.
+    CHECKF(n + 1 >= (size_t)first && n < 400, "%zu rounds", n);
     char path[4300], err[256], again[65];
     snprintf(path, sizeof path, "%s/final_adapter.bin", run_dir);
     hafl_adapter_t *final = hafl_adapter_load(path, err, sizeof err);
@@ -150,5 +151,6 @@ int main(void)
     zactor_destroy(&runner);
     hafl_topology_destroy(&t);
     printf("bus control: ok, swap at round %ld, stopped after %zu rounds\n", first, n);
+    bus_cleanup();
     return 0;
 }

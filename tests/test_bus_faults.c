@@ -39,5 +39,6 @@ int main(void)
     hafl_topology_destroy(&t);
     printf("bus faults: ok, %zu rounds, %.0f dropouts, %.0f stragglers, %zu crashes\n", n,
            total_dropped, total_stragglers, crashes);
+    bus_cleanup();
     return 0;
 }

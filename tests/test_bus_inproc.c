@@ -57,5 +57,6 @@ int main(void)
     CHECK(!streq(run_dir, run_dir2));
     hafl_topology_destroy(&t);
     printf("bus inproc: ok, final accuracy %.3f, digest %s\n", acc[n - 1], hex);
+    bus_cleanup();
     return 0;
 }

@@ -34,5 +34,6 @@ int main(void)
     s_run(extra, tcp);
     CHECKF(streq(inproc, tcp), "in-process %s, processes (tcp) %s", inproc, tcp);
     printf("bus modes: ok, %s\n", inproc);
+    bus_cleanup();
     return 0;
 }

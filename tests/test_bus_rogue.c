@@ -110,5 +110,6 @@ int main(void)
     hafl_node_destroy(&node);
     hafl_topology_destroy(&t);
     printf("bus rogue: ok\n");
+    bus_cleanup();
     return 0;
 }

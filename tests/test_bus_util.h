@@ -27,6 +27,14 @@ static inline const char *bus_tmpdir(void)
     return dir;
 }
 
+//  Remove the temporary folder (called on success only; a failed test leaves it for a look).
+static inline void bus_cleanup(void)
+{
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf '%s'", bus_tmpdir());
+    CHECK(system(command) == 0);
+}
+
 //  Path of a file under the source tree.
 static inline void bus_source_path(char *out, size_t outlen, const char *relative)
 {
