@@ -281,50 +281,59 @@ static void s_test_swiglu(void)
 typedef struct {
     hafl_lora_linear_t view;
     size_t N;
-    float *x, *out, *u, *w;
+    float *x, *out, *u, *w, *W, *weff, *bt, *a;
+    bool adapter;
 } s_lora_t;
 
+//  The effective weight from W and the factors, naively, then the forward.
 static double s_lora_objective(void *ctx)
 {
     s_lora_t *t = ctx;
+    size_t o = t->view.d_out, i = t->view.d_in, R = t->view.R;
+    for (size_t r = 0; r < o; r++)
+        for (size_t c = 0; c < i; c++) {
+            double v = t->W[r * i + c];
+            for (size_t k = 0; t->adapter && k < R; k++)
+                v += (double)t->view.scale * t->bt[k * o + r] * t->a[k * i + c];
+            t->weff[r * i + c] = (float)v;
+        }
     hafl_lora_linear_forward(&t->view, t->out, t->u, t->x, t->N);
-    return s_dot(t->out, t->w, t->N * t->view.d_out);
+    return s_dot(t->out, t->w, t->N * o);
 }
 
 static void s_test_lora_linear(bool adapter)
 {
     size_t N = 7, o = 9, i = 6, R = 3;
-    float *W = s_randn(o * i, 0.5f), *bt = s_randn(R * o, 0.5f), *a = s_randn(R * i, 0.5f);
-    s_lora_t t = {.N = N};
-    t.view = (hafl_lora_linear_t){W, adapter ? bt : NULL, a, o, i, R, 16.0f / 3.0f};
+    s_lora_t t = {.N = N, .adapter = adapter};
+    t.W = s_randn(o * i, 0.5f), t.bt = s_randn(R * o, 0.5f), t.a = s_randn(R * i, 0.5f);
+    t.weff = s_zeros(o * i);
+    t.view = (hafl_lora_linear_t){t.weff, adapter ? t.bt : NULL, t.a, o, i, R, 16.0f / 3.0f};
     t.x = s_randn(N * i, 1.0f), t.w = s_randn(N * o, 1.0f);
     t.out = s_zeros(N * o), t.u = s_zeros(N * R);
     float *dx = s_zeros(N * i), *dbt = s_zeros(R * o), *da = s_zeros(R * i), *du = s_zeros(N * R);
     s_lora_objective(&t);
-    hafl_lora_linear_backward(&t.view, dx, adapter ? dbt : NULL, adapter ? da : NULL, du, t.w, t.x,
-                              t.u, N);
+    hafl_lora_linear_backward(&t.view, dx, dbt, da, du, t.w, t.x, t.u, N);
     s_check_grad(adapter ? "lora linear dinp" : "plain linear dinp", t.x, dx, N * i,
                  s_lora_objective, &t);
     if (adapter) {
-        s_check_grad("lora linear dbt", bt, dbt, R * o, s_lora_objective, &t);
-        s_check_grad("lora linear da", a, da, R * i, s_lora_objective, &t);
-        //  a frozen adapter (no factor gradients) still passes the same input gradient
-        float *dx2 = s_zeros(N * i);
+        s_check_grad("lora linear dbt", t.bt, dbt, R * o, s_lora_objective, &t);
+        s_check_grad("lora linear da", t.a, da, R * i, s_lora_objective, &t);
+        //  the merge helper builds the same effective weight
+        float *merged = s_zeros(o * i);
         s_lora_objective(&t);
-        hafl_lora_linear_backward(&t.view, dx2, NULL, NULL, du, t.w, t.x, t.u, N);
-        for (size_t j = 0; j < N * i; j++)
-            CHECK(dx2[j] == dx[j]);
-        hafl_lora_linear_backward(&t.view, dx2, NULL, NULL, du, t.w, t.x, t.u, N);
-        s_check_accumulates("lora linear dinp", dx, dx2, N * i);
-        //  the factor gradients accumulate too
-        float *dbt2 = s_zeros(R * o), *da2 = s_zeros(R * i);
+        hafl_lora_linear_merge(merged, t.W, t.bt, t.a, o, i, R, t.view.scale);
+        for (size_t j = 0; j < o * i; j++)
+            CHECK(fabsf(merged[j] - t.weff[j]) <= 1e-5f * (1.0f + fabsf(t.weff[j])));
+        //  gradients accumulate
+        float *dx2 = s_zeros(N * i), *dbt2 = s_zeros(R * o), *da2 = s_zeros(R * i);
         for (int rep = 0; rep < 2; rep++)
-            hafl_lora_linear_backward(&t.view, NULL, dbt2, da2, du, t.w, t.x, t.u, N);
+            hafl_lora_linear_backward(&t.view, dx2, dbt2, da2, du, t.w, t.x, t.u, N);
+        s_check_accumulates("lora linear dinp", dx, dx2, N * i);
         s_check_accumulates("lora linear dbt", dbt, dbt2, R * o);
         s_check_accumulates("lora linear da", da, da2, R * i);
-        free(dx2), free(dbt2), free(da2);
+        free(merged), free(dx2), free(dbt2), free(da2);
     }
-    free(W), free(bt), free(a), free(t.x), free(t.w), free(t.out), free(t.u);
+    free(t.W), free(t.bt), free(t.a), free(t.weff), free(t.x), free(t.w), free(t.out), free(t.u);
     free(dx), free(dbt), free(da), free(du);
 }
 

@@ -10,6 +10,8 @@
 */
 #include "hafl_attention.h"
 
+#include "hafl_fastexp.h"
+
 #include <cblas.h>
 #include <math.h>
 
@@ -24,26 +26,41 @@ size_t hafl_attention_att_floats(const uint32_t *lengths, size_t B, size_t nh)
     return total;
 }
 
-//  Softmax of rows [r0, r1) of P [T][T] over keys [0, r1), causal; entries past the diagonal
-//  become zero. Raw scores are divided by sqrt(hs) first, as llama2.c does.
-static void s_softmax_rows(float *P, size_t T, size_t r0, size_t r1, float sqrt_hs)
+//  Softmax of rows [r0, r1) of P [T][T] over keys [0, r1), causal: keys <= t count, the rest of
+//  the block becomes zero. The scores arrive already scaled by 1 / sqrt(hs). Max and sum use
+//  eight partial accumulators so the loops vectorise.
+static void s_softmax_rows(float *P, size_t T, size_t r0, size_t r1)
 {
     for (size_t t = r0; t < r1; t++) {
         float *row = P + t * T; //  [T], keys [0, r1) valid
+        size_t n = t + 1, s = 0;
+        float part[8];
+        for (int j = 0; j < 8; j++)
+            part[j] = -INFINITY;
+        for (; s + 8 <= n; s += 8)
+            for (int j = 0; j < 8; j++)
+                part[j] = row[s + j] > part[j] ? row[s + j] : part[j];
         float max = -INFINITY;
-        for (size_t s = 0; s <= t; s++) {
-            row[s] /= sqrt_hs;
-            if (row[s] > max)
-                max = row[s];
-        }
+        for (int j = 0; j < 8; j++)
+            max = part[j] > max ? part[j] : max;
+        for (; s < n; s++)
+            max = row[s] > max ? row[s] : max;
+        for (s = 0; s < n; s++)
+            row[s] = hafl_fastexp(row[s] - max);
+        for (int j = 0; j < 8; j++)
+            part[j] = 0.0f;
+        for (s = 0; s + 8 <= n; s += 8)
+            for (int j = 0; j < 8; j++)
+                part[j] += row[s + j];
         float sum = 0.0f;
-        for (size_t s = 0; s <= t; s++) {
-            row[s] = expf(row[s] - max);
+        for (int j = 0; j < 8; j++)
+            sum += part[j];
+        for (; s < n; s++)
             sum += row[s];
-        }
-        for (size_t s = 0; s <= t; s++)
-            row[s] /= sum;
-        for (size_t s = t + 1; s < r1; s++)
+        float inv = 1.0f / sum;
+        for (s = 0; s < n; s++)
+            row[s] *= inv;
+        for (s = n; s < r1; s++)
             row[s] = 0.0f;
     }
 }
@@ -53,7 +70,7 @@ void hafl_attention_forward(float *out, float *att, const float *q, const float 
                             size_t nkv)
 {
     size_t hs = C / nh, kv_mul = nh / nkv;
-    float sqrt_hs = sqrtf((float)hs);
+    float scale = 1.0f / sqrtf((float)hs);
     size_t o = 0; //  first row of sequence b
     for (size_t b = 0; b < B; b++) {
         size_t T = lengths[b];
@@ -66,9 +83,9 @@ void hafl_attention_forward(float *out, float *att, const float *q, const float 
             for (size_t r0 = 0; r0 < T; r0 += S_BLOCK) {
                 size_t r1 = r0 + S_BLOCK < T ? r0 + S_BLOCK : T;
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)r1,
-                            (int)hs, 1.0f, qh + r0 * C, (int)C, kh, (int)KV, 0.0f, P + r0 * T,
+                            (int)hs, scale, qh + r0 * C, (int)C, kh, (int)KV, 0.0f, P + r0 * T,
                             (int)T);
-                s_softmax_rows(P, T, r0, r1, sqrt_hs);
+                s_softmax_rows(P, T, r0, r1);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)hs,
                             (int)r1, 1.0f, P + r0 * T, (int)T, vh, (int)KV, 0.0f, oh + r0 * C,
                             (int)C);

@@ -2,6 +2,16 @@
 #include "hafl_lora_linear.h"
 
 #include <cblas.h>
+#include <string.h>
+
+void hafl_lora_linear_merge(float *weff, const float *base, const float *bt, const float *a,
+                            size_t d_out, size_t d_in, size_t R, float scale)
+{
+    if (weff != base)
+        memcpy(weff, base, d_out * d_in * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d_out, (int)d_in, (int)R, scale, bt,
+                (int)d_out, a, (int)d_in, 1.0f, weff, (int)d_in);
+}
 
 void hafl_lora_linear_forward(const hafl_lora_linear_t *self, float *out, float *u,
                               const float *inp, size_t N)
@@ -10,13 +20,9 @@ void hafl_lora_linear_forward(const hafl_lora_linear_t *self, float *out, float 
     //  out = x W^T
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, o, i, 1.0f, inp, i, self->w, i, 0.0f,
                 out, o);
-    if (!self->bt)
-        return;
-    //  u = x A^T ; out += scale u B^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r, i, 1.0f, inp, i, self->a, i, 0.0f, u,
-                r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, o, r, self->scale, u, r, self->bt, o,
-                1.0f, out, o);
+    if (self->bt && u) //  u = x A^T
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r, i, 1.0f, inp, i, self->a, i,
+                    0.0f, u, r);
 }
 
 void hafl_lora_linear_backward(const hafl_lora_linear_t *self, float *dinp, float *dbt, float *da,
@@ -27,18 +33,13 @@ void hafl_lora_linear_backward(const hafl_lora_linear_t *self, float *dinp, floa
     if (dinp) //  dx += dy W
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, i, o, 1.0f, dout, o, self->w, i,
                     1.0f, dinp, i);
-    if (!self->bt || (!dinp && !dbt))
+    if (!self->bt)
         return;
-    if (dbt) //  dbt += scale u^T dy
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, o, n, self->scale, u, r, dout, o,
-                    1.0f, dbt, o);
-    //  du = scale dy B = scale dy bt^T
+    //  dbt += scale u^T dy
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, o, n, self->scale, u, r, dout, o, 1.0f,
+                dbt, o);
+    //  du = scale dy B = scale dy bt^T ; da += du^T x
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r, o, self->scale, dout, o, self->bt, o,
                 0.0f, du, r);
-    if (da) //  da += du^T x
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, i, n, 1.0f, du, r, inp, i, 1.0f, da,
-                    i);
-    if (dinp) //  dx += du A
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, i, r, 1.0f, du, r, self->a, i,
-                    1.0f, dinp, i);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, i, n, 1.0f, du, r, inp, i, 1.0f, da, i);
 }

@@ -114,6 +114,7 @@ struct hafl_lora_trainer_t {
     s_plan_t *plan;             //  [L] backward plan
     bool head_only;             //  no factor is trainable: the backward stops at the head
     float **eff;                //  [n_matrices] W0 + merged terms, or NULL (use W0)
+    float **weff;               //  [n_matrices] (eff or W0) + scale B A, or NULL (no adapter)
     size_t n_fac;               //  total factor entries
     size_t *fac_bt, *fac_a;     //  [n_matrices] offsets in the flat factor space
     float *fac;                 //  [n_fac] scratch: the factor values gathered flat
@@ -174,9 +175,11 @@ static hafl_lora_linear_t s_view(const hafl_lora_trainer_t *self, size_t l, hafl
     *m = hafl_targets_matrix(&self->targets, (int)l, w);
     view.w = s_base_weight(self, l, w);
     if (*m >= 0) {
-        if (self->eff[*m])
+        if (self->weff[*m])
+            view.w = self->weff[*m];
+        else if (self->eff[*m])
             view.w = self->eff[*m];
-        if (self->mat_present[*m]) {
+        if (self->mat_train[*m]) {
             view.bt = self->adapter->bt[*m];
             view.a = self->adapter->a[*m];
         }
@@ -331,7 +334,7 @@ static void s_linear_backward(hafl_lora_trainer_t *self, s_worker_t *w, size_t l
     int32_t m;
     hafl_lora_linear_t view = s_view(self, l, wt, &m);
     float *dbt = NULL, *da = NULL;
-    if (m >= 0 && self->mat_train[m]) {
+    if (view.bt) {
         dbt = w->gfac + self->fac_bt[m];
         da = w->gfac + self->fac_a[m];
     }
@@ -607,10 +610,11 @@ hafl_lora_trainer_t *hafl_lora_trainer_new(const hafl_checkpoint_t *checkpoint,
     self->mat_present = calloc(M, sizeof(bool));
     self->mat_train = calloc(M, sizeof(bool));
     self->eff = calloc(M, sizeof(float *));
+    self->weff = calloc(M, sizeof(float *));
     self->fac_bt = calloc(M, sizeof(size_t));
     self->fac_a = calloc(M, sizeof(size_t));
     bool ok = self->adapter && self->roles && self->mat_present && self->mat_train && self->eff &&
-              self->fac_bt && self->fac_a;
+              self->weff && self->fac_bt && self->fac_a;
     if (ok) {
         for (size_t m = 0; m < M; m++) {
             self->fac_bt[m] = self->n_fac;
@@ -693,10 +697,11 @@ void hafl_lora_trainer_destroy(hafl_lora_trainer_t **self_p)
             free(self->workers[i].acts);
         }
     free(self->workers);
-    if (self->eff && self->adapter)
+    if (self->eff && self->weff && self->adapter)
         for (uint32_t m = 0; m < self->adapter->layout.n_matrices; m++)
-            free(self->eff[m]);
+            free(self->eff[m]), free(self->weff[m]);
     free(self->eff);
+    free(self->weff);
     hafl_adapter_destroy(&self->adapter);
     free(self->roles);
     free(self->mat_present);
@@ -721,26 +726,50 @@ void hafl_lora_trainer_destroy(hafl_lora_trainer_t **self_p)
 //  --------------------------------------------------------------------------------------------
 //  Loading
 
-//  Effective weight of matrix m: W0 + sum_j mb_j ma_j^T, or none when it has no merged terms.
+//  The weight matrix m starts from: W0, or W0 + its merged terms.
+static const float *s_frozen_weight(const hafl_lora_trainer_t *self, uint32_t m)
+{
+    if (self->eff[m])
+        return self->eff[m];
+    return s_base_weight(self, m / self->targets.per_layer,
+                         self->targets.order[m % self->targets.per_layer]);
+}
+
+//  Rebuild the effective weight of matrix m with its current adapter (see hafl_lora_linear.h);
+//  a matrix whose components are all absent uses its frozen weight directly.
+static int s_refresh_weff(hafl_lora_trainer_t *self, uint32_t m)
+{
+    const hafl_matrix_info_t *info = &self->adapter->layout.matrices[m];
+    if (!self->mat_present[m]) {
+        free(self->weff[m]);
+        self->weff[m] = NULL;
+        return 0;
+    }
+    if (!self->weff[m] &&
+        !(self->weff[m] = malloc((size_t)info->d_out * info->d_in * sizeof(float))))
+        return -1;
+    hafl_lora_linear_merge(self->weff[m], s_frozen_weight(self, m), self->adapter->bt[m],
+                           self->adapter->a[m], info->d_out, info->d_in, self->R, self->scale);
+    return 0;
+}
+
+//  Install the merged terms of matrix m (eff = W0 + sum_j mb_j ma_j^T, none when there are
+//  none), then its effective weight.
 static int s_install_merged(hafl_lora_trainer_t *self, uint32_t m)
 {
     const hafl_adapter_t *ad = self->adapter;
     free(self->eff[m]);
     self->eff[m] = NULL;
     uint32_t n = ad->n_merged[m];
-    if (n == 0)
-        return 0;
-    size_t l = m / self->targets.per_layer;
-    hafl_weight_t wt = self->targets.order[m % self->targets.per_layer];
-    size_t d_out = ad->layout.matrices[m].d_out, d_in = ad->layout.matrices[m].d_in;
-    self->eff[m] = malloc(d_out * d_in * sizeof(float));
-    if (!self->eff[m])
-        return -1;
-    memcpy(self->eff[m], s_base_weight(self, l, wt), d_out * d_in * sizeof(float));
-    //  eff [d_out][d_in] += mbt^T [d_out][n] ma [n][d_in]
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d_out, (int)d_in, (int)n, 1.0f,
-                ad->mbt[m], (int)d_out, ad->ma[m], (int)d_in, 1.0f, self->eff[m], (int)d_in);
-    return 0;
+    if (n > 0) {
+        size_t d_out = ad->layout.matrices[m].d_out, d_in = ad->layout.matrices[m].d_in;
+        const float *w0 = s_frozen_weight(self, m); //  eff is unset here: W0
+        self->eff[m] = malloc(d_out * d_in * sizeof(float));
+        if (!self->eff[m])
+            return -1;
+        hafl_lora_linear_merge(self->eff[m], w0, ad->mbt[m], ad->ma[m], d_out, d_in, n, 1.0f);
+    }
+    return s_refresh_weff(self, m);
 }
 
 static bool s_same_layout(const hafl_layout_t *a, const hafl_layout_t *b)
@@ -973,8 +1002,14 @@ int hafl_lora_trainer_step(hafl_lora_trainer_t *self, const uint32_t *tokens,
     const s_worker_t *w0 = &self->workers[0];
     self->step++;
     for (uint32_t m = 0; m < self->adapter->layout.n_matrices; m++)
-        if (self->mat_train[m])
+        if (self->mat_train[m]) {
             s_update_matrix(self, m, w0->gfac, lr, wd);
+            if (s_refresh_weff(self, m)) {
+                snprintf(err, errlen, "out of memory for the effective weight of %s",
+                         self->adapter->layout.matrices[m].name);
+                return -1;
+            }
+        }
     hafl_adamw_update(self->adapter->head, w0->ghead, self->m_head, self->v_head,
                       self->K * (self->C + 1), self->step, lr, wd);
     return 0;
@@ -1028,21 +1063,16 @@ uint64_t hafl_lora_trainer_steps(const hafl_lora_trainer_t *self)
     return self->step;
 }
 
-//  FLOPs of the backward of one linear view: input gradient, du, factor gradients.
+//  FLOPs of the backward of one linear view: input gradient, then dbt, du, da when it trains.
 static double s_linear_backward_flops(const hafl_lora_trainer_t *self, size_t l, hafl_weight_t wt,
                                       bool dinp, double N)
 {
     int32_t m;
     hafl_lora_linear_t view = s_view(self, l, wt, &m);
     double R = (double)self->R, o = (double)view.d_out, i = (double)view.d_in;
-    bool train = m >= 0 && self->mat_train[m];
     double flops = dinp ? 2.0 * N * o * i : 0.0;
-    if (view.bt && (dinp || train))
-        flops += 2.0 * N * R * o; //  du
-    if (view.bt && train)
-        flops += 2.0 * N * R * (o + i); //  dbt, da
-    if (view.bt && dinp)
-        flops += 2.0 * N * R * i; //  du A
+    if (view.bt)
+        flops += 2.0 * N * R * (2.0 * o + i);
     return flops;
 }
 
@@ -1062,8 +1092,9 @@ double hafl_lora_trainer_step_flops(const hafl_lora_trainer_t *self, const uint3
             int32_t m;
             hafl_lora_linear_t view = s_view(self, l, (hafl_weight_t)wt, &m);
             flops += 2.0 * N * (double)view.d_out * (double)view.d_in;
-            if (view.bt)
-                flops += 2.0 * N * (double)self->R * (double)(view.d_out + view.d_in);
+            if (view.bt) //  u = x A^T, and the effective weight rebuilt after the update
+                flops += 2.0 * N * (double)self->R * (double)view.d_in +
+                         2.0 * (double)self->R * (double)view.d_out * (double)view.d_in;
         }
         flops += 2.0 * att;
         const s_plan_t *p = &self->plan[l];

@@ -4,13 +4,13 @@
 */
 #include "hafl_swiglu.h"
 
-#include <math.h>
+#include "hafl_fastexp.h"
 
 void hafl_swiglu_forward(float *out, const float *h1, const float *h3, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float val = h1[i];
-        val *= (1.0f / (1.0f + expf(-val)));
+        val *= (1.0f / (1.0f + hafl_fastexp(-val)));
         val *= h3[i];
         out[i] = val;
     }
@@ -21,7 +21,7 @@ void hafl_swiglu_backward(float *dh1, float *dh3, const float *dout, const float
 {
     for (size_t i = 0; i < n; i++) {
         float x = h1[i];
-        float g = 1.0f / (1.0f + expf(-x));
+        float g = 1.0f / (1.0f + hafl_fastexp(-x));
         float silu = x * g;
         dh1[i] += dout[i] * h3[i] * g * (1.0f + x * (1.0f - g));
         dh3[i] += dout[i] * silu;

@@ -1,6 +1,7 @@
 /*  hafl_swiglu: the SwiGLU gate of the llama feed-forward, elementwise.
 
-    out = silu (h1) * h3 with silu (x) = x / (1 + exp (-x)), in llama2.c's float order.
+    out = silu (h1) * h3 with silu (x) = x / (1 + exp (-x)) in llama2.c's float order, exp
+    being hafl_fastexp.
     Backward accumulates into dh1 and dh3.
 */
 #ifndef HAFL_SWIGLU_H
