@@ -140,7 +140,19 @@ int hafl_bench_round(int argc, char **argv)
         hafl_topology_destroy(&t);
         return HAFL_EXIT_FAILURE;
     }
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
     int rc = hafl_node_wait(node, hex, reason, sizeof reason);
+    getrusage(RUSAGE_SELF, &after);
+    //  CPU time of the whole process (every thread) per round: what a round costs whatever else
+    //  the machine is running.
+    double cpu_ms = (double)(after.ru_utime.tv_sec - before.ru_utime.tv_sec) * 1e3 +
+                    (double)(after.ru_utime.tv_usec - before.ru_utime.tv_usec) / 1e3 +
+                    (double)(after.ru_stime.tv_sec - before.ru_stime.tv_sec) * 1e3 +
+                    (double)(after.ru_stime.tv_usec - before.ru_stime.tv_usec) / 1e3;
+    double load[1] = {0};
+    if (getloadavg(load, 1) != 1)
+        load[0] = -1;
     int64_t total_ms = zclock_mono() - start;
     char csv[4300];
     snprintf(csv, sizeof csv, "%s/rounds.csv", hafl_node_run_dir(node));
@@ -178,10 +190,10 @@ int hafl_bench_round(int argc, char **argv)
         else
             printf("{\"bench\":\"round\",\"clients\":%u,\"rounds\":%zu,\"median_round_ms\":%.1f,"
                    "\"min_round_ms\":%.1f,\"max_round_ms\":%.1f,\"target_ms\":20,"
-                   "\"total_ms\":%lld,\"peak_rss_gib\":%.3f,\"rss_budget_gib\":24,"
-                   "\"final_sha256\":\"%s\"}\n",
+                   "\"total_ms\":%lld,\"cpu_ms_per_round\":%.1f,\"cores\":%ld,\"load_avg\":%.2f,"
+                   "\"peak_rss_gib\":%.3f,\"rss_budget_gib\":24,\"final_sha256\":\"%s\"}\n",
                    clients, n, median, n ? wall[0] : 0, n ? wall[n - 1] : 0, (long long)total_ms,
-                   peak_gib, hex);
+                   n ? cpu_ms / n : 0, sysconf(_SC_NPROCESSORS_ONLN), load[0], peak_gib, hex);
     }
     free(wall);
     free(up);
