@@ -1,0 +1,109 @@
+/*  hafl_security: CURVE encryption and authentication for the bus's networked endpoints.
+
+    Built from the topology's security section (runtime/hafl_topology.h). With security/curve
+    off every function below is a no-op that succeeds, so callers need no branches. With it on:
+    - security/server_cert names the server's certificate in CZMQ zcert format. It may be the
+      public file (FILE, with the secret one beside it as FILE_secret on the server's host
+      only, the layout `hafl keygen` writes) or the secret file itself (it holds both keys).
+      Clients need only its public key; the server needs its secret key.
+    - security/client_certs is the allow-list: a directory of public client certificates. The
+      server admits a CURVE client only when its public key is in one of these files. Hidden
+      files (starting with '.') and subdirectories are ignored, as CZMQ's zcertstore does.
+    - security/client_cert is the clients' own secret certificate (FILE_secret, or FILE with
+      FILE_secret beside it). Every client and the evaluator present it.
+    Certificates are read strictly (size cap, ZPL syntax, 40-character Z85 keys, the secret key
+    must derive the public key) and every failure is one line naming the file and the defect.
+
+    Which endpoints: CURVE applies to every endpoint that is not inproc:// or ipc://. In-process
+    traffic is trusted; ipc:// is local to one host and guarded by the socket file's
+    permissions, and the topology loader refuses security/curve with placement/transport ipc,
+    so with CURVE on, everything that crosses processes uses tcp:// and is covered. Transports
+    other than these three (ws, tipc...) are covered too: unknown means networked.
+
+    Authentication: hafl_security_serve starts CZMQ's zauth actor with the allow-list
+    directory (zauth "CURVE" DIR). ZAP (RFC 27) has one handler per process, bound in the
+    CZMQ context, and it checks every CURVE server socket of the process; libzmq lets CURVE
+    clients in unchecked when no handler runs, so hafl_security_apply_server refuses to arm a
+    socket before serve has succeeded. Refused peers: libzmq reports failed handshakes on a
+    socket monitor; hafl_security_watch attaches one to a socket and hafl_security_refusal turns
+    each event into a one-line reason (key not in the allow-list, peer without CURVE, wrong
+    server key...) for the owner to log. With serve's verbose flag zauth also prints each
+    decision (with the peer's address) on stderr through zsys.
+
+    Contract, in this order:
+      1. hafl_security_new (topology) once per process; read-only afterwards.
+      2. In the process that binds server sockets: hafl_security_serve, before any bind.
+      3. Before zsock_bind of a server-role socket: hafl_security_apply_server (and, to log
+         refusals, hafl_security_watch on that socket from its owning thread).
+         Before zsock_connect of a client-role socket: hafl_security_apply_client.
+         Options set after bind or connect do not affect that endpoint.
+      4. Destroy the sockets (or hafl_security_unwatch), then hafl_security_destroy, which
+         stops the authenticator: CURVE sockets still open afterwards admit nobody new.
+    apply_* only read the object and may be called from any thread once step 2 is done; serve
+    and destroy belong to the thread that created the object.
+*/
+#ifndef HAFL_SECURITY_H
+#define HAFL_SECURITY_H
+
+#include "hafl_topology.h"
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+//  ZAP domain set on server sockets; zauth checks CURVE keys in every domain.
+#define HAFL_SECURITY_ZAP_DOMAIN "hafl"
+//  Certificate files larger than this are refused before reading (a zcert file is ~300 bytes).
+#define HAFL_SECURITY_MAX_CERT_BYTES 65536
+
+typedef struct hafl_security_t hafl_security_t;
+
+//  Reads and checks the certificates the topology names (nothing when security/curve is off).
+//  The server's secret key is optional here (client hosts lack it; serve requires it); the
+//  clients' secret key is required; every file in the allow-list must be a valid public
+//  certificate (a secret key there is refused). Returns a new object the caller owns, or NULL
+//  with a one-line reason in err naming the topology key and the file.
+hafl_security_t *hafl_security_new(const hafl_topology_t *topology, char *err, size_t errlen);
+//  Stops the authenticator if this object started it. NULL-safe; nulls the caller's pointer.
+void hafl_security_destroy(hafl_security_t **self_p);
+
+//  Whether security/curve is on.
+bool hafl_security_enabled(const hafl_security_t *self);
+//  Whether CURVE applies to this endpoint: on, and the endpoint is neither inproc:// nor ipc://.
+bool hafl_security_covers(const hafl_security_t *self, const char *endpoint);
+//  Number of public certificates in the allow-list (0 when off).
+size_t hafl_security_allowed(const hafl_security_t *self);
+//  Z85 public keys (40 characters), for logs; "" when off or (server) unknown.
+const char *hafl_security_server_key(const hafl_security_t *self);
+const char *hafl_security_client_key(const hafl_security_t *self);
+
+//  Starts the ZAP authenticator (zauth with CURVE over the allow-list directory) for this
+//  process. Idempotent on one object. Needs the server's secret key and a non-empty
+//  allow-list. verbose: zauth prints every decision on stderr. Returns 0, or -1 with err (also
+//  when another authenticator already runs in this process).
+int hafl_security_serve(hafl_security_t *self, bool verbose, char *err, size_t errlen);
+
+//  Server role, before zsock_bind (sock, "%s", endpoint): CURVE server with the server's
+//  secret key and the ZAP domain. No-op (0) when off or the endpoint is not covered. -1 with
+//  err when serve has not run on this object or libzmq refuses an option.
+int hafl_security_apply_server(const hafl_security_t *self, zsock_t *sock, const char *endpoint,
+                               char *err, size_t errlen);
+//  Client role, before zsock_connect (sock, "%s", endpoint): the clients' certificate and the
+//  server's public key. No-op (0) when off or not covered; -1 with err if libzmq refuses.
+int hafl_security_apply_client(const hafl_security_t *self, zsock_t *sock, const char *endpoint,
+                               char *err, size_t errlen);
+
+//  Reports sock's failed handshakes (either role): returns a new PAIR socket, owned by the
+//  caller and used in sock's thread, that becomes readable once per failed handshake; or NULL
+//  with err. Call it from the thread owning sock, before bind/connect. Read it whenever it is
+//  readable (its queue is unbounded so libzmq's I/O thread never waits on it) and end it with
+//  hafl_security_unwatch, never with zsock_destroy alone while sock lives.
+zsock_t *hafl_security_watch(zsock_t *sock, char *err, size_t errlen);
+//  Reads one event from a watch socket. Returns 1 with a one-line reason in why (a refused or
+//  failed handshake, naming the local endpoint), 0 for an event that is not a refusal, -1 if
+//  nothing could be read or the event is malformed.
+int hafl_security_refusal(zsock_t *watch, char *why, size_t whylen);
+//  Stops monitoring sock (NULL if it is already destroyed) and destroys *watch_p. NULL-safe.
+void hafl_security_unwatch(zsock_t *sock, zsock_t **watch_p);
+
+#endif
