@@ -1,8 +1,8 @@
 /*  hafl_msg_samples: one deterministic, fully populated message of every type, for the codec
-    test and the fuzzer's seed corpus. Tensors hold awkward but finite bit patterns (negative
-    zero, subnormals, the largest float); shapes follow a three-matrix layout (s_dout, s_din).
-    Everything is allocated with malloc so hafl_msg_destroy frees it; allocation failures end
-    the process through CHECK (tests only).
+    test and the fuzzer's seed corpus, and a byte-exact comparison of encoded messages. Tensors hold
+   awkward but finite bit patterns (negative zero, subnormals, the largest float); shapes follow a
+   three-matrix layout (s_dout, s_din). Everything is allocated with malloc so hafl_msg_destroy
+   frees it; allocation failures end the process through CHECK (tests only).
 */
 #ifndef HAFL_MSG_SAMPLES_H
 #define HAFL_MSG_SAMPLES_H
@@ -63,7 +63,7 @@ static void s_head(hafl_tensor_t *h, uint32_t rows, uint32_t cols)
 //  Layout of the samples: matrix 0 is 6 x 5, matrix 1 is 4 x 7, matrix 2 is 3 x 3.
 static const uint32_t s_dout[] = {6, 4, 3}, s_din[] = {5, 7, 3};
 
-static hafl_msg_t *s_sample(hafl_msg_type_t type)
+static inline hafl_msg_t *s_sample(hafl_msg_type_t type)
 {
     hafl_msg_t *m = hafl_msg_new(type);
     CHECK(m);
@@ -215,6 +215,17 @@ static hafl_msg_t *s_sample(hafl_msg_type_t type)
         CHECK(0);
     }
     return m;
+}
+
+//  Two encoded messages with the same frames, byte for byte.
+static int s_same_frames(zmsg_t *a, zmsg_t *b)
+{
+    if (zmsg_size(a) != zmsg_size(b))
+        return 0;
+    for (zframe_t *p = zmsg_first(a), *q = zmsg_first(b); p; p = zmsg_next(a), q = zmsg_next(b))
+        if (!zframe_eq(p, q))
+            return 0;
+    return 1;
 }
 
 #endif

@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <msgpack.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -172,16 +173,6 @@ static zmsg_t *s_encode(const hafl_msg_t *m)
     return z;
 }
 
-static int s_same_frames(zmsg_t *a, zmsg_t *b)
-{
-    if (zmsg_size(a) != zmsg_size(b))
-        return 0;
-    for (zframe_t *p = zmsg_first(a), *q = zmsg_first(b); p; p = zmsg_next(a), q = zmsg_next(b))
-        if (!zframe_eq(p, q))
-            return 0;
-    return 1;
-}
-
 //  Decode; a success must survive encode + decode again unchanged. Returns the code.
 static hafl_msg_code_t s_decode_code(zmsg_t *z, hafl_msg_error_t *err)
 {
@@ -285,6 +276,20 @@ static zmsg_t *s_with_element(zmsg_t *z, uint32_t index, msgpack_object value)
     zmsg_t *out = s_header_apply(&h, z);
     s_header_close(&h);
     return out;
+}
+
+//  Decode z with header element `index` replaced by `value`; expect `want`.
+static void s_expect_element(zmsg_t *z, uint32_t index, msgpack_object value, hafl_msg_code_t want,
+                             const char *fmt, ...)
+{
+    char label[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(label, sizeof label, fmt, ap);
+    va_end(ap);
+    zmsg_t *t = s_with_element(z, index, value);
+    EXPECT(t, want, label);
+    zmsg_destroy(&t);
 }
 
 //  z with minor set to `minor`, `extra` appended to the header (when extra.type != NIL or
@@ -548,10 +553,8 @@ static void s_test_oversized(hafl_msg_type_t type)
         break; //  EVAL_RESULT, HEARTBEAT: fixed-size, only the header cap applies
     }
     for (int i = 0; i < n; i++) {
-        t = s_with_element(z, caps[i].index, caps[i].value);
-        snprintf(label, sizeof label, "%s element %u over its cap", name, caps[i].index);
-        EXPECT(t, HAFL_MSG_ECAP, label);
-        zmsg_destroy(&t);
+        s_expect_element(z, caps[i].index, caps[i].value, HAFL_MSG_ECAP,
+                         "%s element %u over its cap", name, caps[i].index);
     }
     //  The encoder refuses what the decoder would refuse.
     if (type == HAFL_MSG_HELLO) {
@@ -611,9 +614,7 @@ static void s_test_version(hafl_msg_type_t type)
     EXPECT(t, HAFL_MSG_EARITY, label);
     zmsg_destroy(&t);
     //  Minor beyond uint16.
-    t = s_with_element(z, 1, s_obj_uint(65536));
-    EXPECT(t, HAFL_MSG_ERANGE, "minor 65536");
-    zmsg_destroy(&t);
+    s_expect_element(z, 1, s_obj_uint(65536), HAFL_MSG_ERANGE, "minor 65536");
     //  A newer minor's rank-1 frames may carry extra elements too.
     if (s_bulk(type)) {
         zframe_t *f = s_frame(z, 1);
@@ -657,15 +658,11 @@ static void s_test_wrong_type(hafl_msg_type_t type)
     hafl_msg_t *m = s_sample(type);
     zmsg_t *z = s_encode(m);
     const char *name = hafl_msg_type_name(type);
-    char label[96];
     //  Unknown message types.
     msgpack_object bad_types[] = {s_obj_uint(0), s_obj_uint(HAFL_MSG_TYPE_COUNT), s_obj_uint(255),
                                   s_obj_int(-1)};
     for (size_t i = 0; i < sizeof bad_types / sizeof bad_types[0]; i++) {
-        zmsg_t *t = s_with_element(z, 2, bad_types[i]);
-        snprintf(label, sizeof label, "%s with type id #%zu", name, i);
-        EXPECT(t, HAFL_MSG_EUNKNOWN, label);
-        zmsg_destroy(&t);
+        s_expect_element(z, 2, bad_types[i], HAFL_MSG_EUNKNOWN, "%s with type id #%zu", name, i);
     }
     //  Another known type id over this body: refused, whatever the reason.
     for (int other = 1; other < HAFL_MSG_TYPE_COUNT; other++) {
@@ -687,16 +684,11 @@ static void s_test_wrong_type(hafl_msg_type_t type)
     memcpy(orig, h.root->via.array.ptr, n * sizeof *orig);
     s_header_close(&h);
     for (uint32_t i = 0; i < n; i++) {
-        zmsg_t *t = s_with_element(z, i, s_obj_nil());
-        snprintf(label, sizeof label, "%s element %u as nil", name, i);
-        EXPECT(t, HAFL_MSG_EFIELDTYPE, label);
-        zmsg_destroy(&t);
+        s_expect_element(z, i, s_obj_nil(), HAFL_MSG_EFIELDTYPE, "%s element %u as nil", name, i);
         msgpack_object swap =
             orig[i].type == MSGPACK_OBJECT_STR ? s_obj_uint(1) : s_obj_str("1", 1);
-        t = s_with_element(z, i, swap);
-        snprintf(label, sizeof label, "%s element %u with a swapped type", name, i);
-        EXPECT(t, HAFL_MSG_EFIELDTYPE, label);
-        zmsg_destroy(&t);
+        s_expect_element(z, i, swap, HAFL_MSG_EFIELDTYPE, "%s element %u with a swapped type", name,
+                         i);
     }
     free(orig);
     //  Frame 0 that is not an array at all.
@@ -819,25 +811,18 @@ static void s_test_wrong_length(hafl_msg_type_t type)
         r->b = keep;
     }
     if (type == HAFL_MSG_HELLO) {
-        zmsg_t *t = s_with_element(z, 7, s_obj_bin(bytes, 31));
-        EXPECT(t, HAFL_MSG_ELENGTH, "hello digest of 31 bytes");
-        zmsg_destroy(&t);
+        s_expect_element(z, 7, s_obj_bin(bytes, 31), HAFL_MSG_ELENGTH, "hello digest of 31 bytes");
     }
     if (type == HAFL_MSG_ROUND) {
-        zmsg_t *t = s_with_element(z, 14, s_obj_bin(bytes, 11));
-        EXPECT(t, HAFL_MSG_ELENGTH, "round roles of 11 bytes for 3 x 4");
-        zmsg_destroy(&t);
+        s_expect_element(z, 14, s_obj_bin(bytes, 11), HAFL_MSG_ELENGTH,
+                         "round roles of 11 bytes for 3 x 4");
         memset(bytes, 3, 12);
-        t = s_with_element(z, 14, s_obj_bin(bytes, 12));
-        EXPECT(t, HAFL_MSG_ERANGE, "round role byte 3");
-        zmsg_destroy(&t);
+        s_expect_element(z, 14, s_obj_bin(bytes, 12), HAFL_MSG_ERANGE, "round role byte 3");
     }
     if (!s_bulk(type) && type != HAFL_MSG_HELLO) {
         //  No tensor in this type: a tensor (bin) where a field is due is a type error.
-        zmsg_t *t = s_with_element(z, 3, s_obj_bin(bytes, 8));
-        snprintf(label, sizeof label, "%s tensor in place of its first field", name);
-        EXPECT(t, HAFL_MSG_EFIELDTYPE, label);
-        zmsg_destroy(&t);
+        s_expect_element(z, 3, s_obj_bin(bytes, 8), HAFL_MSG_EFIELDTYPE,
+                         "%s tensor in place of its first field", name);
     }
     zmsg_destroy(&z);
     hafl_msg_destroy(&m);
@@ -908,22 +893,14 @@ static void s_test_nonfinite(hafl_msg_type_t type)
     if (index > 0)
         for (size_t s = 0; s < 4; s++)
             for (int wide = 0; wide < 2; wide++) {
-                zmsg_t *t = s_with_element(z, (uint32_t)index, s_obj_float(specials[s], wide));
-                snprintf(label, sizeof label, "%s element %d special %zu wide %d", name, index, s,
-                         wide);
-                EXPECT(t, HAFL_MSG_ENONFINITE, label);
-                zmsg_destroy(&t);
+                s_expect_element(z, (uint32_t)index, s_obj_float(specials[s], wide),
+                                 HAFL_MSG_ENONFINITE, "%s element %d special %zu wide %d", name,
+                                 index, s, wide);
             }
     if (type == HAFL_MSG_EVAL_RESULT) {
-        zmsg_t *t = s_with_element(z, 5, s_obj_float(1.5, 0));
-        EXPECT(t, HAFL_MSG_ERANGE, "accuracy 1.5");
-        zmsg_destroy(&t);
-        t = s_with_element(z, 6, s_obj_float(1e300, 1));
-        EXPECT(t, HAFL_MSG_ERANGE, "loss beyond float32");
-        zmsg_destroy(&t);
-        t = s_with_element(z, 5, s_obj_float(0.25, 1));
-        EXPECT(t, HAFL_MSG_OK, "accuracy as float 64");
-        zmsg_destroy(&t);
+        s_expect_element(z, 5, s_obj_float(1.5, 0), HAFL_MSG_ERANGE, "accuracy 1.5");
+        s_expect_element(z, 6, s_obj_float(1e300, 1), HAFL_MSG_ERANGE, "loss beyond float32");
+        s_expect_element(z, 5, s_obj_float(0.25, 1), HAFL_MSG_OK, "accuracy as float 64");
     }
     if (type == HAFL_MSG_LOG_EVENT) {
         //  Log values are free to be non-finite: the sample carries NaN and -inf already.
@@ -931,10 +908,8 @@ static void s_test_nonfinite(hafl_msg_type_t type)
     }
     if (index < 0 && !s_bulk(type) && type != HAFL_MSG_LOG_EVENT) {
         //  No float field: a NaN where an integer, string or bool is due is a type error.
-        zmsg_t *t = s_with_element(z, 3, s_obj_float(NAN, 0));
-        snprintf(label, sizeof label, "%s NaN in place of its first field", name);
-        EXPECT(t, HAFL_MSG_EFIELDTYPE, label);
-        zmsg_destroy(&t);
+        s_expect_element(z, 3, s_obj_float(NAN, 0), HAFL_MSG_EFIELDTYPE,
+                         "%s NaN in place of its first field", name);
     }
     zmsg_destroy(&z);
     hafl_msg_destroy(&m);
@@ -965,15 +940,12 @@ static void s_test_frames(hafl_msg_type_t type)
         uint32_t count = type == HAFL_MSG_UPDATE  ? m->u.update.n_components
                          : type == HAFL_MSG_ROUND ? m->u.round.n_components
                                                   : m->u.eval_request.n_components;
-        t = s_with_element(z, index, s_obj_uint(count + 1));
-        EXPECT(t, HAFL_MSG_ENOFRAMES, "declared one component more");
-        zmsg_destroy(&t);
-        t = s_with_element(z, index, s_obj_uint(count - 1));
-        EXPECT(t, HAFL_MSG_ENOFRAMES, "declared one component less");
-        zmsg_destroy(&t);
-        t = s_with_element(z, index, s_obj_uint(HAFL_MSG_MAX_COMPONENTS));
-        EXPECT(t, HAFL_MSG_ENOFRAMES, "declared the cap, sent a few");
-        zmsg_destroy(&t);
+        s_expect_element(z, index, s_obj_uint(count + 1), HAFL_MSG_ENOFRAMES,
+                         "declared one component more");
+        s_expect_element(z, index, s_obj_uint(count - 1), HAFL_MSG_ENOFRAMES,
+                         "declared one component less");
+        s_expect_element(z, index, s_obj_uint(HAFL_MSG_MAX_COMPONENTS), HAFL_MSG_ENOFRAMES,
+                         "declared the cap, sent a few");
     }
     zmsg_destroy(&z);
     hafl_msg_destroy(&m);
@@ -1115,30 +1087,18 @@ static void s_test_semantics(void)
         EXPECT(t, HAFL_MSG_ESTRING, label);
         zmsg_destroy(&t);
     }
-    t = s_with_element(z, 4, s_obj_str("\xf0\x9f\x98\x80 ok", 7));
-    EXPECT(t, HAFL_MSG_OK, "4-byte UTF-8");
-    zmsg_destroy(&t);
+    s_expect_element(z, 4, s_obj_str("\xf0\x9f\x98\x80 ok", 7), HAFL_MSG_OK, "4-byte UTF-8");
     zmsg_destroy(&z);
     hafl_msg_destroy(&m);
 
     //  Integer ranges: negative, above the type, above uint32, in any encoding width.
     m = s_sample(HAFL_MSG_HELLO);
     z = s_encode(m);
-    t = s_with_element(z, 3, s_obj_int(-1));
-    EXPECT(t, HAFL_MSG_ERANGE, "negative client index");
-    zmsg_destroy(&t);
-    t = s_with_element(z, 3, s_obj_uint(1ull << 32));
-    EXPECT(t, HAFL_MSG_ERANGE, "client index above uint32");
-    zmsg_destroy(&t);
-    t = s_with_element(z, 5, s_obj_uint(0));
-    EXPECT(t, HAFL_MSG_ERANGE, "rank budget 0");
-    zmsg_destroy(&t);
-    t = s_with_element(z, 6, s_obj_uint(UINT64_MAX));
-    EXPECT(t, HAFL_MSG_OK, "n_samples at uint64 max");
-    zmsg_destroy(&t);
-    t = s_with_element(z, 8, s_obj_uint(1));
-    EXPECT(t, HAFL_MSG_EFIELDTYPE, "rejoin as an integer");
-    zmsg_destroy(&t);
+    s_expect_element(z, 3, s_obj_int(-1), HAFL_MSG_ERANGE, "negative client index");
+    s_expect_element(z, 3, s_obj_uint(1ull << 32), HAFL_MSG_ERANGE, "client index above uint32");
+    s_expect_element(z, 5, s_obj_uint(0), HAFL_MSG_ERANGE, "rank budget 0");
+    s_expect_element(z, 6, s_obj_uint(UINT64_MAX), HAFL_MSG_OK, "n_samples at uint64 max");
+    s_expect_element(z, 8, s_obj_uint(1), HAFL_MSG_EFIELDTYPE, "rejoin as an integer");
     zmsg_destroy(&z);
     hafl_msg_destroy(&m);
 
