@@ -250,13 +250,13 @@ static void s_test_attention(void)
 
 typedef struct {
     size_t n;
-    float *h1, *h3, *out, *w;
+    float *h1, *h3, *out, *sig, *w;
 } s_swiglu_t;
 
 static double s_swiglu_objective(void *ctx)
 {
     s_swiglu_t *t = ctx;
-    hafl_swiglu_forward(t->out, t->h1, t->h3, t->n);
+    hafl_swiglu_forward(t->out, t->sig, t->h1, t->h3, t->n);
     return s_dot(t->out, t->w, t->n);
 }
 
@@ -264,16 +264,19 @@ static void s_test_swiglu(void)
 {
     s_swiglu_t t = {.n = 40};
     t.h1 = s_randn(t.n, 2.0f), t.h3 = s_randn(t.n, 1.0f), t.w = s_randn(t.n, 1.0f);
-    t.out = s_zeros(t.n);
+    t.out = s_zeros(t.n), t.sig = s_zeros(t.n);
+    s_swiglu_objective(&t);
     float *d1 = s_zeros(t.n), *d3 = s_zeros(t.n), *e1 = s_zeros(t.n), *e3 = s_zeros(t.n);
-    hafl_swiglu_backward(d1, d3, t.w, t.h1, t.h3, t.n);
+    hafl_swiglu_backward(d1, d3, t.w, t.h1, t.h3, t.sig, t.n);
     s_check_grad("swiglu dh1", t.h1, d1, t.n, s_swiglu_objective, &t);
     s_check_grad("swiglu dh3", t.h3, d3, t.n, s_swiglu_objective, &t);
-    hafl_swiglu_backward(e1, e3, t.w, t.h1, t.h3, t.n);
-    hafl_swiglu_backward(e1, e3, t.w, t.h1, t.h3, t.n);
+    s_swiglu_objective(&t);
+    hafl_swiglu_backward(e1, e3, t.w, t.h1, t.h3, t.sig, t.n);
+    hafl_swiglu_backward(e1, e3, t.w, t.h1, t.h3, t.sig, t.n);
     s_check_accumulates("swiglu dh1", d1, e1, t.n);
     s_check_accumulates("swiglu dh3", d3, e3, t.n);
-    free(t.h1), free(t.h3), free(t.w), free(t.out), free(d1), free(d3), free(e1), free(e3);
+    free(t.h1), free(t.h3), free(t.w), free(t.out), free(t.sig), free(d1), free(d3), free(e1),
+        free(e3);
 }
 
 //  ---- LoRA linear --------------------------------------------------------------------------

@@ -10,9 +10,9 @@
     1e-3, weight decay 0.01 (the peer's PyTorch defaults).
 
     The sgemm reference is OpenBLAS on P threads multiplying two 1536 x 1536 matrices, best of
-    several runs, timed before the training steps. FLOPs per step are the trainer's count of its
-    matrix products (hafl_lora_trainer_step_flops); mfu is achieved FLOP/s over the sgemm rate.
-    Prints one JSON line.
+    several runs, timed before and after the training steps (the better of the two counts). FLOPs
+   per step are the trainer's count of its matrix products (hafl_lora_trainer_step_flops); mfu is
+   achieved FLOP/s over the sgemm rate. Prints one JSON line.
 */
 #include "hafl_cmd.h"
 
@@ -249,6 +249,11 @@ int hafl_bench_train(int argc, char **argv)
         }
     }
     double dt = s_now() - t0, cpu = s_cpu() - c0;
+    //  Measure sgemm again after the steps and keep the better figure, so a busy moment at
+    //  the start cannot flatter the ratio.
+    openblas_set_num_threads((int)threads);
+    double again = s_sgemm_gflops();
+    sgemm = again > sgemm ? again : sgemm;
     double flops = hafl_lora_trainer_step_flops(trainer, lengths, B);
     double step_s = dt / (double)steps;
     double gflops = flops / step_s * 1e-9;

@@ -49,6 +49,7 @@ typedef struct {
     float *h1;                   //  [N][H] w1 output
     float *h3;                   //  [N][H] w3 output
     float *g;                    //  [N][H] SwiGLU output (input of w2)
+    float *sig;                  //  [N][H] sigmoid (h1)
     float *u[HAFL_WEIGHT_COUNT]; //  [N][R] LoRA intermediate x A^T per adapted weight
 } s_layer_acts_t;
 
@@ -226,6 +227,7 @@ static void s_worker_layout(hafl_lora_trainer_t *self, s_worker_t *w, s_bump_t *
         a->h1 = s_take(bump, N * H);
         a->h3 = s_take(bump, N * H);
         a->g = s_take(bump, N * H);
+        a->sig = s_take(bump, N * H);
         for (int wt = 0; wt < HAFL_WEIGHT_COUNT; wt++)
             a->u[wt] = self->targets.slot[wt] >= 0 ? s_take(bump, N * R) : NULL;
     }
@@ -314,7 +316,7 @@ static void s_forward(hafl_lora_trainer_t *self, s_worker_t *w)
         hafl_lora_linear_forward(&view, a->h1, a->u[HAFL_WEIGHT_W1], a->xn2, N);
         view = s_view(self, l, HAFL_WEIGHT_W3, &m);
         hafl_lora_linear_forward(&view, a->h3, a->u[HAFL_WEIGHT_W3], a->xn2, N);
-        hafl_swiglu_forward(a->g, a->h1, a->h3, N * H);
+        hafl_swiglu_forward(a->g, a->sig, a->h1, a->h3, N * H);
         view = s_view(self, l, HAFL_WEIGHT_W2, &m);
         hafl_lora_linear_forward(&view, w->tmp, a->u[HAFL_WEIGHT_W2], a->g, N);
         float *next = l + 1 < self->L ? w->acts[l + 1].x : w->xf;
@@ -399,7 +401,7 @@ static void s_backward(hafl_lora_trainer_t *self, s_worker_t *w)
             break;
         memset(w->dh1, 0, N * H * sizeof(float));
         memset(w->dh3, 0, N * H * sizeof(float));
-        hafl_swiglu_backward(w->dh1, w->dh3, w->dg, a->h1, a->h3, N * H);
+        hafl_swiglu_backward(w->dh1, w->dh3, w->dg, a->h1, a->h3, a->sig, N * H);
         if (p->up_ffn)
             memset(w->dxn, 0, N * C * sizeof(float));
         float *dxn = p->up_ffn ? w->dxn : NULL;
