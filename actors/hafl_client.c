@@ -34,6 +34,7 @@ typedef struct {
     hafl_adapter_t *received; //  what the server sent; merged terms accumulate across rounds
     uint8_t *roles;           //  [n_matrices * R] of the round being trained
     hafl_pool_job_t job;
+    bool job_out; //  the job is at the pool: it owns trainer, received, roles
     uint32_t job_round;
     uint32_t job_straggle_ms;
     uint32_t last_round;       //  highest round started
@@ -264,7 +265,9 @@ static void s_start_round(s_self_t *self, hafl_msg_t **msg_p)
     self->job_round = r->round;
     self->job_straggle_ms = r->straggle_ms;
     hafl_msg_destroy(&msg);
+    self->job_out = true;
     if (hafl_pool_submit(self->pool, &self->job)) {
+        self->job_out = false;
         s_log(self, (int32_t)self->job_round, "pool-failed", "reason", "cannot submit");
         self->phase = S_IDLE;
         return;
@@ -299,8 +302,11 @@ static int s_on_pool(zloop_t *loop, zsock_t *sock, void *arg)
 {
     s_self_t *self = (s_self_t *)arg;
     hafl_pool_job_t *job = hafl_pool_collect(sock);
-    if (job != &self->job || self->phase != S_TRAINING)
+    if (job != &self->job)
         return 0;
+    self->job_out = false;
+    if (self->phase != S_TRAINING)
+        return 0; //  the run ended (or the client crashed) while it trained
     self->phase = S_IDLE;
     if (self->pending_round) {
         s_log(self, (int32_t)self->job_round, "abandoned", "reason", "a newer round arrived");
@@ -386,7 +392,7 @@ static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg)
         if (self->phase == S_JOINING || self->phase == S_CRASHED ||
             msg->u.round.round <= self->last_round)
             break; //  not ours to train (stale or before welcome)
-        if (self->phase == S_TRAINING) {
+        if (self->job_out) {
             hafl_msg_destroy(&self->pending_round);
             self->pending_round = msg;
             msg = NULL;
@@ -450,7 +456,7 @@ void hafl_client_actor(zsock_t *pipe, void *args_)
         zloop_start(self->loop);
     //  A job still at the pool owns the trainer: wait for it before freeing anything.
     bool leak = false;
-    if (self->phase == S_TRAINING) {
+    if (self->job_out) {
         zpoller_t *poller = zpoller_new(self->pool, NULL);
         leak = !poller || zpoller_wait(poller, 60000) != self->pool ||
                hafl_pool_collect(self->pool) != &self->job;

@@ -554,7 +554,10 @@ static void s_evaluate(s_self_t *self)
 static void s_after_aggregate(s_self_t *self)
 {
     if (self->stop_requested) {
-        s_finish(self, "stopped by control command");
+        //  The round was aggregated: record it (without evaluation), then s_end_round stops.
+        self->phase = P_EVAL;
+        self->accuracy = self->loss = NAN;
+        s_end_round(self);
         return;
     }
     s_evaluate(self);
@@ -1387,6 +1390,10 @@ static void s_apply_stop(s_self_t *self)
         return;
     if (self->phase == P_VIEWS || self->phase == P_AGGREGATE || self->phase == P_SWAP)
         return;
+    if (self->phase == P_EVAL) {
+        s_end_round(self); //  aggregated already: record it; it then finishes
+        return;
+    }
     if (self->phase == P_COLLECT)
         s_log_text(self, (int32_t)self->round, "round-aborted", "reason", "stop");
     s_finish(self, "stopped by control command");

@@ -1,7 +1,9 @@
-# Actor-bus tests: properties beyond the defaults of tests/CMakeLists.txt.
-set_tests_properties(bus_inproc bus_modes PROPERTIES TIMEOUT 120 LABELS bus)
-set_tests_properties(bus_faults bus_control bus_resume PROPERTIES TIMEOUT 120 LABELS bus)
-set_tests_properties(bus_rogue PROPERTIES TIMEOUT 120 LABELS "bus;asan")
+# Actor-bus tests: properties beyond the defaults of tests/CMakeLists.txt. The in-process ones
+# also run in the ASan+UBSan tree (label asan).
+set_tests_properties(bus_inproc bus_faults bus_control bus_resume bus_rogue
+    PROPERTIES TIMEOUT 120 LABELS "bus;asan")
+set_tests_properties(bus_modes PROPERTIES TIMEOUT 120 LABELS bus)
+
 # Three hosts in network namespaces (skips with exit code 77 where `ip netns` is not allowed).
 add_test(NAME bus_netns COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/bus_netns.sh)
 set_tests_properties(bus_netns PROPERTIES TIMEOUT 180 SKIP_RETURN_CODE 77 LABELS bus
