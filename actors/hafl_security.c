@@ -83,11 +83,42 @@ static int s_read_cert(const char *what, const char *path, s_keys_t *keys, char 
     if (st.st_size > HAFL_SECURITY_MAX_CERT_BYTES)
         return s_fail(err, errlen, "%s: %s: %lld bytes, more than a certificate may hold (%d)",
                       what, path, (long long)st.st_size, HAFL_SECURITY_MAX_CERT_BYTES);
-    zconfig_t *root = zconfig_load(path);
-    if (!root)
-        return s_fail(err, errlen, "%s: %s: not a readable ZPL certificate", what, path);
-    int rc = s_read_key(root, "public-key", keys->public_key, keys->public_text, what, path, err,
-                        errlen);
+    //  Read once and parse what was checked: a certificate is ZPL text, and control bytes
+    //  mean a wrong file (zconfig would echo them into the log).
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return s_fail(err, errlen, "%s: %s: %s", what, path, strerror(errno));
+    char *text = malloc(HAFL_SECURITY_MAX_CERT_BYTES + 2);
+    size_t len = text ? fread(text, 1, HAFL_SECURITY_MAX_CERT_BYTES + 1, f) : 0;
+    int rc = 0;
+    if (!text)
+        rc = s_fail(err, errlen, "%s: %s: out of memory", what, path);
+    else if (ferror(f))
+        rc = s_fail(err, errlen, "%s: %s: read error", what, path);
+    else if (len > HAFL_SECURITY_MAX_CERT_BYTES)
+        rc = s_fail(err, errlen, "%s: %s: grew past %d bytes while being read", what, path,
+                    HAFL_SECURITY_MAX_CERT_BYTES);
+    fclose(f);
+    for (size_t i = 0; rc == 0 && i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F)
+            rc = s_fail(err, errlen, "%s: %s: byte 0x%02x at offset %zu: not a text certificate",
+                        what, path, c, i);
+    }
+    zconfig_t *root = NULL;
+    if (rc == 0) {
+        text[len] = '\0';
+        root = zconfig_str_load(text);
+        if (!root)
+            rc = s_fail(err, errlen, "%s: %s: not a readable ZPL certificate", what, path);
+    }
+    if (text)
+        explicit_bzero(text, len);
+    free(text);
+    if (rc)
+        return -1;
+    rc = s_read_key(root, "public-key", keys->public_key, keys->public_text, what, path, err,
+                    errlen);
     if (rc == 0)
         rc = s_fail(err, errlen, "%s: %s: no curve/public-key (not a zcert certificate)", what,
                     path);
