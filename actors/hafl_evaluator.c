@@ -118,16 +118,13 @@ static void s_on_request(s_self_t *self, const hafl_eval_request_t *req)
 static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg)
 {
     s_self_t *self = (s_self_t *)arg;
-    hafl_msg_t *msg = NULL;
-    hafl_msg_error_t err;
-    hafl_wire_status_t status = hafl_wire_recv(sock, false, NULL, &msg, NULL, NULL, &err);
-    if (status == HAFL_WIRE_INTERRUPTED)
-        return 0;
-    if (status == HAFL_WIRE_MALFORMED) {
-        self->malformed++;
-        char text[300];
-        snprintf(text, sizeof text, "%s: %s", hafl_msg_code_name(err.code), err.text);
-        s_log(self, -1, "malformed", "reason", text);
+    char reason[300];
+    hafl_msg_t *msg = hafl_wire_recv_dealer(sock, reason, sizeof reason);
+    if (!msg) {
+        if (reason[0]) {
+            self->malformed++;
+            s_log(self, -1, "malformed", "reason", reason);
+        }
         return 0;
     }
     switch (msg->type) {

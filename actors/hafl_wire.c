@@ -69,6 +69,16 @@ hafl_wire_status_t hafl_wire_recv(zsock_t *sock, bool router, zframe_t **identit
     return HAFL_WIRE_OK;
 }
 
+hafl_msg_t *hafl_wire_recv_dealer(zsock_t *sock, char *reason, size_t reasonlen)
+{
+    hafl_msg_t *msg = NULL;
+    hafl_msg_error_t err;
+    reason[0] = 0;
+    if (hafl_wire_recv(sock, false, NULL, &msg, NULL, NULL, &err) == HAFL_WIRE_MALFORMED)
+        snprintf(reason, reasonlen, "%s: %s", hafl_msg_code_name(err.code), err.text);
+    return msg;
+}
+
 void hafl_wire_peer(zframe_t *identity, char *text, size_t textlen)
 {
     if (!identity || zframe_size(identity) == 0) {

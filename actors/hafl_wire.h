@@ -38,6 +38,10 @@ hafl_wire_status_t hafl_wire_recv(zsock_t *sock, bool router, zframe_t **identit
                                   hafl_msg_t **msg_p, hafl_traffic_t *traffic, size_t *bytes,
                                   hafl_msg_error_t *err);
 
+//  Receive one message on a DEALER. NULL when nothing came (reason "") or it was malformed
+//  (reason "CODE: what was wrong").
+hafl_msg_t *hafl_wire_recv_dealer(zsock_t *sock, char *reason, size_t reasonlen);
+
 //  A printable peer name: the identity's hex (at most 40 chars) or "-".
 void hafl_wire_peer(zframe_t *identity, char *text, size_t textlen);
 
