@@ -624,8 +624,7 @@ static int s_validate_field(const hafl_msg_t *m, const s_type_t *t, const s_fiel
                 return -1;
             for (uint32_t j = 0; j < i; j++)
                 if (strcmp(e->fields[j].key, x->key) == 0)
-                    return s_fail(err, HAFL_MSG_ERANGE, path, "key '%s' repeats fields[%u]", x->key,
-                                  j);
+                    return s_fail(err, HAFL_MSG_ERANGE, path, "key repeats fields[%u]", j);
             path = S_WI("log_event", "fields", i, "value");
             if (x->kind == HAFL_VALUE_STRING) {
                 size_t len = x->s ? strnlen(x->s, HAFL_MSG_MAX_TEXT + 1) : 0;
@@ -1243,7 +1242,7 @@ static int s_decode_fields(hafl_mpreader_t *r, hafl_msg_t *m, const s_field_t *f
             return -1;
         for (uint32_t j = 0; j < i; j++)
             if (strcmp(e->fields[j].key, x->key) == 0)
-                return s_fail(err, HAFL_MSG_ERANGE, path, "key '%s' repeats fields[%u]", x->key, j);
+                return s_fail(err, HAFL_MSG_ERANGE, path, "key repeats fields[%u]", j);
         path = S_WI("log_event", "fields", i, "value");
         hafl_mp_item_t v;
         const uint8_t *before = r->p;

@@ -1102,6 +1102,23 @@ static void s_test_semantics(void)
     zmsg_destroy(&z);
     hafl_msg_destroy(&m);
 
+    //  LOG_EVENT: a key twice (one with a newline, which must not reach the one-line text).
+    m = s_sample(HAFL_MSG_LOG_EVENT);
+    z = s_encode(m);
+    msgpack_object_kv kv[2] = {{s_obj_str("a\nb", 3), s_obj_uint(1)},
+                               {s_obj_str("a\nb", 3), s_obj_uint(2)}};
+    msgpack_object map = {.type = MSGPACK_OBJECT_MAP};
+    map.via.map.ptr = kv;
+    map.via.map.size = 2;
+    s_expect_element(z, 8, map, HAFL_MSG_ERANGE, "log event key twice");
+    kv[1].key = s_obj_str("c", 1);
+    kv[1].val = s_obj_int(-3);
+    s_expect_element(z, 8, map, HAFL_MSG_OK, "log event keys with a newline");
+    kv[1].val = s_obj_nil();
+    s_expect_element(z, 8, map, HAFL_MSG_EFIELDTYPE, "log event nil value");
+    zmsg_destroy(&z);
+    hafl_msg_destroy(&m);
+
     //  No frames at all.
     z = zmsg_new();
     EXPECT(z, HAFL_MSG_ENOFRAMES, "empty message");
