@@ -1,7 +1,8 @@
 #   faults: a synthetic federation under stress. 30% of the clients straggle (exponential
 #   delays, mean 200 ms), each client drops out of a round with probability 0.2, and clients
 #   crash now and then and rejoin two rounds later. Every round must still complete: the
-#   server waits for min_reports uploads or the deadline, whichever comes first.
+#   server closes a round when every participant has reported, or at the deadline once
+#   min_reports uploads are in (one extra deadline if fewer).
 seed = 11
 model
     kind = synthetic
