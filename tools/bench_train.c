@@ -249,6 +249,8 @@ int hafl_bench_train(int argc, char **argv)
         }
     }
     double dt = s_now() - t0, cpu = s_cpu() - c0;
+    struct rusage ru; //  peak RSS of the training, before the second sgemm's buffers
+    getrusage(RUSAGE_SELF, &ru);
     //  Measure sgemm again after the steps and keep the better figure, so a busy moment at
     //  the start cannot flatter the ratio.
     openblas_set_num_threads((int)threads);
@@ -257,8 +259,6 @@ int hafl_bench_train(int argc, char **argv)
     double flops = hafl_lora_trainer_step_flops(trainer, lengths, B);
     double step_s = dt / (double)steps;
     double gflops = flops / step_s * 1e-9;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
     const hafl_llama_config_t *c = &ckpt->config;
     printf("{\"bench\": \"train\", \"engine\": \"hafl\", \"model\": \"%s\", "
            "\"shape\": [%d, %d, %d, %d, %d, %d, %d], \"targets\": \"%s\", \"rank\": %ld, "

@@ -11,6 +11,7 @@
 #include "hafl_attention.h"
 
 #include "hafl_fastexp.h"
+#include "hafl_simd.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -29,7 +30,7 @@ size_t hafl_attention_att_floats(const uint32_t *lengths, size_t B, size_t nh)
 //  Softmax of rows [r0, r1) of P [T][T] over keys [0, r1), causal: keys <= t count, the rest of
 //  the block becomes zero. The scores arrive already scaled by 1 / sqrt(hs). Max and sum use
 //  eight partial accumulators so the loops vectorise.
-static void s_softmax_rows(float *P, size_t T, size_t r0, size_t r1)
+HAFL_SIMD_CLONES static void s_softmax_rows(float *P, size_t T, size_t r0, size_t r1)
 {
     for (size_t t = r0; t < r1; t++) {
         float *row = P + t * T; //  [T], keys [0, r1) valid
@@ -96,6 +97,24 @@ void hafl_attention_forward(float *out, float *att, const float *q, const float 
     }
 }
 
+//  dS = P * (dP - rowsum (P * dP)) in place of dP, rows [r0, r1) of [T][T], causal; zero past
+//  the diagonal within the block.
+HAFL_SIMD_CLONES static void s_softmax_backward_rows(float *dS, const float *P, size_t T, size_t r0,
+                                                     size_t r1)
+{
+    for (size_t t = r0; t < r1; t++) {
+        const float *p = P + t * T; //  [T]
+        float *d = dS + t * T;      //  [T]
+        float dot = 0.0f;
+        for (size_t s = 0; s <= t; s++)
+            dot += p[s] * d[s];
+        for (size_t s = 0; s <= t; s++)
+            d[s] = p[s] * (d[s] - dot);
+        for (size_t s = t + 1; s < r1; s++)
+            d[s] = 0.0f;
+    }
+}
+
 void hafl_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                              const float *q, const float *k, const float *v, const float *att,
                              const uint32_t *lengths, size_t B, size_t C, size_t KV, size_t nh,
@@ -126,17 +145,7 @@ void hafl_attention_backward(float *dq, float *dk, float *dv, float *scratch, co
                 //  dV [0:r1] += P^T dO
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r1, (int)hs, m, 1.0f,
                             P + r0 * T, (int)T, doh + r0 * C, (int)C, 1.0f, dvh, (int)KV);
-                for (size_t t = r0; t < r1; t++) {
-                    const float *p = P + t * T; //  [T]
-                    float *d = dS + t * T;      //  [T]
-                    float dot = 0.0f;
-                    for (size_t s = 0; s <= t; s++)
-                        dot += p[s] * d[s];
-                    for (size_t s = 0; s <= t; s++)
-                        d[s] = p[s] * (d[s] - dot);
-                    for (size_t s = t + 1; s < r1; s++)
-                        d[s] = 0.0f;
-                }
+                s_softmax_backward_rows(dS, P, T, r0, r1);
                 //  dQ [r0:r1] += scale dS K ; dK [0:r1] += scale dS^T Q
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, (int)hs, (int)r1, scale,
                             dS + r0 * T, (int)T, kh, (int)KV, 1.0f, dqh + r0 * C, (int)C);

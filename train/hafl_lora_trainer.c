@@ -25,6 +25,7 @@
 #include "hafl_pool_head.h"
 #include "hafl_rmsnorm.h"
 #include "hafl_rope.h"
+#include "hafl_simd.h"
 #include "hafl_swiglu.h"
 
 #include <cblas.h>
@@ -273,6 +274,13 @@ static int s_worker_alloc(hafl_lora_trainer_t *self, s_worker_t *w)
 //  --------------------------------------------------------------------------------------------
 //  Forward and backward on one worker's share
 
+//  out [n] = a [n] + b [n] (the residual connections)
+HAFL_SIMD_CLONES static void s_add(float *out, const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
 static void s_forward(hafl_lora_trainer_t *self, s_worker_t *w)
 {
     const hafl_llama_weights_t *W = &self->checkpoint->weights;
@@ -308,8 +316,7 @@ static void s_forward(hafl_lora_trainer_t *self, s_worker_t *w)
                                self->nkv);
         view = s_view(self, l, HAFL_WEIGHT_WO, &m);
         hafl_lora_linear_forward(&view, w->tmp, a->u[HAFL_WEIGHT_WO], a->ao, N);
-        for (size_t i = 0; i < N * C; i++)
-            a->x2[i] = a->x[i] + w->tmp[i];
+        s_add(a->x2, a->x, w->tmp, N * C);
 
         hafl_rmsnorm_forward(a->xn2, a->rstd2, a->x2, W->rms_ffn + l * C, N, C);
         view = s_view(self, l, HAFL_WEIGHT_W1, &m);
@@ -320,8 +327,7 @@ static void s_forward(hafl_lora_trainer_t *self, s_worker_t *w)
         view = s_view(self, l, HAFL_WEIGHT_W2, &m);
         hafl_lora_linear_forward(&view, w->tmp, a->u[HAFL_WEIGHT_W2], a->g, N);
         float *next = l + 1 < self->L ? w->acts[l + 1].x : w->xf;
-        for (size_t i = 0; i < N * C; i++)
-            next[i] = a->x2[i] + w->tmp[i];
+        s_add(next, a->x2, w->tmp, N * C);
     }
     hafl_rmsnorm_forward(w->xnf, w->rstdf, w->xf, W->rms_final, N, C);
     hafl_pool_head_forward(w->pooled, w->logits, w->probs, w->losses, w->xnf, lengths,

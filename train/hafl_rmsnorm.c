@@ -5,10 +5,12 @@
 */
 #include "hafl_rmsnorm.h"
 
+#include "hafl_simd.h"
+
 #include <math.h>
 
-void hafl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, size_t N,
-                          size_t C)
+HAFL_SIMD_CLONES void hafl_rmsnorm_forward(float *out, float *rstd, const float *inp,
+                                           const float *weight, size_t N, size_t C)
 {
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * C; //  [C]
@@ -25,8 +27,9 @@ void hafl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float
     }
 }
 
-void hafl_rmsnorm_backward(float *dinp, const float *dout, const float *inp, const float *weight,
-                           const float *rstd, size_t N, size_t C)
+HAFL_SIMD_CLONES void hafl_rmsnorm_backward(float *dinp, const float *dout, const float *inp,
+                                            const float *weight, const float *rstd, size_t N,
+                                            size_t C)
 {
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * C;   //  [C]

@@ -1,6 +1,8 @@
 /*  hafl_rope: see hafl_rope.h. */
 #include "hafl_rope.h"
 
+#include "hafl_simd.h"
+
 #include <math.h>
 
 void hafl_rope_tables(float *cos_t, float *sin_t, size_t seq_len, size_t hs)
@@ -17,8 +19,8 @@ void hafl_rope_tables(float *cos_t, float *sin_t, size_t seq_len, size_t hs)
 }
 
 //  sign +1 rotates forward, -1 rotates back (the transpose)
-static void s_rotate(float *x, const uint32_t *pos, const float *cos_t, const float *sin_t,
-                     size_t N, size_t C, size_t hs, float sign)
+HAFL_SIMD_CLONES static void s_rotate(float *x, const uint32_t *pos, const float *cos_t,
+                                      const float *sin_t, size_t N, size_t C, size_t hs, float sign)
 {
     size_t half = hs / 2;
     for (size_t n = 0; n < N; n++) {

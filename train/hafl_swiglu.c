@@ -5,8 +5,10 @@
 #include "hafl_swiglu.h"
 
 #include "hafl_fastexp.h"
+#include "hafl_simd.h"
 
-void hafl_swiglu_forward(float *out, float *sig, const float *h1, const float *h3, size_t n)
+HAFL_SIMD_CLONES void hafl_swiglu_forward(float *out, float *sig, const float *h1, const float *h3,
+                                          size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float val = h1[i];
@@ -18,8 +20,9 @@ void hafl_swiglu_forward(float *out, float *sig, const float *h1, const float *h
     }
 }
 
-void hafl_swiglu_backward(float *dh1, float *dh3, const float *dout, const float *h1,
-                          const float *h3, const float *sig, size_t n)
+HAFL_SIMD_CLONES void hafl_swiglu_backward(float *dh1, float *dh3, const float *dout,
+                                           const float *h1, const float *h3, const float *sig,
+                                           size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float x = h1[i], g = sig[i];
