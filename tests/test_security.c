@@ -5,6 +5,7 @@
     wrong server key get nothing through: the server's handshake watch reports each refusal
     with its reason (that event, not a timeout, is what the test waits for) while the allowed
     client keeps working, and every message the server receives is checked to come from it.
+    Removing a file from the allow-list while the server runs refuses that key's next connection.
     Also: roles are no-ops when CURVE is off or the endpoint is inproc/ipc; serve is required
     before a server socket is armed and refuses a second authenticator in the process;
     malformed, mismatched, oversized and missing certificate files each fail
@@ -473,6 +474,16 @@ static void s_test_exchange(const s_certs_t *c)
     s_rogue_refused(router, watch, endpoint, fooled_host, "fooled", "cryptographic", alice, 8);
     s_send_hello(router, alice_id, 100, "server");
     s_client_recv(alice, 100, "server");
+
+    //  Revocation while serving: once alice's file leaves the allow-list (hidden files do not
+    //  count), a new connection with her certificate is refused; the open one stays up.
+    char listed[PATH_MAX], hidden[PATH_MAX];
+    s_path(listed, "%s/alice.cert", c->allow);
+    s_path(hidden, "%s/.alice.cert", c->allow);
+    CHECK(rename(listed, hidden) == 0);
+    s_rogue_refused(router, watch, endpoint, alice_host, "revoked", "not in the allow-list", alice,
+                    10);
+    CHECK(rename(hidden, listed) == 0);
 
     //  Quiet period: nothing else reaches the server (refusals of late retries may still come).
     zsock_t *which;
