@@ -23,13 +23,13 @@
 
     Step: forward, backward, AdamW (PyTorch semantics: decoupled weight decay p -= lr*wd*p, betas
     0.9/0.999, eps 1e-8, bias-corrected with the trainer's step counter) on the trainable
-    entries and the head, then the importance update of every trainable entry with the step's
-    gradient g and the updated value w: I = |w g|, Ibar = 0.85 Ibar + 0.15 I,
-    Ubar = 0.85 Ubar + 0.15 |I - Ibar|, s = Ibar * Ubar (or Ibar alone, see opts), and the
-    adapter's score[m * R + k] = mean of s over b_k + mean of s over a_k for each trainable
-    component. Scores of other components keep the value last loaded. Importance EMAs persist
-    for the trainer's lifetime (across loads); AdamW moments persist until
-    hafl_lora_trainer_reset_optimizer.
+    entries and the head (decay on every trained entry, the head's bias included, as PyTorch
+    does for a single parameter group), then the importance update of every trainable entry with the
+   step's gradient g and the updated value w: I = |w g|, Ibar = 0.85 Ibar + 0.15 I, Ubar = 0.85 Ubar
+   + 0.15 |I - Ibar|, s = Ibar * Ubar (or Ibar alone, see opts), and the adapter's score[m * R + k]
+   = mean of s over b_k + mean of s over a_k for each trainable component. Scores of other
+   components keep the value last loaded. Importance EMAs persist for the trainer's lifetime (across
+   loads); AdamW moments persist until hafl_lora_trainer_reset_optimizer.
 
     Threads and determinism: the trainer splits each batch over opts.threads workers (contiguous
     runs of sequences, balanced by token count; the calling thread is worker 0) and runs BLAS
@@ -126,8 +126,10 @@ const hafl_adapter_t *hafl_lora_trainer_adapter(const hafl_lora_trainer_t *self)
 const uint8_t *hafl_lora_trainer_roles(const hafl_lora_trainer_t *self);
 //  Optimiser steps taken since the last reset_optimizer.
 uint64_t hafl_lora_trainer_steps(const hafl_lora_trainer_t *self);
-//  Model FLOPs of one step (forward + backward as this trainer computes it: matrix products
-//  only, causal attention counted per attended pair) on a batch with these lengths.
+//  FLOPs of one step on a batch with these lengths, as this trainer computes it: matrix
+//  products only (elementwise work is not counted), causal attention counted per attended
+//  (query, key) pair, backward products only where a gradient is needed, plus the rebuild of
+//  each trained matrix's effective weight.
 double hafl_lora_trainer_step_flops(const hafl_lora_trainer_t *self, const uint32_t *lengths,
                                     uint32_t B);
 
