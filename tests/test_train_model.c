@@ -368,8 +368,48 @@ static void s_rejects(void)
     fixture_clear(&f);
 }
 
+//  The FLOP count against the hand formula: with every component frozen only the forward and
+//  the head's backward remain.
+static void s_flops(void)
+{
+    fixture_t f;
+    fixture_init(&f, "wq,wk,wv,wo", 19);
+    hafl_lora_trainer_t *t = fixture_trainer(&f, 1);
+    size_t n = (size_t)f.layout.n_matrices * f.layout.rank;
+    uint8_t *roles = malloc(n);
+    CHECK(roles);
+    memset(roles, HAFL_ROLE_FROZEN, n);
+    char err[256];
+    CHECKF(hafl_lora_trainer_load(t, f.adapter, roles, err, sizeof err) == 0, "%s", err);
+    //  dim 16, hidden 24, kv 8, 2 layers, 4 heads of 4, 3 classes; lengths 9, 5, 7
+    double N = 21, pairs = 45 + 15 + 28, C = 16, H = 24, KV = 8, K = 3;
+    double per_layer = 2 * N * (C * C * 2 + KV * C * 2 + H * C * 3) + 2 * 2 * pairs * 4 * 4;
+    double expect = 2 * per_layer + 2 * 2 * 3 * K * (C + 1);
+    double got = hafl_lora_trainer_step_flops(t, f.lengths, f.B);
+    CHECKF(fabs(got - expect) < 0.5, "frozen flops %.0f, expected %.0f", got, expect);
+    //  all trainable: add u = x A^T, the effective-weight rebuild and the backward
+    CHECKF(hafl_lora_trainer_load(t, f.adapter, NULL, err, sizeof err) == 0, "%s", err);
+    double R = 3, lora = 0, back = 0;
+    double dims[4][2] = {{C, C}, {KV, C}, {KV, C}, {C, C}};
+    for (int w = 0; w < 4; w++) {
+        double o = dims[w][0], i = dims[w][1];
+        lora += 2 * N * R * i + 2 * R * o * i;
+        back += 2 * N * R * (2 * o + i); //  dbt, du, da
+    }
+    //  layer 1: every input gradient; layer 0: none for q, k, v
+    double base1 = 2 * N * (C * C * 2 + KV * C * 2 + H * C * 3);
+    double base0 = 2 * N * (C * C + H * C * 3);
+    expect += 2 * lora + 2 * back + base1 + base0 + 2 * (4 * 2 * pairs * 4 * 4); //  + attention
+    got = hafl_lora_trainer_step_flops(t, f.lengths, f.B);
+    CHECKF(fabs(got - expect) < 0.5, "trainable flops %.0f, expected %.0f", got, expect);
+    free(roles);
+    hafl_lora_trainer_destroy(&t);
+    fixture_clear(&f);
+}
+
 int main(void)
 {
+    s_flops();
     s_gradient_checks();
     s_frozen_and_absent();
     s_truncation_and_padding();
