@@ -101,40 +101,23 @@ typedef struct {
     float fmin, fmax;
 } s_field_t;
 
-#define S_OFF(t, f) offsetof(hafl_msg_t, u.t.f)
-#define S_U32(t, f, lo, hi)                                                                        \
-    {                                                                                              \
-#f, F_U32, S_OFF(t, f), lo, hi, 0, 0, 0                                                    \
-    }
-#define S_U32CAP(t, f, lo, hi)                                                                     \
-    {                                                                                              \
-#f, F_U32, S_OFF(t, f), lo, hi, 1, 0, 0                                                    \
-    }
-#define S_U64(t, f)                                                                                \
-    {                                                                                              \
-#f, F_U64, S_OFF(t, f), 0, UINT64_MAX, 0, 0, 0                                             \
-    }
-#define S_F32(t, f, lo, hi)                                                                        \
-    {                                                                                              \
-#f, F_F32, S_OFF(t, f), 0, 0, 0, lo, hi                                                    \
-    }
-#define S_BOOL(t, f)                                                                               \
-    {                                                                                              \
-#f, F_BOOL, S_OFF(t, f), 0, 1, 0, 0, 0                                                     \
-    }
-#define S_STR(t, f, lo)                                                                            \
-    {                                                                                              \
-#f, F_STR, S_OFF(t, f), lo, sizeof(((hafl_msg_t *)0)->u.t.f) - 1, 1, 0, 0                  \
-    }
-#define S_SPECIAL(t, f, kind, lo, hi)                                                              \
-    {                                                                                              \
-#f, kind, S_OFF(t, f), lo, hi, 1, 0, 0                                                     \
-    }
+// clang-format off
+#define S_OFF(t, f)            offsetof(hafl_msg_t, u.t.f)
+#define S_U32(t, f, lo, hi)    {#f, F_U32, S_OFF(t, f), lo, hi, 0, 0, 0}
+#define S_U32CAP(t, f, lo, hi) {#f, F_U32, S_OFF(t, f), lo, hi, 1, 0, 0}
+#define S_U64(t, f)            {#f, F_U64, S_OFF(t, f), 0, UINT64_MAX, 0, 0, 0}
+#define S_F32(t, f, lo, hi)    {#f, F_F32, S_OFF(t, f), 0, 0, 0, lo, hi}
+#define S_BOOL(t, f)           {#f, F_BOOL, S_OFF(t, f), 0, 1, 0, 0, 0}
+#define S_STR(t, f, lo)        {#f, F_STR, S_OFF(t, f), lo, sizeof(((hafl_msg_t *)0)->u.t.f) - 1, 1, 0, 0}
+#define S_SPECIAL(t, f, kind, lo, hi) {#f, kind, S_OFF(t, f), lo, hi, 1, 0, 0}
 
 static const s_field_t s_hello[] = {
-    S_U32(hello, client_index, 0, UINT32_MAX - 1),      S_STR(hello, name, 0),
-    S_U32CAP(hello, rank_budget, 1, HAFL_MSG_MAX_RANK), S_U64(hello, n_samples),
-    S_SPECIAL(hello, base_digest, F_DIGEST, 32, 32),    S_BOOL(hello, rejoin),
+    S_U32(hello, client_index, 0, UINT32_MAX - 1),
+    S_STR(hello, name, 0),
+    S_U32CAP(hello, rank_budget, 1, HAFL_MSG_MAX_RANK),
+    S_U64(hello, n_samples),
+    S_SPECIAL(hello, base_digest, F_DIGEST, 32, 32),
+    S_BOOL(hello, rejoin),
 };
 static const s_field_t s_welcome[] = {
     S_U32(welcome, client_index, 0, UINT32_MAX - 1),
@@ -185,9 +168,12 @@ static const s_field_t s_eval_request[] = {
     S_SPECIAL(eval_request, n_merged, F_NMERGED, 0, HAFL_MSG_MAX_COMPONENTS),
 };
 static const s_field_t s_eval_result[] = {
-    S_U32(eval_result, round, 0, UINT32_MAX), S_U32(eval_result, tag, 0, UINT32_MAX),
-    S_F32(eval_result, accuracy, 0.0f, 1.0f), S_F32(eval_result, loss, 0.0f, FLT_MAX),
-    S_U64(eval_result, n_examples),           S_U32(eval_result, wall_ms, 0, UINT32_MAX),
+    S_U32(eval_result, round, 0, UINT32_MAX),
+    S_U32(eval_result, tag, 0, UINT32_MAX),
+    S_F32(eval_result, accuracy, 0.0f, 1.0f),
+    S_F32(eval_result, loss, 0.0f, FLT_MAX),
+    S_U64(eval_result, n_examples),
+    S_U32(eval_result, wall_ms, 0, UINT32_MAX),
 };
 static const s_field_t s_log_event[] = {
     S_U64(log_event, time_us),
@@ -210,6 +196,7 @@ static const s_field_t s_heartbeat[] = {
     S_U64(heartbeat, seq),
     S_U64(heartbeat, time_us),
 };
+// clang-format on
 
 //  Where a type keeps its bulk frames (0: the type has none of that kind).
 typedef struct {
