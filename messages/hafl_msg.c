@@ -1503,7 +1503,11 @@ int hafl_msg_rank1_decode(zframe_t *frame, hafl_rank1_t *rank1, hafl_msg_error_t
         memset(rank1, 0, sizeof *rank1);
         return s_fail(err, HAFL_MSG_ENOFRAMES, S_W("rank1", NULL), "no frame");
     }
-    return s_decode_rank1(frame, HAFL_PROTO_MINOR, 0, S_W("rank1", NULL), rank1, err);
+    if (s_decode_rank1(frame, HAFL_PROTO_MINOR, 0, S_W("rank1", NULL), rank1, err)) {
+        hafl_msg_rank1_clear(rank1); //  frees nothing left by a failure, zeroes the fields read
+        return -1;
+    }
+    return 0;
 }
 
 void hafl_msg_rank1_clear(hafl_rank1_t *rank1)

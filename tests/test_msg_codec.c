@@ -1149,6 +1149,13 @@ static void s_test_rank1_api(void)
     CHECK(hafl_msg_rank1_decode(cut, &d, &err) == -1 && err.code == HAFL_MSG_ETRUNCATED);
     CHECK(d.b == NULL && d.a == NULL);
     CHECK(hafl_msg_rank1_decode(NULL, &d, &err) == -1 && err.code == HAFL_MSG_ENOFRAMES);
+    //  A failure after some fields were read leaves nothing behind.
+    float ones[4] = {1, 1, 1, 1};
+    zframe_t *bad = s_rank1_frame(7, 3, 1, ones, sizeof ones, ones, 6);
+    CHECK(hafl_msg_rank1_decode(bad, &d, &err) == -1 && err.code == HAFL_MSG_ELENGTH);
+    CHECK(d.matrix == 0 && d.k == 0 && d.b == NULL && d.a == NULL);
+    CHECK(strcmp(err.field, "rank1.a") == 0);
+    zframe_destroy(&bad);
     zframe_destroy(&cut);
     zframe_destroy(&f);
     hafl_msg_rank1_clear(&r);
