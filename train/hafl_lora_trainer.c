@@ -783,7 +783,7 @@ static int s_install_merged(hafl_lora_trainer_t *self, uint32_t m)
 static bool s_same_layout(const hafl_layout_t *a, const hafl_layout_t *b)
 {
     if (a->n_matrices != b->n_matrices || a->rank != b->rank || a->head_rows != b->head_rows ||
-        a->head_cols != b->head_cols)
+        a->head_cols != b->head_cols || a->scale != b->scale)
         return false;
     for (uint32_t m = 0; m < a->n_matrices; m++)
         if (a->matrices[m].d_out != b->matrices[m].d_out ||
@@ -798,7 +798,9 @@ int hafl_lora_trainer_load(hafl_lora_trainer_t *self, const hafl_adapter_t *adap
     const hafl_layout_t *L = &self->adapter->layout;
     size_t total = (size_t)L->n_matrices * self->R;
     if (!adapter || !s_same_layout(L, &adapter->layout)) {
-        snprintf(err, errlen, "adapter to load does not match the trainer's layout");
+        snprintf(err, errlen,
+                 "adapter to load does not match the trainer's layout (matrices, shapes, rank, "
+                 "scale or head)");
         return -1;
     }
     if (roles)
