@@ -55,8 +55,8 @@ static void s_usage(FILE *out)
             "         [--threads P] [--targets LIST]\n"
             "  LoRA training steps (forward, backward, AdamW) on random tokens; prints one JSON\n"
             "  line: tokens_per_s, step_ms, peak_rss_mb, flops_per_step, gflops, sgemm_gflops,\n"
-            "  mfu. Defaults: rank 8, alpha 16, classes 20, batch 8, seq 128, steps 20,\n"
-            "  warmup 3, threads 0 (all cores), targets wq,wk,wv,wo.\n");
+            "  mfu, cpu_ms_per_step. Defaults: rank 8, alpha 16, classes 20, batch 8, seq 128,\n"
+            "  steps 20, warmup 3, threads 0 (all cores), targets wq,wk,wv,wo.\n");
 }
 
 //  Best GFLOP/s of an N x N x N sgemm on the current OpenBLAS thread count.
