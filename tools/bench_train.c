@@ -10,9 +10,11 @@
     1e-3, weight decay 0.01 (the peer's PyTorch defaults).
 
     The sgemm reference is OpenBLAS on P threads multiplying two 1536 x 1536 matrices, best of
-    several runs, timed before and after the training steps (the better of the two counts). FLOPs
-   per step are the trainer's count of its matrix products (hafl_lora_trainer_step_flops); mfu is
-   achieved FLOP/s over the sgemm rate. Prints one JSON line.
+    several runs, timed before and after the training steps (the better of the two counts).
+    FLOPs per step are the trainer's count of its matrix products
+    (hafl_lora_trainer_step_flops); mfu is achieved FLOP/s over the sgemm rate. Peak memory is
+    the process's peak RSS at the end of the steps. cpu_ms_per_step (CPU time of all threads)
+    tells, next to step_ms, how much of the machine the run actually had. Prints one JSON line.
 */
 #include "hafl_cmd.h"
 
