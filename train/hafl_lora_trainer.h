@@ -21,26 +21,31 @@
     state) or HAFL_ROLE_TRAINABLE. The head is always trainable. Only LoRA factors and the head
     get gradients; the frozen base gets activation gradients only.
 
-    Step: forward, backward, AdamW (PyTorch semantics: decoupled weight decay p -= lr*wd*p, betas
-    0.9/0.999, eps 1e-8, bias-corrected with the trainer's step counter) on the trainable
+    Step: forward, backward, AdamW (PyTorch semantics: decoupled weight decay p -= lr*wd*p,
+    betas 0.9/0.999, eps 1e-8, bias-corrected with the trainer's step counter) on the trainable
     entries and the head (decay on every trained entry, the head's bias included, as PyTorch
-    does for a single parameter group), then the importance update of every trainable entry with the
-   step's gradient g and the updated value w: I = |w g|, Ibar = 0.85 Ibar + 0.15 I, Ubar = 0.85 Ubar
-   + 0.15 |I - Ibar|, s = Ibar * Ubar (or Ibar alone, see opts), and the adapter's score[m * R + k]
-   = mean of s over b_k + mean of s over a_k for each trainable component. Scores of other
-   components keep the value last loaded. Importance EMAs persist for the trainer's lifetime (across
-   loads); AdamW moments persist until hafl_lora_trainer_reset_optimizer.
+    does for a single parameter group), then the importance update of every trainable entry
+    with the step's gradient g and the updated value w:
+        I = |w g|, Ibar = 0.85 Ibar + 0.15 I, Ubar = 0.85 Ubar + 0.15 |I - Ibar|,
+        s = Ibar * Ubar (or Ibar alone, see opts),
+    and the adapter's score[m * R + k] = mean of s over b_k + mean of s over a_k for each
+    trainable component. Scores of other components keep the value last loaded. Importance
+    EMAs persist for the trainer's lifetime (across loads); AdamW moments persist until
+    hafl_lora_trainer_reset_optimizer.
 
     Threads and determinism: the trainer splits each batch over opts.threads workers (contiguous
     runs of sequences, balanced by token count; the calling thread is worker 0) and runs BLAS
     single-threaded inside each worker; it sets OpenBLAS to one thread process-wide when created.
     Per-worker gradients are summed in worker order, so for a fixed thread count the results
-    are bit-identical across runs. A trainer belongs to one thread at a time.
+    are bit-identical across runs (on CPUs where OpenBLAS picks other kernels the last bits may
+    differ). A trainer belongs to one thread at a time.
 
     Ownership: _new returns a trainer the caller owns; the checkpoint must outlive it (its
-    weights are used in place, never copied unless merged terms require an effective copy of
-    that matrix). _destroy frees it and nulls the pointer. Functions returning int give 0, or
-    -1 with a one-line reason in err.
+    weights are read in place). Each adapted matrix with components present also gets a private
+    effective weight W0 + merged + scale B A (d_out x d_in floats), rebuilt at load and after
+    each step, so the forward and the input gradient take one product each. _destroy frees the
+    trainer and nulls the pointer. Functions returning int give 0, or -1 with a one-line reason
+    in err.
 */
 #ifndef HAFL_LORA_TRAINER_H
 #define HAFL_LORA_TRAINER_H
