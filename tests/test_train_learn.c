@@ -1,10 +1,10 @@
 /*  test_train_learn: the trainer learns. stories260K with LoRA on wq, wk, wv, wo (METHOD.md
     initialisation: B = 0, A random) and a 4-class head is trained on a seeded toy task whose
-    label decides which quarter of the vocabulary the tokens come from (lengths 8..32, padded to
-    32). After 200 AdamW steps (lr 3e-3, batch 8) the mean loss of the last 20 steps must be
-    below half of the first 5 steps' and their accuracy at least 70% (chance is 25%); the adapter's
-   B factors must have moved off zero and the trained components must carry positive importance
-   scores. Deterministic (seeded data, one thread), so the thresholds are not a matter of luck.
+    label decides which quarter of the vocabulary the tokens come from (lengths 8..32, padded
+    to 32). After 200 AdamW steps (lr 3e-3, batch 8) the mean loss of the last 20 steps must be
+    below half of the first 5 steps' and their accuracy at least 70% (chance is 25%); every
+    component's B factor must have moved off zero and carry a positive importance score.
+    Deterministic (seeded data, one thread), so the thresholds are not a matter of luck.
 */
 #include "hafl_test.h"
 
