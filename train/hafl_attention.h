@@ -3,14 +3,14 @@
     Rows are packed: sequence b occupies rows [o_b, o_b + len_b) of q, k, v and out, with
     o_b = sum of the earlier lengths; a query only sees keys of its own sequence at positions
     <= its own, so padding never exists here. Head h (size hs = C / nh) reads key/value head
-    h / (nh / nkv), as llama2.c does. Scores are (q . k) / sqrt(hs) (the scale applied
-    inside the product), softmax as max, exp (hafl_fastexp), sum, times 1 / sum. The products run
-   through BLAS in row blocks so that only the causal part of each score matrix is computed (plus
-   the diagonal blocks).
+    h / (nh / nkv), as llama2.c does. Scores are (q . k) / sqrt(hs) (the scale applied inside
+    the product), softmax as max, exp (hafl_fastexp), sum, times 1 / sum. The products run
+    through BLAS in row blocks, so only the causal part of each score matrix is computed (plus
+    the diagonal blocks).
 
     att saves the probabilities for the backward: sequence b's block is [nh][len_b][len_b]
-    (row-major; entries above the diagonal are unspecified and never read), the blocks one after
-   another; its size is hafl_attention_att_floats. Backward accumulates into dq, dk, dv.
+    (row-major; entries above the diagonal are unspecified and never read), the blocks one
+    after another; its size is hafl_attention_att_floats. Backward accumulates into dq, dk, dv.
 */
 #ifndef HAFL_ATTENTION_H
 #define HAFL_ATTENTION_H
