@@ -104,6 +104,13 @@ static int s_connect(s_self_t *self)
     if (!self->dealer)
         return -1;
     hafl_wire_limit(self->dealer, self->args->max_msg_bytes);
+    char why[256];
+    if (hafl_security_apply_client(self->args->security, self->dealer, self->args->server, why,
+                                   sizeof why)) {
+        s_log(self, -1, "security-error", "reason", why);
+        zsock_destroy(&self->dealer);
+        return -1;
+    }
     if (zsock_connect(self->dealer, "%s", self->args->server)) {
         zsock_destroy(&self->dealer);
         return -1;

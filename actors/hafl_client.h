@@ -17,6 +17,7 @@
 #define HAFL_CLIENT_H
 
 #include "hafl_task.h"
+#include "hafl_security.h"
 #include "hafl_topology.h"
 
 #include <czmq.h>
@@ -31,6 +32,7 @@ typedef struct {
     const char *pool;                //  compute pool endpoint (hafl_pool_endpoint)
     int64_t max_msg_bytes;           //  inbound frame cap
     const uint8_t *digest;           //  base digest to announce; NULL: the task's own
+    const hafl_security_t *security; //  CURVE client role on tcp; NULL or off: none
     //  Out: 0 once started, -1 with err.
     int status;
     char err[256];

@@ -187,9 +187,15 @@ void hafl_evaluator_actor(zsock_t *pipe, void *args_)
     bool ok = self->adapter && self->present && self->dealer && self->loop;
     if (ok) {
         hafl_wire_limit(self->dealer, args->max_msg_bytes);
-        ok = zsock_connect(self->dealer, "%s", args->server) == 0;
-        if (!ok)
+        char why[256];
+        if (hafl_security_apply_client(args->security, self->dealer, args->server, why,
+                                       sizeof why)) {
+            ok = false;
+            snprintf(args->err, sizeof args->err, "evaluator: %.240s", why);
+        } else if (zsock_connect(self->dealer, "%s", args->server) != 0) {
+            ok = false;
             snprintf(args->err, sizeof args->err, "evaluator: cannot connect to %s", args->server);
+        }
     } else
         snprintf(args->err, sizeof args->err, "evaluator: out of memory");
     ok = ok && s_hello(self, args->err, sizeof args->err) == 0;

@@ -10,6 +10,7 @@
 #ifndef HAFL_EVALUATOR_H
 #define HAFL_EVALUATOR_H
 
+#include "hafl_security.h"
 #include "hafl_task.h"
 
 #include <czmq.h>
@@ -24,6 +25,7 @@ typedef struct {
     const char *log_endpoint; //  logger PULL endpoint (NULL: no events)
     uint32_t max_examples;    //  0: the whole held-out set
     int64_t max_msg_bytes;    //  inbound frame cap (ZMQ_MAXMSGSIZE)
+    const hafl_security_t *security; //  CURVE client role on tcp; NULL or off: none
     //  Out: 0 once started, -1 with err.
     int status;
     char err[256];

@@ -28,6 +28,7 @@ struct hafl_node_t {
     FILE *progress;
     bool tty;
     hafl_task_t *task;
+    hafl_security_t *security; //  CURVE keys and authenticator (inert when security is off)
     zactor_t *logger;
     zactor_t *server;
     zactor_t *evaluator;
@@ -152,6 +153,13 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
         snprintf(self->run_id, sizeof self->run_id, "%.63s", slash ? slash + 1 : self->run_dir);
     }
     hafl_placement_endpoints(t, in_process, self->run_id, &self->endpoints);
+    //  One security context per process; its authenticator (server side) must run before any
+    //  socket is armed, and it outlives every actor.
+    self->security = hafl_security_new(t, err, errlen);
+    if (!self->security)
+        goto fail;
+    if (self->group.server && hafl_security_serve(self->security, t->logger.echo, err, errlen))
+        goto fail;
 
     uint32_t n_clients = self->group.client_first <= self->group.client_last
                              ? self->group.client_last - self->group.client_first + 1
@@ -183,6 +191,7 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
         sa->run_dir = self->run_dir;
         sa->max_msg_bytes = cap;
         sa->resume = opts->resume;
+        sa->security = self->security;
         self->server = hafl_server_new(sa);
         if (!self->server) {
             snprintf(err, errlen, "%s", sa->err[0] ? sa->err : "server: cannot start");
@@ -196,6 +205,7 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
         ea->log_endpoint = self->endpoints.log;
         ea->max_examples = t->evaluator.max_examples;
         ea->max_msg_bytes = cap;
+        ea->security = self->security;
         self->evaluator = hafl_evaluator_new(ea);
         if (!self->evaluator) {
             snprintf(err, errlen, "%s", ea->err[0] ? ea->err : "evaluator: cannot start");
@@ -219,6 +229,7 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
             ca->log_endpoint = self->endpoints.log;
             ca->pool = hafl_pool_endpoint(self->pool);
             ca->max_msg_bytes = cap;
+            ca->security = self->security;
             self->clients[j] = hafl_client_new(ca);
             if (!self->clients[j]) {
                 snprintf(err, errlen, "%s", ca->err[0] ? ca->err : "client: cannot start");
@@ -249,6 +260,7 @@ void hafl_node_destroy(hafl_node_t **self_p)
     free(self->clients);
     free(self->client_args);
     hafl_task_destroy(&self->task);
+    hafl_security_destroy(&self->security);
     free(self);
     *self_p = NULL;
 }

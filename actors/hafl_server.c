@@ -69,6 +69,7 @@ typedef struct {
 typedef struct {
     zsock_t *pipe;
     zsock_t *router;
+    zsock_t *refusals; //  CURVE handshake failures on router (hafl_security_watch), or NULL
     zsock_t *control;
     zactor_t *aggregator;
     zloop_t *loop;
@@ -1399,6 +1400,16 @@ static void s_apply_stop(s_self_t *self)
     s_finish(self, "stopped by control command");
 }
 
+//  A peer failed the CURVE handshake (unknown key, no CURVE, wrong server key): log why.
+static int s_on_refusal(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    char why[256];
+    if (hafl_security_refusal(sock, why, sizeof why) == 1)
+        s_log_text(self, -1, "peer-refused", "reason", why);
+    return 0;
+}
+
 static int s_on_control(zloop_t *loop, zsock_t *sock, void *arg)
 {
     s_self_t *self = (s_self_t *)arg;
@@ -1506,6 +1517,8 @@ static void s_destroy(s_self_t *self)
     if (self->csv)
         fclose(self->csv);
     hafl_events_destroy(&self->events);
+    if (self->router)
+        hafl_security_unwatch(self->router, &self->refusals);
     zsock_destroy(&self->router);
     zsock_destroy(&self->control);
     hafl_layout_clear(&self->layout);
@@ -1575,6 +1588,13 @@ static int s_setup(s_self_t *self, hafl_server_args_t *args)
     hafl_wire_limit(self->router, args->max_msg_bytes);
     hafl_wire_limit(self->control, HAFL_MSG_MAX_JSON + 65536);
     zsock_set_router_handover(self->router, 1);
+    //  CURVE on networked endpoints: watch handshake failures first so a refused peer is
+    //  logged with its reason, then arm the socket (both must precede the bind).
+    if (hafl_security_covers(args->security, args->endpoint)
+        && !(self->refusals = hafl_security_watch(self->router, err, errlen)))
+        return -1;
+    if (hafl_security_apply_server(args->security, self->router, args->endpoint, err, errlen))
+        return -1;
     if (zsock_bind(self->router, "%s", args->endpoint) < 0) {
         snprintf(err, errlen, "server: cannot bind %s: %s", args->endpoint,
                  zmq_strerror(zmq_errno()));
@@ -1640,6 +1660,8 @@ void hafl_server_actor(zsock_t *pipe, void *args_)
     zloop_reader(self->loop, pipe, s_on_pipe, self);
     zloop_reader(self->loop, self->control, s_on_control, self);
     zloop_reader(self->loop, self->router, s_on_router, self);
+    if (self->refusals)
+        zloop_reader(self->loop, self->refusals, s_on_refusal, self);
     zloop_reader(self->loop, zactor_sock(self->aggregator), s_on_aggregator, self);
     zloop_timer(self->loop, self->topo->server.heartbeat_ms, 0, s_on_heartbeat, self);
     self->join_timer =

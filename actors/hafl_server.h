@@ -28,6 +28,7 @@
 #ifndef HAFL_SERVER_H
 #define HAFL_SERVER_H
 
+#include "hafl_security.h"
 #include "hafl_task.h"
 #include "hafl_topology.h"
 
@@ -44,6 +45,7 @@ typedef struct {
     const char *run_dir;   //  existing folder for the run's files
     int64_t max_msg_bytes; //  inbound frame cap
     const char *resume;    //  run folder to resume from (checkpoint), or NULL
+    const hafl_security_t *security; //  CURVE on the client endpoint; NULL or off: none
     //  Out: 0 once started, -1 with err.
     int status;
     char err[256];

@@ -8,3 +8,7 @@ set_tests_properties(bus_modes PROPERTIES TIMEOUT 120 LABELS bus)
 add_test(NAME bus_netns COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/bus_netns.sh)
 set_tests_properties(bus_netns PROPERTIES TIMEOUT 180 SKIP_RETURN_CODE 77 LABELS bus
     ENVIRONMENT "HAFL_SOURCE_DIR=${CMAKE_SOURCE_DIR};HAFL_BINARY=$<TARGET_FILE:hafl>")
+# CURVE end to end: same digest over tcp with CURVE; a certificate outside the allow-list refused.
+add_test(NAME bus_curve COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/bus_curve.sh)
+set_tests_properties(bus_curve PROPERTIES TIMEOUT 300 LABELS bus
+    ENVIRONMENT "HAFL_SOURCE_DIR=${CMAKE_SOURCE_DIR};HAFL_BINARY=$<TARGET_FILE:hafl>")
