@@ -15,6 +15,7 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,61 @@ static int s_print_digest_of(const char *run_dir)
     hafl_adapter_destroy(&adapter);
     printf("final adapter sha256 %s\n", hex);
     return 0;
+}
+
+//  Index of column `name` in a CSV header line, or -1.
+static int s_csv_column(const char *header, const char *name)
+{
+    size_t len = strlen(name);
+    int column = 0;
+    for (const char *p = header; *p; column++) {
+        const char *end = strpbrk(p, ",\n");
+        size_t field = end ? (size_t)(end - p) : strlen(p);
+        if (field == len && strncmp(p, name, len) == 0)
+            return column;
+        if (!end || *end == '\n')
+            break;
+        p = end + 1;
+    }
+    return -1;
+}
+
+//  Field `column` of a CSV line as a double (NAN when absent).
+static double s_csv_number(const char *line, int column)
+{
+    const char *p = line;
+    for (int i = 0; i < column && p; i++) {
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    return p && column >= 0 ? strtod(p, NULL) : NAN;
+}
+
+//  One closing line from the run's rounds.csv, whichever mode ran it: the last round's test
+//  accuracy and loss, and the bytes moved in all.
+static void s_print_summary(const char *run_dir)
+{
+    char path[4200], header[2048] = "", line[2048] = "", last[2048] = "";
+    snprintf(path, sizeof path, "%s/rounds.csv", run_dir);
+    FILE *csv = fopen(path, "r");
+    if (!csv)
+        return;
+    if (fgets(header, sizeof header, csv))
+        while (fgets(line, sizeof line, csv))
+            snprintf(last, sizeof last, "%s", line);
+    fclose(csv);
+    if (!last[0]) {
+        printf("no round completed\n");
+        return;
+    }
+    double round = s_csv_number(last, s_csv_column(header, "round"));
+    double accuracy = s_csv_number(last, s_csv_column(header, "accuracy"));
+    double loss = s_csv_number(last, s_csv_column(header, "loss"));
+    double up = s_csv_number(last, s_csv_column(header, "cum_up_bytes"));
+    double down = s_csv_number(last, s_csv_column(header, "cum_down_bytes"));
+    printf("after round %.0f: test accuracy %.4f, loss %.4f; bytes moved: %.0f up, %.0f down\n",
+           round, accuracy, loss, up, down);
 }
 
 typedef struct {
@@ -202,6 +258,7 @@ static int s_run_processes(const hafl_topology_t *t, const char *file, const cha
         }
     }
     signal(SIGINT, SIG_DFL);
+    s_print_summary(run_dir);
     int rc = s_print_digest_of(run_dir);
     printf("run folder %s\n", run_dir);
     return rc == 0 && failures == 0 ? HAFL_EXIT_OK : HAFL_EXIT_FAILURE;
@@ -280,6 +337,7 @@ int hafl_cmd_run(int argc, char **argv)
                    hafl_node_run_dir(node), e->control, e->pub);
             fflush(stdout);
             int wrc = hafl_node_wait(node, hex, reason, sizeof reason);
+            s_print_summary(hafl_node_run_dir(node));
             if (hex[0])
                 printf("final adapter sha256 %s\n", hex);
             printf("run folder %s\n", hafl_node_run_dir(node));
