@@ -17,8 +17,10 @@ Outputs (all regenerated from the run folders on every call):
     docs/RESULTS.md         settings, seeds, the table, the plots and a verdict per claim
 
 Usage: tools/reproduce.py [--hafl PATH] [--seeds N] [--only NAME[,NAME]] [--splits iid,...]
-                          [--quick] [--scratch DIR] [--report-only] [--jobs-list]
-Python 3 standard library and gnuplot only.
+                          [--rounds N] [--quick] [--scratch DIR] [--out DIR]
+                          [--report-only] [--jobs-list] [--check]
+--quick and --rounds keep their runs in their own subfolders of the scratch folder, so they
+never replace full-size runs. Python 3 standard library and gnuplot only.
 """
 
 import argparse
@@ -755,10 +757,13 @@ def s_results_md(args, data, starts, summary, targets, plots, wall):
     for p in plots:
         md.append("![%s](plots/%s)" % (os.path.basename(p)[:-4], os.path.basename(p)))
         md.append("")
+    flags = " --rounds %d" % args.rounds if args.rounds else ""
     md += ["## Regenerating", "", "```sh",
            "cmake -S . -B build && cmake --build build --target hafl -j2",
-           "tools/reproduce.py                 # all runs (resumes), then this file and the plots",
-           "tools/reproduce.py --report-only   # only rebuild this file from finished runs",
+           "tools/reproduce.py%s                 # all runs (resumes), then this file and "
+           "the plots" % flags,
+           "tools/reproduce.py%s --report-only   # only rebuild this file from finished runs"
+           % flags,
            "```", ""]
     with open(args.results, "w", encoding="utf-8") as f:
         f.write("\n".join(md))
