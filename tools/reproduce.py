@@ -327,6 +327,7 @@ def s_summary(data, targets):
                                      for rows in seeds.values()]),
                 "target": target, "reached": len(hit),
                 "rounds_to_target": s_mean([float(r[0]) for r in hit]),
+                "rounds_per_seed": [r[0] if r else None for r in reach],
                 "bytes_to_target": s_mean([r[1] for r in hit]),
                 "total_up_bytes": s_mean([rows[-1]["cum_up_bytes"] for rows in seeds.values()]),
                 "total_down_bytes": s_mean([rows[-1]["cum_down_bytes"]
@@ -621,7 +622,9 @@ def s_claim_f3(summary, split):
     def rounds_text(s):
         if not s["reached"]:
             return "never (0/%d seeds)" % s["seeds"]
-        return "%.1f rounds (%d/%d seeds)" % (s["rounds_to_target"], s["reached"], s["seeds"])
+        return "%.1f rounds (%d/%d seeds; per seed %s)" % (
+            s["rounds_to_target"], s["reached"], s["seeds"],
+            ", ".join("never" if r is None else str(r) for r in s["rounds_per_seed"]))
     lines = ["- %s (target %s): adaptive reaches it in %s, zeropad in %s; final accuracy "
              "adaptive %s ± %s, zeropad %s ± %s."
              % (SPLIT_NAME[split], s_pct(ad["target"]), rounds_text(ad), rounds_text(zp),
