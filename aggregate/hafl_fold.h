@@ -3,7 +3,7 @@
     hafl_strategy_aggregate validates the round's uploads, opens a fold over the global state,
     lets the strategy's fold function write the new factors into `next` and, for flora and
     flexlora, the new merged terms through hafl_fold_merged; the common part (head FedAvg and
-    the METHOD.md section 2 score rule) is hafl_fold_head_scores. Nothing touches the global
+    the docs/METHOD.md section 2 score rule) is hafl_fold_head_scores. Nothing touches the global
     adapter until hafl_fold_commit, which cannot fail, so a failed aggregation leaves the
     global state exactly as it was.
 
@@ -27,7 +27,7 @@
 //  What hafl_fold_commit does with the merged terms of one matrix.
 enum { HAFL_FOLD_MERGED_KEEP = 0, HAFL_FOLD_MERGED_APPEND = 1, HAFL_FOLD_MERGED_REPLACE = 2 };
 
-//  The factor-averaging rules (METHOD.md section 4).
+//  The factor-averaging rules (docs/METHOD.md section 4).
 typedef enum {
     HAFL_FOLD_ADAPTIVE = 0,     //  mean over the clients that trained k, weights n_i
     HAFL_FOLD_ZEROPAD = 1,      //  untrained counts as zero, weights p_i over all of P

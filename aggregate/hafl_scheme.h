@@ -1,4 +1,4 @@
-/*  hafl_scheme: the distribution schemes (METHOD.md section 3), server side.
+/*  hafl_scheme: the distribution schemes (docs/METHOD.md section 3), server side.
 
     "truncate": top-r_i components per matrix by global score (ties to the lower index), the
     rest absent. "truncate-prefix": components 0..r_i-1, the rest absent. "freeze": all R

@@ -1,4 +1,4 @@
-/*  hafl_strategy: one aggregation strategy (METHOD.md section 4) behind one interface.
+/*  hafl_strategy: one aggregation strategy (docs/METHOD.md section 4) behind one interface.
 
     Names: "adaptive" (HAFL), "zeropad" and "zeropad-norm" (HetLoRA), "fedavg", "flexlora",
     "flora". The aggregator actor owns exactly one strategy at a time; `swap-aggregator`
@@ -40,7 +40,7 @@
     Fresh adapters (flora, flexlora) draw A Kaiming-uniform like hafl_adapter_init from the
     stream (seed, HAFL_STREAM_INIT, round). In every strategy the head is the sample-weighted
     mean of the uploaded heads, and the global score of (matrix, k) becomes the sample-weighted
-    mean of the S_k reported by C_k, unchanged where C_k is empty (METHOD.md section 2).
+    mean of the S_k reported by C_k, unchanged where C_k is empty (docs/METHOD.md section 2).
 
     Every strategy folds uploads in ascending client-index order (the caller passes them sorted;
     aggregate refuses any other order), with sums in double, so results never depend on arrival

@@ -6,7 +6,7 @@
         bt[m] : [R][d_out]   bt[m] + k*d_out is b_k   (B transposed)
         a[m]  : [R][d_in]    a[m]  + k*d_in  is a_k
     The layer computes W0 x + scale * sum_k b_k (a_k . x). Per component there is an importance
-    score (METHOD.md section 2). The head is [classes][dim + 1] with the bias in the last column.
+    score (docs/METHOD.md section 2). The head is [classes][dim + 1] with the bias in the last column.
 
     A matrix may also carry "merged" rank-1 terms (mbt, ma; count n_merged[m]), already scaled,
     that belong to the frozen base: W = W0 + sum_j mb_j ma_j^T. FLoRA and FlexLoRA use them to
@@ -69,7 +69,7 @@ hafl_layout_component_floats (const hafl_layout_t *layout, uint32_t m)
 
 //  A zeroed adapter of this layout (no merged terms), or NULL.
 hafl_adapter_t *hafl_adapter_new (const hafl_layout_t *layout);
-//  METHOD.md section 1 initialisation: B = 0, A Kaiming-uniform U(-1/sqrt(d_in), 1/sqrt(d_in)),
+//  docs/METHOD.md section 1 initialisation: B = 0, A Kaiming-uniform U(-1/sqrt(d_in), 1/sqrt(d_in)),
 //  head U(-1/sqrt(dim), 1/sqrt(dim)) with zero bias, scores 0; drawn from (seed, INIT stream).
 void hafl_adapter_init (hafl_adapter_t *self, uint64_t seed);
 hafl_adapter_t *hafl_adapter_dup (const hafl_adapter_t *self);

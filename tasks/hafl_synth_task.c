@@ -24,8 +24,8 @@
 #define S_ADAM_BETA1  0.9
 #define S_ADAM_BETA2  0.999
 #define S_ADAM_EPS    1e-8
-#define S_EMA_IBAR    0.85 //  METHOD.md section 2, b1
-#define S_EMA_UBAR    0.85 //  METHOD.md section 2, b2
+#define S_EMA_IBAR    0.85 //  docs/METHOD.md section 2, b1
+#define S_EMA_UBAR    0.85 //  docs/METHOD.md section 2, b2
 #define S_MAX_DIM     4096u
 #define S_MAX_CLASSES 1024u
 #define S_MAX_SAMPLES (1u << 24)
@@ -80,7 +80,7 @@ typedef struct {
     float *m_bt, *v_bt, *m_a, *v_a; //  [R][D] each
     float *m_head, *v_head;         //  [C][D + 1]
     uint64_t adam_t;
-    //  Importance EMAs per adapter entry, kept across rounds (METHOD.md section 2).
+    //  Importance EMAs per adapter entry, kept across rounds (docs/METHOD.md section 2).
     float *ibar_bt, *ubar_bt, *ibar_a, *ubar_a; //  [R][D] each
     s_grads_t grads;
     s_scratch_t scratch;

@@ -105,7 +105,7 @@ void hafl_trainer_destroy (hafl_trainer_t **self_p);
 //  (values 0/1/2). Absent components are zero and excluded from the forward pass; frozen ones
 //  take part in it but get no gradient and no optimiser state; trainable ones are trained.
 //  received's merged terms replace the trainer's merged base terms. Importance EMA state of
-//  each entry persists across rounds (METHOD.md section 2).
+//  each entry persists across rounds (docs/METHOD.md section 2).
 int hafl_trainer_load (hafl_trainer_t *self, const hafl_adapter_t *received, const uint8_t *roles,
                        char *err, size_t errlen);
 //  Train the trainable components and the head; afterwards the local adapter's score[] holds

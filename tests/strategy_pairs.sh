@@ -2,7 +2,7 @@
 # Every distribution scheme x aggregation strategy pair runs end to end through `hafl run` on
 # the synthetic federation (topologies/smoke.zpl, two rounds), plus fedavg with equal ranks.
 # Each run must exit 0, print its final digest, and log an evaluated accuracy for every round.
-# With an argument "llama", the pairs METHOD.md section 6 uses run on stories260K instead
+# With an argument "llama", the pairs docs/METHOD.md section 6 uses run on stories260K instead
 # (one round, few steps, small data subsets).
 set -u
 hafl=${HAFL_BINARY:?HAFL_BINARY must name the hafl binary}

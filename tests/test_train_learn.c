@@ -1,4 +1,4 @@
-/*  test_train_learn: the trainer learns. stories260K with LoRA on wq, wk, wv, wo (METHOD.md
+/*  test_train_learn: the trainer learns. stories260K with LoRA on wq, wk, wv, wo (docs/METHOD.md
     initialisation: B = 0, A random) and a 4-class head is trained on a seeded toy task whose
     label decides which quarter of the vocabulary the tokens come from (lengths 8..32, padded
     to 32). After 200 AdamW steps (lr 3e-3, batch 8) the mean loss of the last 20 steps must be

@@ -6,7 +6,7 @@
     (random weights), --rank R, --alpha A, --classes K, --batch B, --seq T, --steps N,
     --warmup W, --threads P (0: every core), plus --targets LIST (default wq,wk,wv,wo, as the
     peer). The batch is B random sequences of T tokens (every length T, as the peer's) with
-    random labels; the adapter starts as METHOD.md initialises it (B = 0, A random); AdamW lr
+    random labels; the adapter starts as docs/METHOD.md initialises it (B = 0, A random); AdamW lr
     1e-3, weight decay 0.01 (the peer's PyTorch defaults).
 
     The sgemm reference is OpenBLAS on P threads multiplying two 1536 x 1536 matrices, best of

@@ -1,4 +1,4 @@
-/*  hafl_importance: the smoothed sensitivity of METHOD.md section 2, per adapter entry.
+/*  hafl_importance: the smoothed sensitivity of docs/METHOD.md section 2, per adapter entry.
 
     After an optimiser step, for each trained entry with value w and this step's gradient g:
         I = |w g|,  Ibar = 0.85 Ibar + 0.15 I,  Ubar = 0.85 Ubar + 0.15 |I - Ibar| (new Ibar)

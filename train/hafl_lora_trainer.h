@@ -1,7 +1,7 @@
 /*  hafl_lora_trainer: LoRA fine-tuning of a frozen llama2.c model with a classification head.
 
     The trainer owns one local adapter (hafl_adapter_t of the layout given to _new), the AdamW
-    moments, the importance EMAs (METHOD.md section 2) and the activation buffers for batches of
+    moments, the importance EMAs (docs/METHOD.md section 2) and the activation buffers for batches of
     up to max_batch sequences of up to max_seq tokens. The model is a llama2.c transformer
     (token embedding, RMSNorm eps 1e-5, RoPE on adjacent pairs as llama2.c, grouped-query causal
     attention, SwiGLU feed-forward, final RMSNorm) whose adapted matrices compute
@@ -89,7 +89,7 @@ void hafl_lora_trainer_destroy(hafl_lora_trainer_t **self_p);
 //  as above; NULL means every component trainable. Absent components are zeroed.
 int hafl_lora_trainer_load(hafl_lora_trainer_t *self, const hafl_adapter_t *adapter,
                            const uint8_t *roles, char *err, size_t errlen);
-//  Zero the AdamW moments and the step counter (a fresh optimiser, METHOD.md default per round).
+//  Zero the AdamW moments and the step counter (a fresh optimiser, docs/METHOD.md default per round).
 void hafl_lora_trainer_reset_optimizer(hafl_lora_trainer_t *self);
 //  Forget the importance EMAs (Ibar, Ubar) of every entry.
 void hafl_lora_trainer_reset_importance(hafl_lora_trainer_t *self);
