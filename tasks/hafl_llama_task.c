@@ -289,14 +289,19 @@ s_task_evaluate (const void *impl, const hafl_adapter_t *adapter, const uint8_t 
         roles[i] = !present || present[i] ? HAFL_ROLE_FROZEN : HAFL_ROLE_ABSENT;
     if (hafl_lora_trainer_load (trainer, adapter, roles, err, errlen))
         goto done;
-    uint32_t n = self->n_test_used;
+    //  The test rows are ordered by class, so a cap takes every (n_test / max_examples)-th row
+    //  rather than the first ones: the subset spans every class in proportion.
+    uint32_t total = self->n_test_used, n = total;
     if (max_examples && max_examples < n)
         n = max_examples;
     double loss_sum = 0.0;
     uint64_t correct = 0;
+    uint32_t rows[S_EVAL_BATCH];
     for (uint32_t start = 0; start < n; start += S_EVAL_BATCH) {
         uint32_t count = n - start < S_EVAL_BATCH ? n - start : S_EVAL_BATCH;
-        s_gather (&self->test, self->test_rows + start, count, tokens, lengths, labels);
+        for (uint32_t i = 0; i < count; i++)
+            rows[i] = self->test_rows[(uint32_t) ((uint64_t) (start + i) * total / n)];
+        s_gather (&self->test, rows, count, tokens, lengths, labels);
         hafl_lora_batch_stats_t batch;
         if (hafl_lora_trainer_evaluate (trainer, tokens, lengths, labels, count, self->T, NULL,
                                         &batch, err, errlen))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""reproduce.py: run the paper's experiments (METHOD.md section 6) and write docs/RESULTS.md.
+"""reproduce.py: run the paper's experiments (docs/METHOD.md section 6) and write docs/RESULTS.md.
 
 Runs every topology of topologies/paper/ with several seeds, on the IID split and on the
 Dirichlet(0.5) label-skew split (the centralised ceiling on one split only: with one client the
@@ -666,7 +666,7 @@ def s_settings_table(quick, seeds, rounds):
         ("splits", "IID and Dirichlet(0.5)", "same"),
         ("seeds", "not stated", ", ".join(map(str, seeds))),
     ]
-    out = ["| setting | METHOD.md default | this reproduction |", "|---|---|---|"]
+    out = ["| setting | docs/METHOD.md default | this reproduction |", "|---|---|---|"]
     out += ["| %s | %s | %s |" % r for r in rows]
     if quick:
         out.append("| (--quick) | | " + ", ".join(QUICK_SETS) + " |")

@@ -2,8 +2,8 @@
 #   rank budgets fine-tune stories260K on 20 Newsgroups for a few rounds with HAFL's freeze
 #   scheme and adaptive aggregation. Sized to finish in a couple of minutes on two cores:
 #   32 tokens a document, 20 local steps a round, and a seeded random 1000 of the 7,532 test
-#   documents (data/test_limit draws them from every class; evaluator/max_examples would take
-#   the first N, which are sorted by class). Ends near 10% accuracy (chance is 5%).
+#   documents (data/test_limit, a seeded draw across every class). Ends near 10% accuracy
+#   (chance is 5%).
 seed = 1
 model
     kind = llama

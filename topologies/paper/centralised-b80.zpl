@@ -1,7 +1,7 @@
 #   The centralised ceiling, large-batch form: one client holding all the training data trains
 #   rank R on as many samples per round as the ten federated clients together, in batches of
 #   80 (the ten clients' batches of 8 side by side): 15 steps a round, same test set.
-#   METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
+#   docs/METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
 #   file here with seeds 1..3, on one split: with one client the split makes no difference).
 seed = 1
 model

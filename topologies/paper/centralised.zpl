@@ -1,6 +1,6 @@
 #   The centralised ceiling: one client holding all the training data trains rank R for as many
 #   optimiser steps per round as the ten federated clients together (10 x 15), same test set.
-#   METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
+#   docs/METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
 #   file here with seeds 1..3, on one split: with one client the split makes no difference).
 seed = 1
 model

@@ -1,5 +1,5 @@
 #   FedAvg at rank min(r_i) = 2: every client holds and trains the first 2 components. F2 baseline.
-#   METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
+#   docs/METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
 #   file here with seeds 1..3, on the IID split and with --set data/split=dirichlet).
 seed = 1
 model

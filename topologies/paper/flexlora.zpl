@@ -1,5 +1,5 @@
 #   FlexLoRA: SVD of the full update, each client gets its best rank-r_i factors. F2 baseline.
-#   METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
+#   docs/METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
 #   file here with seeds 1..3, on the IID split and with --set data/split=dirichlet).
 seed = 1
 model

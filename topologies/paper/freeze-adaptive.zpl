@@ -1,5 +1,5 @@
 #   HAFL: freeze scheme (full rank R sent, top-r_i trainable) with adaptive aggregation. F1, F2, F3.
-#   METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
+#   docs/METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
 #   file here with seeds 1..3, on the IID split and with --set data/split=dirichlet).
 seed = 1
 model

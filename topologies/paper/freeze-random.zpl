@@ -1,5 +1,5 @@
 #   Fed-PLoRA: full rank R sent, a seeded random r_i components trainable, adaptive aggregation. F2 baseline.
-#   METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
+#   docs/METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
 #   file here with seeds 1..3, on the IID split and with --set data/split=dirichlet).
 seed = 1
 model

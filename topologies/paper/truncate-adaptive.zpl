@@ -1,5 +1,5 @@
 #   HAFL truncation: each client gets only its top-r_i components, adaptive aggregation. F1.
-#   METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
+#   docs/METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
 #   file here with seeds 1..3, on the IID split and with --set data/split=dirichlet).
 seed = 1
 model
