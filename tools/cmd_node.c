@@ -43,7 +43,7 @@ int hafl_cmd_node(int argc, char **argv)
     }
     const char *file = NULL, *host = NULL, *run_dir = NULL, *run_id = NULL;
     bool child = false;
-    uint32_t slots = 0;
+    unsigned slots = 0;
     int rc = HAFL_EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
         if (streq(argv[i], "--help") || streq(argv[i], "-h")) {
@@ -59,14 +59,10 @@ int hafl_cmd_node(int argc, char **argv)
         else if (streq(argv[i], "--child"))
             child = true;
         else if (streq(argv[i], "--slots") && i + 1 < argc) {
-            char *end = NULL;
-            unsigned long v = strtoul(argv[++i], &end, 10);
-            if (!end || *end || v > 1024) {
-                fprintf(stderr, "hafl node: --slots: expected 0..1024\n");
+            if (hafl_cmd_parse_count("node", "--slots", argv[++i], 1024, &slots)) {
                 free(overrides);
                 return HAFL_EXIT_USAGE;
             }
-            slots = (uint32_t)v;
         } else if (argv[i][0] == '-' || file) {
             fprintf(stderr, "hafl node: unexpected argument '%s'\n", argv[i]);
             s_usage(stderr);

@@ -275,7 +275,7 @@ int hafl_cmd_run(int argc, char **argv)
     }
     const char *file = NULL, *resume = NULL;
     bool processes = false;
-    uint32_t slots = 0;
+    unsigned slots = 0;
     for (int i = 1; i < argc; i++) {
         if (streq(argv[i], "--help") || streq(argv[i], "-h")) {
             s_usage(stdout);
@@ -286,14 +286,10 @@ int hafl_cmd_run(int argc, char **argv)
         else if (streq(argv[i], "--resume") && i + 1 < argc)
             resume = argv[++i];
         else if (streq(argv[i], "--slots") && i + 1 < argc) {
-            char *end = NULL;
-            unsigned long v = strtoul(argv[++i], &end, 10);
-            if (!end || *end || v > 1024) {
-                fprintf(stderr, "hafl run: --slots: expected 0..1024\n");
+            if (hafl_cmd_parse_count("run", "--slots", argv[++i], 1024, &slots)) {
                 free(overrides);
                 return HAFL_EXIT_USAGE;
             }
-            slots = (uint32_t)v;
         } else if (argv[i][0] == '-' || file) {
             fprintf(stderr, "hafl run: unexpected argument '%s'\n", argv[i]);
             s_usage(stderr);

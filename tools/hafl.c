@@ -5,6 +5,7 @@
 #include "hafl_cmd.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const hafl_cmd_t s_commands[] = {
@@ -13,6 +14,20 @@ static const hafl_cmd_t s_commands[] = {
 #undef HAFL_CMD
 };
 static const size_t s_command_count = sizeof s_commands / sizeof s_commands[0];
+
+int
+hafl_cmd_parse_count (const char *cmd, const char *flag, const char *text, unsigned long max,
+                      unsigned *out)
+{
+    char *end = NULL;
+    unsigned long value = strtoul (text, &end, 10);
+    if (!end || end == text || *end || text[0] == '-' || value > max) {
+        fprintf (stderr, "hafl %s: %s: expected 0..%lu\n", cmd, flag, max);
+        return -1;
+    }
+    *out = (unsigned) value;
+    return 0;
+}
 
 static void
 s_usage (FILE *out)

@@ -14,6 +14,11 @@ typedef struct {
     const char *summary;
 } hafl_cmd_t;
 
+//  Parse a flag's unsigned decimal value in 0..max into *out; on error print
+//  "hafl CMD: FLAG: expected 0..MAX" and return -1 (callers exit with HAFL_EXIT_USAGE).
+int hafl_cmd_parse_count (const char *cmd, const char *flag, const char *text, unsigned long max,
+                          unsigned *out);
+
 #define HAFL_CMD(name, fn, summary) int fn (int argc, char **argv);
 #include "hafl_cmd_list.h"
 #undef HAFL_CMD
