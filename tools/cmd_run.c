@@ -219,6 +219,12 @@ static int s_run_processes(const hafl_topology_t *t, const char *file, const cha
     int failures = 0;
     uint32_t running = n_children;
     int64_t server_ended = -1;
+    //  Wait for children on SIGCHLD (blocked, so it stays pending until sigtimedwait takes it);
+    //  a child that ended before the block is still reaped by the WNOHANG call below.
+    sigset_t chld, old_mask;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old_mask);
     while (running > 0) {
         int status = 0;
         pid_t pid = waitpid(-1, &status, WNOHANG);
@@ -230,7 +236,8 @@ static int s_run_processes(const hafl_topology_t *t, const char *file, const cha
                         kill(children[i].pid, SIGTERM);
                 server_ended = zclock_mono();
             }
-            zclock_sleep(20); //  polling child processes, not waiting for an event
+            struct timespec tick = {1, 0};
+            sigtimedwait(&chld, NULL, &tick);
             continue;
         }
         if (pid < 0)
@@ -257,6 +264,7 @@ static int s_run_processes(const hafl_topology_t *t, const char *file, const cha
             }
         }
     }
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     signal(SIGINT, SIG_DFL);
     s_print_summary(run_dir);
     int rc = s_print_digest_of(run_dir);
