@@ -179,18 +179,10 @@ static void s_crash(s_self_t *self, uint32_t round)
 
 static int s_install(s_self_t *self, const hafl_round_t *r, char *err, size_t errlen)
 {
+    //  The roles' shape and values and the components' shapes were checked on receipt
+    //  (hafl_wire_recv against the task's layout).
     const hafl_layout_t *L = hafl_task_layout(self->task);
-    if (r->n_matrices != L->n_matrices || r->rank != L->rank || !r->roles) {
-        snprintf(err, errlen, "round.roles: %ux%u differs from the layout's %ux%u", r->n_matrices,
-                 r->rank, L->n_matrices, L->rank);
-        return -1;
-    }
     size_t slots = (size_t)L->n_matrices * L->rank;
-    for (size_t s = 0; s < slots; s++)
-        if (r->roles[s] > HAFL_ROLE_TRAINABLE) {
-            snprintf(err, errlen, "round.roles[%zu]: %u is not a role", s, r->roles[s]);
-            return -1;
-        }
     if (!self->received && !(self->received = hafl_adapter_new(L))) {
         snprintf(err, errlen, "client: out of memory");
         return -1;
@@ -205,8 +197,7 @@ static int s_install(s_self_t *self, const hafl_round_t *r, char *err, size_t er
         snprintf(err, errlen, "client: out of memory");
         return -1;
     }
-    int rc = hafl_wire_take_components(self->received, r->components, r->n_components, present,
-                                       "round.components", err, errlen);
+    int rc = hafl_wire_take_components(self->received, r->components, r->n_components, present);
     for (size_t s = 0; rc == 0 && s < slots; s++)
         if ((r->roles[s] != HAFL_ROLE_ABSENT) != (present[s] != 0)) {
             snprintf(err, errlen, "round.components: component %zu is %s but its role is %u", s,
@@ -371,7 +362,7 @@ static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg)
 {
     s_self_t *self = (s_self_t *)arg;
     char reason[300];
-    hafl_msg_t *msg = hafl_wire_recv_dealer(sock, reason, sizeof reason);
+    hafl_msg_t *msg = hafl_wire_recv_dealer(sock, hafl_task_layout(self->task), reason, sizeof reason);
     if (!msg) {
         if (reason[0]) {
             self->malformed++;

@@ -85,7 +85,7 @@ static void s_on_request(s_self_t *self, const hafl_eval_request_t *req)
     int64_t start = zclock_mono();
     hafl_eval_stats_t stats = {0};
     int rc = hafl_wire_take_components(self->adapter, req->components, req->n_components,
-                                       self->present, "eval_request.components", err, sizeof err);
+                                       self->present);
     if (rc == 0)
         rc = hafl_wire_take_merged(self->adapter, req->merged, req->n_merged, true,
                                    "eval_request.merged", err, sizeof err);
@@ -119,7 +119,7 @@ static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg)
 {
     s_self_t *self = (s_self_t *)arg;
     char reason[300];
-    hafl_msg_t *msg = hafl_wire_recv_dealer(sock, reason, sizeof reason);
+    hafl_msg_t *msg = hafl_wire_recv_dealer(sock, &self->adapter->layout, reason, sizeof reason);
     if (!msg) {
         if (reason[0]) {
             self->malformed++;

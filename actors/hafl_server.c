@@ -1013,8 +1013,7 @@ static void s_on_update(s_self_t *self, s_client_t *c, const hafl_update_t *u)
         return;
     }
     memset(c->trained, 0, self->slots);
-    int rc = hafl_wire_take_components(c->upload, u->components, u->n_components, c->trained,
-                                       "update.components", err, sizeof err);
+    int rc = hafl_wire_take_components(c->upload, u->components, u->n_components, c->trained);
     for (size_t s = 0; rc == 0 && s < self->slots; s++)
         if (c->trained[s] && c->roles[s] != HAFL_ROLE_TRAINABLE) {
             snprintf(err, sizeof err, "update.components: component %zu was not trainable", s);
@@ -1099,7 +1098,7 @@ static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
     hafl_msg_error_t err;
     hafl_traffic_t traffic = {0};
     size_t bytes = 0;
-    hafl_wire_status_t status = hafl_wire_recv(sock, true, &identity, &msg, &traffic, &bytes, &err);
+    hafl_wire_status_t status = hafl_wire_recv(sock, true, &self->layout, &identity, &msg, &traffic, &bytes, &err);
     if (status == HAFL_WIRE_INTERRUPTED) {
         zframe_destroy(&identity);
         return 0;

@@ -33,9 +33,9 @@ int hafl_wire_send(zsock_t *sock, zframe_t *identity, const hafl_msg_t *msg,
     return 0;
 }
 
-hafl_wire_status_t hafl_wire_recv(zsock_t *sock, bool router, zframe_t **identity,
-                                  hafl_msg_t **msg_p, hafl_traffic_t *traffic, size_t *bytes,
-                                  hafl_msg_error_t *err)
+hafl_wire_status_t hafl_wire_recv(zsock_t *sock, bool router, const hafl_layout_t *layout,
+                                  zframe_t **identity, hafl_msg_t **msg_p, hafl_traffic_t *traffic,
+                                  size_t *bytes, hafl_msg_error_t *err)
 {
     *msg_p = NULL;
     if (identity)
@@ -56,6 +56,8 @@ hafl_wire_status_t hafl_wire_recv(zsock_t *sock, bool router, zframe_t **identit
     if (bytes)
         *bytes = zmsg_content_size(zmsg);
     hafl_msg_t *msg = hafl_msg_decode(zmsg, err);
+    if (msg && layout && hafl_msg_check_layout(msg, layout, err))
+        hafl_msg_destroy(&msg);
     if (!msg) {
         if (traffic)
             hafl_traffic_add_raw(traffic, zmsg);
@@ -69,12 +71,13 @@ hafl_wire_status_t hafl_wire_recv(zsock_t *sock, bool router, zframe_t **identit
     return HAFL_WIRE_OK;
 }
 
-hafl_msg_t *hafl_wire_recv_dealer(zsock_t *sock, char *reason, size_t reasonlen)
+hafl_msg_t *hafl_wire_recv_dealer(zsock_t *sock, const hafl_layout_t *layout, char *reason,
+                                  size_t reasonlen)
 {
     hafl_msg_t *msg = NULL;
     hafl_msg_error_t err;
     reason[0] = 0;
-    if (hafl_wire_recv(sock, false, NULL, &msg, NULL, NULL, &err) == HAFL_WIRE_MALFORMED)
+    if (hafl_wire_recv(sock, false, layout, NULL, &msg, NULL, NULL, &err) == HAFL_WIRE_MALFORMED)
         snprintf(reason, reasonlen, "%s: %s", hafl_msg_code_name(err.code), err.text);
     return msg;
 }
@@ -94,75 +97,26 @@ void hafl_wire_peer(zframe_t *identity, char *text, size_t textlen)
         text[0] = 0;
 }
 
-static int s_check_term(const hafl_adapter_t *dst, const hafl_rank1_t *t, uint32_t i, bool check_k,
-                        const char *what, char *err, size_t errlen)
-{
-    const hafl_layout_t *L = &dst->layout;
-    if (t->matrix >= L->n_matrices) {
-        snprintf(err, errlen, "%s[%u].matrix: %u is not below %u matrices", what, i, t->matrix,
-                 L->n_matrices);
-        return -1;
-    }
-    if (check_k && t->k >= L->rank) {
-        snprintf(err, errlen, "%s[%u].k: %u is not below rank %u", what, i, t->k, L->rank);
-        return -1;
-    }
-    const hafl_matrix_info_t *mi = &L->matrices[t->matrix];
-    if (t->d_out != mi->d_out || t->d_in != mi->d_in || !t->b || !t->a) {
-        snprintf(err, errlen, "%s[%u]: shape %ux%u differs from %s's %ux%u", what, i, t->d_out,
-                 t->d_in, mi->name, mi->d_out, mi->d_in);
-        return -1;
-    }
-    return 0;
-}
-
 int hafl_wire_take_components(hafl_adapter_t *dst, const hafl_rank1_t *components, uint32_t n,
-                              uint8_t *present, const char *what, char *err, size_t errlen)
+                              uint8_t *present)
 {
-    const hafl_layout_t *L = &dst->layout;
-    size_t slots = (size_t)L->n_matrices * L->rank;
-    uint8_t *seen = calloc(slots + 1, 1);
-    if (!seen) {
-        snprintf(err, errlen, "%s: out of memory", what);
-        return -1;
-    }
-    int rc = 0;
-    for (uint32_t i = 0; i < n && rc == 0; i++) {
+    uint32_t R = dst->layout.rank;
+    for (uint32_t i = 0; i < n; i++) {
         const hafl_rank1_t *c = &components[i];
-        if (s_check_term(dst, c, i, true, what, err, errlen)) {
-            rc = -1;
-            break;
-        }
-        size_t slot = (size_t)c->matrix * L->rank + c->k;
-        if (seen[slot]) {
-            snprintf(err, errlen, "%s[%u]: component (%u, %u) given twice", what, i, c->matrix,
-                     c->k);
-            rc = -1;
-            break;
-        }
-        if (!isfinite(c->score)) {
-            snprintf(err, errlen, "%s[%u].score: not finite", what, i);
-            rc = -1;
-            break;
-        }
-        seen[slot] = 1;
+        size_t slot = (size_t)c->matrix * R + c->k;
         memcpy(hafl_adapter_b(dst, c->matrix, c->k), c->b, (size_t)c->d_out * sizeof(float));
         memcpy(hafl_adapter_a(dst, c->matrix, c->k), c->a, (size_t)c->d_in * sizeof(float));
         dst->score[slot] = c->score;
         if (present)
             present[slot] = 1;
     }
-    free(seen);
-    return rc;
+    return 0;
 }
 
 int hafl_wire_take_merged(hafl_adapter_t *dst, const hafl_rank1_t *terms, uint32_t n, bool reset,
                           const char *what, char *err, size_t errlen)
 {
     const hafl_layout_t *L = &dst->layout;
-    for (uint32_t i = 0; i < n; i++)
-        if (s_check_term(dst, &terms[i], i, false, what, err, errlen))
-            return -1;
     for (uint32_t m = 0; m < L->n_matrices; m++) {
         uint32_t count = 0;
         for (uint32_t i = 0; i < n; i++)
@@ -212,11 +166,6 @@ int hafl_wire_take_head(hafl_adapter_t *dst, const hafl_tensor_t *head, const ch
         return -1;
     }
     size_t count = (size_t)head->rows * head->cols;
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(head->data[i])) {
-            snprintf(err, errlen, "%s.head: value %zu is not finite", what, i);
-            return -1;
-        }
     if (count)
         memcpy(dst->head, head->data, count * sizeof(float));
     return 0;

@@ -2,9 +2,11 @@
     socket (with the ROUTER identity when there is one, measuring their bytes), and move rank-1
     components, merged terms and heads between messages and adapters with strict checks.
 
-    Everything received is untrusted: matrix ids, component indices and tensor shapes are checked
-    against the local layout before anything is copied, and duplicates are refused; every error
-    comes back as one line naming the field.
+    Everything received is untrusted. hafl_wire_recv decodes strictly (hafl_msg_decode: types,
+    ranges, lengths, finite tensors, no duplicate components) and then checks the message against
+    the local layout (hafl_msg_check_layout: matrix ids, component indices, tensor and head
+    shapes), so the take functions below only copy what already passed both; every error comes
+    back as one line naming the field.
 
     Ownership: hafl_wire_recv returns a message and (on ROUTER) an identity frame the caller owns;
     hafl_wire_send never takes ownership. The rank-1 arrays returned by the export functions are
@@ -33,27 +35,31 @@ typedef enum {
 } hafl_wire_status_t;
 
 //  Receive one message; when router, the first frame is the peer identity, returned in
-//  *identity (also on MALFORMED, NULL if there was none). Measures into traffic when not NULL.
-hafl_wire_status_t hafl_wire_recv(zsock_t *sock, bool router, zframe_t **identity,
-                                  hafl_msg_t **msg_p, hafl_traffic_t *traffic, size_t *bytes,
-                                  hafl_msg_error_t *err);
+//  *identity (also on MALFORMED, NULL if there was none). A message that decodes but does not
+//  fit layout (when not NULL) is MALFORMED too. Measures into traffic when not NULL.
+hafl_wire_status_t hafl_wire_recv(zsock_t *sock, bool router, const hafl_layout_t *layout,
+                                  zframe_t **identity, hafl_msg_t **msg_p, hafl_traffic_t *traffic,
+                                  size_t *bytes, hafl_msg_error_t *err);
 
-//  Receive one message on a DEALER. NULL when nothing came (reason "") or it was malformed
-//  (reason "CODE: what was wrong").
-hafl_msg_t *hafl_wire_recv_dealer(zsock_t *sock, char *reason, size_t reasonlen);
+//  Receive one message on a DEALER, checked against layout as above. NULL when nothing came
+//  (reason "") or it was malformed (reason "CODE: what was wrong").
+hafl_msg_t *hafl_wire_recv_dealer(zsock_t *sock, const hafl_layout_t *layout, char *reason,
+                                  size_t reasonlen);
 
 //  A printable peer name: the identity's hex (at most 40 chars) or "-".
 void hafl_wire_peer(zframe_t *identity, char *text, size_t textlen);
 
+//  The take functions copy from a message hafl_wire_recv returned, checked against dst's layout.
 //  Copy components into dst (factors and scores); marks present[m*R+k] when present is not
-//  NULL. Rejects an out-of-range matrix or k, a shape that differs from dst's layout, and a
-//  component given twice. 0, or -1 with err naming `what`[i].
+//  NULL. 0 (the components were validated on receipt).
 int hafl_wire_take_components(hafl_adapter_t *dst, const hafl_rank1_t *components, uint32_t n,
-                              uint8_t *present, const char *what, char *err, size_t errlen);
+                              uint8_t *present);
 //  Merged terms: replace (reset) or extend dst's merged terms of each matrix, keeping order.
+//  0, or -1 with err naming `what` when memory runs out.
 int hafl_wire_take_merged(hafl_adapter_t *dst, const hafl_rank1_t *terms, uint32_t n, bool reset,
                           const char *what, char *err, size_t errlen);
-//  Copy a head tensor into dst after checking its shape.
+//  Copy a head tensor into dst. The protocol lets a message carry no head (0 x 0); the
+//  receivers need one, so anything but the layout's shape is refused with err naming `what`.
 int hafl_wire_take_head(hafl_adapter_t *dst, const hafl_tensor_t *head, const char *what, char *err,
                         size_t errlen);
 

@@ -12,3 +12,4 @@ set_tests_properties(bus_netns PROPERTIES TIMEOUT 180 SKIP_RETURN_CODE 77 LABELS
 add_test(NAME bus_curve COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/bus_curve.sh)
 set_tests_properties(bus_curve PROPERTIES TIMEOUT 300 LABELS bus
     ENVIRONMENT "HAFL_SOURCE_DIR=${CMAKE_SOURCE_DIR};HAFL_BINARY=$<TARGET_FILE:hafl>")
+set_tests_properties(wire PROPERTIES LABELS "bus;asan")

@@ -207,7 +207,7 @@ static zframe_t *s_server_recv(zsock_t *router, zsock_t *watch, const char *from
         hafl_msg_t *msg = NULL;
         size_t bytes = 0;
         hafl_msg_error_t err;
-        hafl_wire_status_t st = hafl_wire_recv(router, true, &identity, &msg, NULL, &bytes, &err);
+        hafl_wire_status_t st = hafl_wire_recv(router, true, NULL, &identity, &msg, NULL, &bytes, &err);
         CHECKF(st == HAFL_WIRE_OK, "server recv: status %d %s", (int)st, err.text);
         CHECKF(identity && zframe_streq(identity, from), "a message from %s got through",
                identity ? zframe_strhex(identity) : "?");
@@ -226,7 +226,7 @@ static void s_client_recv(zsock_t *dealer, uint32_t index, const char *name)
     hafl_msg_t *msg = NULL;
     size_t bytes = 0;
     hafl_msg_error_t err;
-    CHECK(hafl_wire_recv(dealer, false, NULL, &msg, NULL, &bytes, &err) == HAFL_WIRE_OK);
+    CHECK(hafl_wire_recv(dealer, false, NULL, NULL, &msg, NULL, &bytes, &err) == HAFL_WIRE_OK);
     s_check_hello(msg, index, name);
     hafl_msg_destroy(&msg);
 }
