@@ -9,12 +9,14 @@
 #include "hafl_test.h"
 
 #include "hafl_adapter.h"
+#include "hafl_asset.h"
 #include "hafl_checkpoint.h"
 #include "hafl_lora_trainer.h"
 #include "hafl_rng.h"
 #include "hafl_targets.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -80,6 +82,24 @@ static inline void fixture_init(fixture_t *f, const char *targets, uint64_t seed
     memcpy(f->labels, labels, sizeof labels);
     for (uint32_t i = 0; i < f->B * f->T; i++)
         f->tokens[i] = (uint32_t)hafl_rng_below(&rng, 32);
+}
+
+//  stories260K (through the asset lookup) with LoRA rank 8, alpha 16 on wq, wk, wv, wo, a head
+//  of `classes` rows and the adapter as hafl_adapter_init(1) makes it; no batch.
+static inline void fixture_stories(fixture_t *f, uint32_t classes)
+{
+    memset(f, 0, sizeof *f);
+    char err[512];
+    char *path = hafl_asset_find("stories260K.bin", err, sizeof err);
+    CHECKF(path, "%s", err);
+    f->ckpt = hafl_checkpoint_open(path, err, sizeof err);
+    free(path);
+    CHECKF(f->ckpt, "%s", err);
+    CHECK(hafl_targets_parse("wq,wk,wv,wo", &f->targets, err, sizeof err) == 0);
+    CHECK(hafl_targets_layout(&f->targets, &f->ckpt->config, 8, 16.0f, classes, &f->layout) == 0);
+    f->adapter = hafl_adapter_new(&f->layout);
+    CHECK(f->adapter);
+    hafl_adapter_init(f->adapter, 1);
 }
 
 static inline void fixture_clear(fixture_t *f)

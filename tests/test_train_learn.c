@@ -6,11 +6,7 @@
     component's B factor must have moved off zero and carry a positive importance score.
     Deterministic (seeded data, one thread), so the thresholds are not a matter of luck.
 */
-#include "hafl_test.h"
-
-#include "hafl_asset.h"
-#include "hafl_lora_trainer.h"
-#include "hafl_rng.h"
+#include "test_train_fixture.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -24,22 +20,15 @@
 int main(void)
 {
     char err[512];
-    char *path = hafl_asset_find("stories260K.bin", err, sizeof err);
-    CHECKF(path, "%s", err);
-    hafl_checkpoint_t *ckpt = hafl_checkpoint_open(path, err, sizeof err);
-    CHECKF(ckpt, "%s", err);
-    hafl_targets_t targets;
-    CHECK(hafl_targets_parse("wq,wk,wv,wo", &targets, err, sizeof err) == 0);
-    hafl_layout_t layout;
-    CHECK(hafl_targets_layout(&targets, &ckpt->config, 8, 16.0f, 4, &layout) == 0);
-    hafl_adapter_t *adapter = hafl_adapter_new(&layout);
-    CHECK(adapter);
-    hafl_adapter_init(adapter, 1);
+    fixture_t f;
+    fixture_stories(&f, 4);
+    const hafl_layout_t *layout = &f.layout;
     hafl_lora_trainer_opts_t opts = {.max_batch = S_B, .max_seq = S_T, .threads = 1};
-    hafl_lora_trainer_t *t = hafl_lora_trainer_new(ckpt, &targets, &layout, &opts, err, sizeof err);
+    hafl_lora_trainer_t *t =
+        hafl_lora_trainer_new(f.ckpt, &f.targets, layout, &opts, err, sizeof err);
     CHECKF(t, "%s", err);
-    CHECKF(hafl_lora_trainer_load(t, adapter, NULL, err, sizeof err) == 0, "%s", err);
-    uint32_t vocab = (uint32_t)ckpt->config.vocab_size, quarter = vocab / 4;
+    CHECKF(hafl_lora_trainer_load(t, f.adapter, NULL, err, sizeof err) == 0, "%s", err);
+    uint32_t vocab = (uint32_t)f.ckpt->config.vocab_size, quarter = vocab / 4;
     hafl_rng_t rng;
     hafl_rng_seed(&rng, 5, HAFL_STREAM_BATCH, 0);
     uint32_t tokens[S_B * S_T], lengths[S_B], labels[S_B];
@@ -71,24 +60,21 @@ int main(void)
     CHECKF(accuracy >= 0.7, "accuracy %.3f below 0.7", accuracy);
     const hafl_adapter_t *trained = hafl_lora_trainer_adapter(t);
     uint32_t moved = 0, scored = 0;
-    for (uint32_t m = 0; m < layout.n_matrices; m++)
-        for (uint32_t k = 0; k < layout.rank; k++) {
+    for (uint32_t m = 0; m < layout->n_matrices; m++)
+        for (uint32_t k = 0; k < layout->rank; k++) {
             const float *b = hafl_adapter_b(trained, m, k);
-            for (uint32_t i = 0; i < layout.matrices[m].d_out; i++)
+            for (uint32_t i = 0; i < layout->matrices[m].d_out; i++)
                 if (b[i] != 0.0f) {
                     moved++;
                     break;
                 }
-            scored += trained->score[m * layout.rank + k] > 0.0f;
+            scored += trained->score[m * layout->rank + k] > 0.0f;
         }
-    uint32_t total = layout.n_matrices * layout.rank;
+    uint32_t total = layout->n_matrices * layout->rank;
     CHECKF(moved == total && scored == total, "%u of %u components moved, %u scored", moved, total,
            scored);
     hafl_lora_trainer_destroy(&t);
-    hafl_adapter_destroy(&adapter);
-    hafl_layout_clear(&layout);
-    hafl_checkpoint_destroy(&ckpt);
-    free(path);
+    fixture_clear(&f);
     printf("train learn: the trainer fits a learnable task\n");
     return 0;
 }

@@ -150,41 +150,28 @@ static void s_random_model(void)
 
 static void s_stories(void)
 {
-    char err[512];
-    char *path = hafl_asset_find("stories260K.bin", err, sizeof err);
-    CHECKF(path, "%s", err);
-    hafl_checkpoint_t *ckpt = hafl_checkpoint_open(path, err, sizeof err);
-    CHECKF(ckpt, "%s", err);
-    hafl_targets_t targets;
-    CHECK(hafl_targets_parse("wq,wk,wv,wo", &targets, err, sizeof err) == 0);
-    hafl_layout_t layout;
-    CHECK(hafl_targets_layout(&targets, &ckpt->config, 8, 16.0f, 5, &layout) == 0);
-    hafl_adapter_t *adapter = hafl_adapter_new(&layout);
-    CHECK(adapter);
-    hafl_adapter_init(adapter, 1);
+    fixture_t f;
+    fixture_stories(&f, 5);
     hafl_rng_t rng;
     hafl_rng_seed(&rng, 77, 0, 0);
-    for (uint32_t m = 0; m < layout.n_matrices; m++)
-        for (size_t i = 0; i < (size_t)layout.rank * layout.matrices[m].d_out; i++)
-            adapter->bt[m][i] = 0.05f * (float)hafl_rng_normal(&rng);
+    for (uint32_t m = 0; m < f.layout.n_matrices; m++)
+        for (size_t i = 0; i < (size_t)f.layout.rank * f.layout.matrices[m].d_out; i++)
+            f.adapter->bt[m][i] = 0.05f * (float)hafl_rng_normal(&rng);
     uint32_t B = 3, T = 128, lengths[3] = {128, 61, 17};
     uint32_t *tokens = malloc(sizeof(uint32_t) * B * T);
     CHECK(tokens);
     for (uint32_t i = 0; i < B * T; i++)
-        tokens[i] = (uint32_t)hafl_rng_below(&rng, (uint64_t)ckpt->config.vocab_size);
-    double floor = s_float_floor(ckpt, &targets, adapter, tokens, lengths, B, T);
+        tokens[i] = (uint32_t)hafl_rng_below(&rng, (uint64_t)f.ckpt->config.vocab_size);
+    double floor = s_float_floor(f.ckpt, &f.targets, f.adapter, tokens, lengths, B, T);
     printf("  stories260K float noise floor (llama2.c float order vs double): %.2e\n", floor);
     for (uint32_t threads = 1; threads <= 2; threads++) {
-        double worst = s_compare("stories260K, wq,wk,wv,wo", 2e-5, ckpt, &targets, adapter, NULL,
-                                 tokens, lengths, B, T, threads);
+        double worst = s_compare("stories260K, wq,wk,wv,wo", 2e-5, f.ckpt, &f.targets, f.adapter,
+                                 NULL, tokens, lengths, B, T, threads);
         CHECKF(worst <= 3.0 * floor, "%.3g is more than three times the float floor %.3g", worst,
                floor);
     }
     free(tokens);
-    hafl_adapter_destroy(&adapter);
-    hafl_layout_clear(&layout);
-    hafl_checkpoint_destroy(&ckpt);
-    free(path);
+    fixture_clear(&f);
 }
 
 int main(void)
