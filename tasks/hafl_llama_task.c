@@ -360,14 +360,13 @@ s_compute_digest (s_task_t *self)
     crypto_hash_sha256_update (&state, data_digest, 32);
     uint8_t score_rule = self->score_ibar;
     crypto_hash_sha256_update (&state, &score_rule, 1);
-    hafl_adapter_t *shape = hafl_adapter_new (&self->layout);
-    if (shape) {
-        //  A zero adapter serialises the layout and nothing else that varies.
-        uint8_t layout_digest[32];
-        hafl_adapter_digest (shape, layout_digest);
-        crypto_hash_sha256_update (&state, layout_digest, 32);
-        hafl_adapter_destroy (&shape);
-    }
+    const hafl_layout_t *L = &self->layout;
+    uint32_t shape[4] = {L->n_matrices, L->rank, L->head_rows, L->head_cols};
+    crypto_hash_sha256_update (&state, (const unsigned char *) shape, sizeof shape);
+    crypto_hash_sha256_update (&state, (const unsigned char *) &L->scale, sizeof L->scale);
+    //  Matrix names and shapes (names are NUL-padded in their fixed-size field).
+    crypto_hash_sha256_update (&state, (const unsigned char *) L->matrices,
+                               L->n_matrices * sizeof (hafl_matrix_info_t));
     crypto_hash_sha256_final (&state, self->digest);
 }
 

@@ -12,7 +12,9 @@
 #include "hafl_topology.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static hafl_topology_t *
 s_topology (const char *seed_override)
@@ -113,6 +115,42 @@ main (void)
     CHECKF (task_b, "%s", err);
     hafl_task_base_digest (task_b, digest_b);
     CHECK (memcmp (digest_a, digest_b, 32) != 0);
+
+    //  Corrupt assets are refused with the key they came from: a truncated checkpoint, and a
+    //  checkpoint given as the tokenizer.
+    char *good = hafl_asset_find ("stories260K.bin", err, sizeof err);
+    CHECKF (good, "%s", err);
+    char dir[] = "/tmp/hafl-llama-task-XXXXXX";
+    CHECK (mkdtemp (dir));
+    char truncated[4096], set_checkpoint[4200], set_tokenizer[4200];
+    snprintf (truncated, sizeof truncated, "%s/truncated.bin", dir);
+    FILE *in = fopen (good, "rb"), *out = fopen (truncated, "wb");
+    CHECK (in && out);
+    char chunk[4096];
+    size_t n = fread (chunk, 1, sizeof chunk, in);
+    CHECK (n == sizeof chunk && fwrite (chunk, 1, n, out) == n);
+    fclose (in);
+    CHECK (fclose (out) == 0);
+    snprintf (set_checkpoint, sizeof set_checkpoint, "model/checkpoint=%s", truncated);
+    snprintf (set_tokenizer, sizeof set_tokenizer, "model/tokenizer=%s", good);
+    const char *bad_sets[2][2] = {{set_checkpoint, "model/checkpoint"},
+                                  {set_tokenizer, "model/tokenizer"}};
+    for (int i = 0; i < 2; i++) {
+        const char *src = getenv ("HAFL_SOURCE_DIR");
+        char path[4096];
+        snprintf (path, sizeof path, "%s/topologies/quickstart.zpl", src ? src : "..");
+        const char *overrides[] = {bad_sets[i][0]};
+        hafl_topology_error_t terr;
+        hafl_topology_t *bad = hafl_topology_load (path, overrides, 1, &terr);
+        CHECKF (bad, "%s", terr.text);
+        hafl_task_t *refused = hafl_task_new (bad, err, sizeof err);
+        CHECK (refused == NULL);
+        CHECKF (strstr (err, bad_sets[i][1]) != NULL, "%s", err);
+        hafl_topology_destroy (&bad);
+    }
+    unlink (truncated);
+    rmdir (dir);
+    free (good);
 
     free (present);
     free (roles);
