@@ -55,18 +55,23 @@ hafl_wire_status_t hafl_wire_recv(zsock_t *sock, bool router, const hafl_layout_
     }
     if (bytes)
         *bytes = zmsg_content_size(zmsg);
-    hafl_msg_t *msg = hafl_msg_decode(zmsg, err);
-    if (msg && layout && hafl_msg_check_layout(msg, layout, err))
-        hafl_msg_destroy(&msg);
+    //  Zero-copy: the message keeps the frames and its tensors stay in them, so the take
+    //  functions' copy into an adapter is the only one on the receiving side.
+    hafl_msg_t *msg = hafl_msg_decode_take(&zmsg, err);
     if (!msg) {
         if (traffic)
             hafl_traffic_add_raw(traffic, zmsg);
         zmsg_destroy(&zmsg);
         return HAFL_WIRE_MALFORMED;
     }
+    if (layout && hafl_msg_check_layout(msg, layout, err)) {
+        if (traffic)
+            hafl_traffic_add_raw(traffic, msg->frames);
+        hafl_msg_destroy(&msg);
+        return HAFL_WIRE_MALFORMED;
+    }
     if (traffic)
-        hafl_traffic_add_msg(traffic, zmsg, msg);
-    zmsg_destroy(&zmsg);
+        hafl_traffic_add_msg(traffic, msg->frames, msg);
     *msg_p = msg;
     return HAFL_WIRE_OK;
 }

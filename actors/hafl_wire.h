@@ -2,14 +2,16 @@
     socket (with the ROUTER identity when there is one, measuring their bytes), and move rank-1
     components, merged terms and heads between messages and adapters with strict checks.
 
-    Everything received is untrusted. hafl_wire_recv decodes strictly (hafl_msg_decode: types,
-    ranges, lengths, finite tensors, no duplicate components) and then checks the message against
+    Everything received is untrusted. hafl_wire_recv decodes strictly (hafl_msg_decode_take:
+    types, ranges, lengths, finite tensors, no duplicate components; the tensors stay in the
+    received frames) and then checks the message against
     the local layout (hafl_msg_check_layout: matrix ids, component indices, tensor and head
     shapes), so the take functions below only copy what already passed both; every error comes
     back as one line naming the field.
 
     Ownership: hafl_wire_recv returns a message and (on ROUTER) an identity frame the caller owns;
-    hafl_wire_send never takes ownership. The rank-1 arrays returned by the export functions are
+    the message's tensors may be borrowed from its frames, so they live exactly as long as it
+    (copy what must outlive it, as the take functions do). hafl_wire_send never takes ownership. The rank-1 arrays returned by the export functions are
     owned by the caller and are meant to be handed to a hafl_msg_t, which then frees them.
 */
 #ifndef HAFL_WIRE_H

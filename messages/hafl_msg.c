@@ -5,12 +5,15 @@
     and PROTOCOL.md describe the same thing. Encoding validates the message with the same
     checks the decoder applies, computes every frame's exact size, then packs with msgpack-c
     straight into the frame's buffer; tensors are copied once, from the caller's arrays into
-    the frame, checking finiteness in the same pass. Decoding reads each frame with the
+    the frame, checking finiteness in the same pass (hafl_f32le). Rank-1 frames carry two pads
+    that put their tensors 4-aligned in the frame. Decoding reads each frame with the
     bounds-checked hafl_mpreader, checks types, ranges, caps (before allocating) and declared
-    against actual lengths, then copies each tensor once from the frame into a 64-byte aligned
-    array, again checking finiteness in the same pass.
+    against actual lengths, then either copies each tensor once from the frame into a 64-byte
+    aligned array, checking finiteness in the same pass, or (the zero-copy decoders) only
+    checks it and leaves it in the frame when it lies aligned there.
 */
 #include "hafl_msg.h"
+#include "hafl_f32le.h"
 #include "hafl_mpreader.h"
 
 #include <float.h>
@@ -24,6 +27,8 @@
 
 #define S_ALIGN     64 //  alignment of decoded tensors
 #define S_MAX_DEPTH 32 //  nesting allowed inside ignored trailing elements of a newer minor
+#define S_RANK1_ELEMENTS  7 //  matrix, k, score, pad, b, pad, a
+#define S_RANK1_PAD_BYTES 3 //  the reference encoder's pad: bin 8 holding one byte
 
 //  ---------------------------------------------------------------------------------------
 //  Errors
@@ -437,68 +442,6 @@ static int s_check_message(const hafl_msg_t *m, uint16_t minor, hafl_msg_error_t
     return rc;
 }
 
-//  ---------------------------------------------------------------------------------------
-//  Tensor copy: little-endian float32 bytes <-> host floats, once, with a finiteness check in
-//  the same pass. Either side may be unaligned (frames), so elements move through memcpy,
-//  which compilers turn into plain (vector) loads and stores. The 16-float inner block has a
-//  fixed trip count so the loop vectorizes at -O2; x86-64 builds get an AVX2 clone picked at
-//  load time.
-
-#if defined(__x86_64__) && defined(__has_attribute) && !defined(__SANITIZE_ADDRESS__)
-#if __has_attribute(target_clones)
-#define S_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef S_CLONES
-#define S_CLONES
-#endif
-
-//  Copies n floats; returns 1 if all were finite. A float is inf or NaN exactly when its bits
-//  without the sign are at least 0x7f800000, so the loop keeps a running unsigned maximum per
-//  lane (no compares, no branches) and looks at it once at the end. Copy and check share one
-//  pass over the data.
-S_CLONES static int s_copy_floats(void *restrict dst, const void *restrict src, size_t n)
-{
-    unsigned char *d = dst;
-    const unsigned char *s = src;
-    uint32_t top[16] = {0};
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (size_t j = 0; j < 16; j++) {
-            uint32_t v;
-            memcpy(&v, s + 4 * (i + j), 4);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-            v = __builtin_bswap32(v);
-#endif
-            uint32_t mag = v & 0x7fffffffu;
-            top[j] = top[j] > mag ? top[j] : mag;
-            memcpy(d + 4 * (i + j), &v, 4);
-        }
-    for (; i < n; i++) {
-        uint32_t v;
-        memcpy(&v, s + 4 * i, 4);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        v = __builtin_bswap32(v);
-#endif
-        uint32_t mag = v & 0x7fffffffu;
-        top[0] = top[0] > mag ? top[0] : mag;
-        memcpy(d + 4 * i, &v, 4);
-    }
-    uint32_t all = 0;
-    for (size_t j = 0; j < 16; j++)
-        all = all > top[j] ? all : top[j];
-    return all < 0x7f800000u;
-}
-
-//  The slow path after a failed copy: where the first non-finite value is, for the message.
-static size_t s_first_nonfinite(const float *x, size_t n)
-{
-    size_t i = 0;
-    while (i < n && isfinite(x[i]))
-        i++;
-    return i;
-}
-
 static float *s_alloc_floats(size_t n)
 {
     size_t bytes = (n * sizeof(float) + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
@@ -761,15 +704,26 @@ static int s_put_tensor(s_writer_t *w, const float *x, size_t n, const s_where_t
                         hafl_msg_error_t *err)
 {
     s_put_bin32(w, (uint32_t)(4 * n));
-    if (!s_copy_floats(w->buf + w->pos, x, n)) {
-        size_t i = s_first_nonfinite(x, n);
-        return s_fail(err, HAFL_MSG_ENONFINITE, path, "element %zu is %g", i, (double)x[i]);
+    if (!hafl_f32le_copy_finite(w->buf + w->pos, x, n)) {
+        float bad;
+        size_t i = hafl_f32le_first_nonfinite(w->buf + w->pos, n, &bad);
+        return s_fail(err, HAFL_MSG_ENONFINITE, path, "element %zu is %g", i, (double)bad);
     }
     w->pos += 4 * n;
     return 0;
 }
 
-//  One rank-1 frame [matrix, k, score, bin b, bin a], validated and packed. NULL on error.
+//  An alignment pad: bin 8 of one zero byte. With the fixed-width header before it, each pad
+//  puts the tensor after it at a multiple of 4 bytes from the frame start (PROTOCOL.md 4).
+static void s_put_pad(s_writer_t *w)
+{
+    const uint8_t pad[S_RANK1_PAD_BYTES] = {0xc4, 0x01, 0x00};
+    memcpy(w->buf + w->pos, pad, sizeof pad);
+    w->pos += sizeof pad;
+}
+
+//  One rank-1 frame [matrix, k, score, pad, bin b, pad, bin a], validated and packed. NULL on
+//  error.
 static zframe_t *s_encode_rank1(const hafl_rank1_t *r, int merged, const s_where_t *path,
                                 hafl_msg_error_t *err)
 {
@@ -785,12 +739,17 @@ static zframe_t *s_encode_rank1(const hafl_rank1_t *r, int merged, const s_where
     zframe_t *frame = s_frame_new(size, &w, &pk, path, err);
     if (!frame)
         return NULL;
-    msgpack_pack_array(&pk, 5);
+    msgpack_pack_array(&pk, S_RANK1_ELEMENTS);
     msgpack_pack_fix_uint32(&pk, r->matrix);
     msgpack_pack_fix_uint32(&pk, r->k);
     msgpack_pack_float(&pk, r->score);
-    if (s_put_tensor(&w, r->b, r->d_out, S_LEAF(path, "b"), err) ||
-        s_put_tensor(&w, r->a, r->d_in, S_LEAF(path, "a"), err))
+    s_put_pad(&w);
+    if (s_put_tensor(&w, r->b, r->d_out, S_LEAF(path, "b"), err)) {
+        zframe_destroy(&frame);
+        return NULL;
+    }
+    s_put_pad(&w);
+    if (s_put_tensor(&w, r->a, r->d_in, S_LEAF(path, "a"), err))
         zframe_destroy(&frame);
     return frame;
 }
@@ -1061,24 +1020,37 @@ static int s_read_bin(hafl_mpreader_t *r, const s_where_t *path, hafl_mp_item_t 
     return s_next(r, it, path, err) || s_expect(it, HAFL_MP_BIN, path, err) ? -1 : 0;
 }
 
-//  Copy a checked bin payload of n floats into a new aligned array (NULL for n == 0).
-static int s_take_floats(const uint8_t *src, size_t n, float **out, const s_where_t *path,
-                         hafl_msg_error_t *err)
+//  A checked bin payload of n floats, finiteness tested. Copied into a new aligned array, or,
+//  when borrow is set, the host is little-endian and the bytes lie 4-aligned in memory, used
+//  where it lies (*borrowed set). *out is NULL for n == 0.
+static int s_take_floats(const uint8_t *src, size_t n, bool borrow, float **out, bool *borrowed,
+                         const s_where_t *path, hafl_msg_error_t *err)
 {
     *out = NULL;
+    *borrowed = false;
     if (n == 0)
         return 0;
+    if (borrow && hafl_f32le_host_order() && (uintptr_t)src % _Alignof(float) == 0) {
+        if (!hafl_f32le_all_finite(src, n))
+            goto nonfinite;
+        //  The frame's bytes are writable (zframe_data); the cast only drops the reader's const.
+        *out = (float *)(uintptr_t)src;
+        *borrowed = true;
+        return 0;
+    }
     float *x = s_alloc_floats(n);
     if (!x)
         return s_fail(err, HAFL_MSG_ENOMEM, path, "no memory for %zu floats", n);
-    if (!s_copy_floats(x, src, n)) {
-        size_t i = s_first_nonfinite(x, n);
-        s_fail(err, HAFL_MSG_ENONFINITE, path, "element %zu is %g", i, (double)x[i]);
+    if (!hafl_f32le_copy_finite(x, src, n)) {
         free(x);
-        return -1;
+        goto nonfinite;
     }
     *out = x;
     return 0;
+nonfinite:;
+    float bad;
+    size_t i = hafl_f32le_first_nonfinite(src, n, &bad);
+    return s_fail(err, HAFL_MSG_ENONFINITE, path, "element %zu is %g", i, (double)bad);
 }
 
 //  The dimension a bin of float32 declares, checked: a multiple of 4 bytes, 1..MAX_DIM floats.
@@ -1091,8 +1063,26 @@ static int s_dim_of(const hafl_mp_item_t *it, const s_where_t *path, uint32_t *d
     return s_check_uint(err, path, *dim, 1, HAFL_MSG_MAX_DIM, 1);
 }
 
-static int s_decode_rank1(zframe_t *frame, uint16_t minor, int merged, const s_where_t *path,
-                          hafl_rank1_t *r, hafl_msg_error_t *err)
+//  A pad element: bin of at most HAFL_MSG_MAX_PAD bytes whose content is ignored.
+static int s_read_pad(hafl_mpreader_t *r, const s_where_t *path, hafl_msg_error_t *err)
+{
+    hafl_mp_item_t it;
+    if (s_read_bin(r, path, &it, err))
+        return -1;
+    if (it.len > HAFL_MSG_MAX_PAD)
+        return s_fail(err, HAFL_MSG_ECAP, path, "%u bytes exceed the cap of %u", it.len,
+                      HAFL_MSG_MAX_PAD);
+    return 0;
+}
+
+static bool s_float_aligned(const void *p)
+{
+    return (uintptr_t)p % _Alignof(float) == 0;
+}
+
+//  One rank-1 frame; with borrow, b and a stay in the frame when both can (see s_take_floats).
+static int s_decode_rank1(zframe_t *frame, uint16_t minor, int merged, bool borrow,
+                          const s_where_t *path, hafl_rank1_t *r, hafl_msg_error_t *err)
 {
     memset(r, 0, sizeof *r);
     hafl_mpreader_t rd;
@@ -1101,7 +1091,7 @@ static int s_decode_rank1(zframe_t *frame, uint16_t minor, int merged, const s_w
     uint32_t n;
     uint64_t v;
     hafl_mp_item_t b, a;
-    if (s_read_tuple(&rd, path, 5, minor, &n, err))
+    if (s_read_tuple(&rd, path, S_RANK1_ELEMENTS, minor, &n, err))
         return -1;
     p = S_LEAF(path, "matrix");
     if (s_read_uint(&rd, p, 0, HAFL_MSG_MAX_MATRICES - 1, 1, &v, err))
@@ -1114,27 +1104,34 @@ static int s_decode_rank1(zframe_t *frame, uint16_t minor, int merged, const s_w
     p = S_LEAF(path, "score");
     if (s_read_float(&rd, p, -FLT_MAX, FLT_MAX, &r->score, err))
         return -1;
+    if (s_read_pad(&rd, S_LEAF(path, "pad_b"), err))
+        return -1;
     p = S_LEAF(path, "b");
     if (s_read_bin(&rd, p, &b, err) || s_dim_of(&b, p, &r->d_out, err))
+        return -1;
+    if (s_read_pad(&rd, S_LEAF(path, "pad_a"), err))
         return -1;
     p = S_LEAF(path, "a");
     if (s_read_bin(&rd, p, &a, err) || s_dim_of(&a, p, &r->d_in, err))
         return -1;
-    if (s_skip_extra(&rd, path, n - 5, err) || s_expect_end(&rd, path, err))
+    if (s_skip_extra(&rd, path, n - S_RANK1_ELEMENTS, err) || s_expect_end(&rd, path, err))
         return -1;
+    //  Borrow both tensors or neither, so one flag tells what the struct owns.
+    borrow = borrow && s_float_aligned(b.ptr) && s_float_aligned(a.ptr);
     p = S_LEAF(path, "b");
-    if (s_take_floats(b.ptr, r->d_out, &r->b, p, err))
+    if (s_take_floats(b.ptr, r->d_out, borrow, &r->b, &r->borrowed, p, err))
         return -1;
     p = S_LEAF(path, "a");
-    if (s_take_floats(a.ptr, r->d_in, &r->a, p, err)) {
+    bool borrowed_a;
+    if (s_take_floats(a.ptr, r->d_in, borrow, &r->a, &borrowed_a, p, err)) {
         hafl_msg_rank1_clear(r);
         return -1;
     }
     return 0;
 }
 
-static int s_decode_head(zframe_t *frame, uint16_t minor, const s_where_t *path, hafl_tensor_t *h,
-                         hafl_msg_error_t *err)
+static int s_decode_head(zframe_t *frame, uint16_t minor, bool borrow, const s_where_t *path,
+                         hafl_tensor_t *h, hafl_msg_error_t *err)
 {
     hafl_mpreader_t rd;
     hafl_mpreader_init(&rd, zframe_data(frame), zframe_size(frame));
@@ -1162,7 +1159,7 @@ static int s_decode_head(zframe_t *frame, uint16_t minor, const s_where_t *path,
         return -1;
     h->rows = (uint32_t)rows;
     h->cols = (uint32_t)cols;
-    return s_take_floats(data.ptr, rows * cols, &h->data, p, err);
+    return s_take_floats(data.ptr, rows * cols, borrow, &h->data, &h->borrowed, p, err);
 }
 
 static int s_decode_matrices(hafl_mpreader_t *r, hafl_msg_t *m, const s_field_t *f,
@@ -1402,12 +1399,9 @@ static int s_decode_prefix(hafl_mpreader_t *r, uint32_t *n, uint64_t *major, uin
     return 0;
 }
 
-hafl_msg_t *hafl_msg_decode(zmsg_t *zmsg, hafl_msg_error_t *err)
+//  The whole decoder; with borrow, tensors stay in zmsg's frames where they can.
+static hafl_msg_t *s_decode(zmsg_t *zmsg, bool borrow, hafl_msg_error_t *err)
 {
-    hafl_msg_error_t local;
-    if (!err)
-        err = &local;
-    memset(err, 0, sizeof *err);
     size_t frames = zmsg ? zmsg_size(zmsg) : 0;
     if (frames == 0) {
         s_fail(err, HAFL_MSG_ENOFRAMES, S_W("message", NULL), "no frames");
@@ -1475,14 +1469,15 @@ hafl_msg_t *hafl_msg_decode(zmsg_t *zmsg, hafl_msg_error_t *err)
         for (uint32_t i = 0; i < count; i++) {
             const s_where_t *path;
             path = S_WI(t->name, pass ? "merged" : "component", i, NULL);
-            if (s_decode_rank1(zmsg_next(zmsg), m->minor, pass, path, &list[i], err))
+            if (s_decode_rank1(zmsg_next(zmsg), m->minor, pass, borrow, path, &list[i], err))
                 goto fail;
         }
     }
     if (t->head) {
         const s_where_t *path;
         path = S_W(t->name, "head");
-        if (s_decode_head(zmsg_next(zmsg), m->minor, path, S_AT(m, t->head, hafl_tensor_t), err))
+        if (s_decode_head(zmsg_next(zmsg), m->minor, borrow, path, S_AT(m, t->head, hafl_tensor_t),
+                          err))
             goto fail;
     }
     if (s_check_message(m, m->minor, err))
@@ -1493,7 +1488,31 @@ fail:
     return NULL;
 }
 
-int hafl_msg_rank1_decode(zframe_t *frame, hafl_rank1_t *rank1, hafl_msg_error_t *err)
+hafl_msg_t *hafl_msg_decode(zmsg_t *zmsg, hafl_msg_error_t *err)
+{
+    hafl_msg_error_t local;
+    if (!err)
+        err = &local;
+    memset(err, 0, sizeof *err);
+    return s_decode(zmsg, false, err);
+}
+
+hafl_msg_t *hafl_msg_decode_take(zmsg_t **zmsg_p, hafl_msg_error_t *err)
+{
+    hafl_msg_error_t local;
+    if (!err)
+        err = &local;
+    memset(err, 0, sizeof *err);
+    hafl_msg_t *m = s_decode(zmsg_p ? *zmsg_p : NULL, true, err);
+    if (m) {
+        m->frames = *zmsg_p;
+        *zmsg_p = NULL;
+    }
+    return m;
+}
+
+static int s_rank1_decode(zframe_t *frame, bool borrow, hafl_rank1_t *rank1,
+                          hafl_msg_error_t *err)
 {
     hafl_msg_error_t local;
     if (!err)
@@ -1503,19 +1522,31 @@ int hafl_msg_rank1_decode(zframe_t *frame, hafl_rank1_t *rank1, hafl_msg_error_t
         memset(rank1, 0, sizeof *rank1);
         return s_fail(err, HAFL_MSG_ENOFRAMES, S_W("rank1", NULL), "no frame");
     }
-    if (s_decode_rank1(frame, HAFL_PROTO_MINOR, 0, S_W("rank1", NULL), rank1, err)) {
+    if (s_decode_rank1(frame, HAFL_PROTO_MINOR, 0, borrow, S_W("rank1", NULL), rank1, err)) {
         hafl_msg_rank1_clear(rank1); //  frees nothing left by a failure, zeroes the fields read
         return -1;
     }
     return 0;
 }
 
+int hafl_msg_rank1_decode(zframe_t *frame, hafl_rank1_t *rank1, hafl_msg_error_t *err)
+{
+    return s_rank1_decode(frame, false, rank1, err);
+}
+
+int hafl_msg_rank1_view(zframe_t *frame, hafl_rank1_t *rank1, hafl_msg_error_t *err)
+{
+    return s_rank1_decode(frame, true, rank1, err);
+}
+
 void hafl_msg_rank1_clear(hafl_rank1_t *rank1)
 {
     if (!rank1)
         return;
-    free(rank1->b);
-    free(rank1->a);
+    if (!rank1->borrowed) {
+        free(rank1->b);
+        free(rank1->a);
+    }
     memset(rank1, 0, sizeof *rank1);
 }
 
@@ -1613,16 +1644,19 @@ void hafl_msg_destroy(hafl_msg_t **self_p)
         free(m->u.round.roles);
         s_free_rank1s(m->u.round.components, m->u.round.n_components);
         s_free_rank1s(m->u.round.merged, m->u.round.n_merged);
-        free(m->u.round.head.data);
+        if (!m->u.round.head.borrowed)
+            free(m->u.round.head.data);
         break;
     case HAFL_MSG_UPDATE:
         s_free_rank1s(m->u.update.components, m->u.update.n_components);
-        free(m->u.update.head.data);
+        if (!m->u.update.head.borrowed)
+            free(m->u.update.head.data);
         break;
     case HAFL_MSG_EVAL_REQUEST:
         s_free_rank1s(m->u.eval_request.components, m->u.eval_request.n_components);
         s_free_rank1s(m->u.eval_request.merged, m->u.eval_request.n_merged);
-        free(m->u.eval_request.head.data);
+        if (!m->u.eval_request.head.borrowed)
+            free(m->u.eval_request.head.data);
         break;
     case HAFL_MSG_LOG_EVENT:
         for (uint32_t i = 0; m->u.log_event.fields && i < m->u.log_event.n_fields; i++)
@@ -1640,6 +1674,7 @@ void hafl_msg_destroy(hafl_msg_t **self_p)
     default:
         break;
     }
+    zmsg_destroy(&m->frames); //  after the tensors that may point into it
     free(m);
     *self_p = NULL;
 }

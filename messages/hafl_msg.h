@@ -8,11 +8,16 @@
     message: callers strip them before decoding and add them after encoding.
 
     Ownership: a decoded hafl_msg_t owns every array it points to; hafl_msg_destroy frees them
-    with free(). Decoded tensors (rank-1 b and a, head data) come from aligned_alloc (64-byte
-    alignment), so a receiver may take one over (copy the pointer, set the field to NULL) and
-    later free() it itself; arrays a sender sets before encoding must come from malloc too.
+    with free(), except tensors marked `borrowed`. hafl_msg_decode copies each tensor once into
+    an array from aligned_alloc (64-byte alignment), so a receiver may take one over (copy the
+    pointer, set the field to NULL) and later free() it itself; it never takes ownership of the
+    zmsg_t. hafl_msg_decode_take is the zero-copy decoder: it takes the zmsg_t over, keeps it
+    in the message (`frames`) and leaves each tensor in its frame when the host is
+    little-endian and the floats lie 4-aligned there (the reference encoder places them so);
+    such tensors are marked borrowed and live as long as the message. Arrays a sender sets
+    before encoding must come from malloc, or be marked borrowed when the sender keeps them.
     hafl_msg_encode never takes ownership of its input and returns a new zmsg_t (the caller's),
-    or NULL on allocation failure. hafl_msg_decode never takes ownership of the zmsg_t either.
+    or NULL on allocation failure.
     Decoding checks everything (version, types, ranges, caps before allocation, tensor byte
     length == 4 * declared dimension, finite floats where the spec requires) and reports the
     first violation as a distinct code plus a message naming the field.
@@ -26,7 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define HAFL_PROTO_MAJOR 1
+#define HAFL_PROTO_MAJOR 2
 #define HAFL_PROTO_MINOR 0
 
 //  Caps enforced by the decoder before any allocation (PROTOCOL.md "Limits").
@@ -43,10 +48,13 @@
 #define HAFL_MSG_MAX_BYTES      (1u << 30)  //  whole message; also set as ZMQ_MAXMSGSIZE
 #define HAFL_MSG_MAX_HEADER     (1u << 22)  //  frame 0 (the header array) in bytes
 
-//  Exact bytes this codec adds around the float payload of a rank-1 frame
-//  (fixarray 1 + matrix 5 + k 5 + score 5 + two bin32 headers 10) and of a head frame.
-#define HAFL_MSG_RANK1_OVERHEAD 26u
+//  Exact bytes this codec adds around the float payload of a rank-1 frame (fixarray 1 +
+//  matrix 5 + k 5 + score 5 + two one-byte pads 3 + 3 + two bin32 headers 5 + 5), which puts b
+//  at byte 24 of the frame and a at byte 32 + 4 d_out, and of a head frame (data at byte 16).
+#define HAFL_MSG_RANK1_OVERHEAD 32u
+#define HAFL_MSG_RANK1_B_OFFSET 24u
 #define HAFL_MSG_HEAD_OVERHEAD  16u
+#define HAFL_MSG_MAX_PAD        7u  //  bytes in a rank-1 frame's pad elements
 
 typedef enum {
     HAFL_MSG_HELLO = 1,          //  client -> server: join request
@@ -95,14 +103,16 @@ typedef struct {
     float score;        //  importance S_k (finite)
     uint32_t d_out;     //  length of b
     uint32_t d_in;      //  length of a
-    float *b;           //  [d_out], owned by the message
-    float *a;           //  [d_in], owned by the message
+    float *b;           //  [d_out], owned by the message unless borrowed
+    float *a;           //  [d_in], owned by the message unless borrowed
+    bool borrowed;      //  b and a point into memory owned elsewhere (a frame): never freed
 } hafl_rank1_t;
 
 //  A dense row-major float32 tensor [rows][cols].
 typedef struct {
     uint32_t rows, cols;
-    float *data;        //  [rows * cols], owned by the message; NULL when rows*cols == 0
+    float *data;        //  [rows * cols], owned by the message unless borrowed; NULL when empty
+    bool borrowed;      //  data points into memory owned elsewhere (a frame): never freed
 } hafl_tensor_t;
 
 typedef struct {
@@ -238,6 +248,8 @@ typedef struct {
 typedef struct {
     hafl_msg_type_t type;
     uint16_t minor;                     //  sender's minor version (informational)
+    zmsg_t *frames;                     //  hafl_msg_decode_take: the frames borrowed tensors
+                                        //  point into, owned; NULL otherwise
     union {
         hafl_hello_t hello;
         hafl_welcome_t welcome;
@@ -263,16 +275,25 @@ void hafl_msg_destroy (hafl_msg_t **self_p);
 //  allocation failure.
 zmsg_t *hafl_msg_encode (const hafl_msg_t *self, hafl_msg_error_t *err);
 //  Decode; returns a new message or NULL with err filled in. Never crashes on any input.
+//  Tensors are copied out of the frames (once), so zmsg stays the caller's and may go.
 hafl_msg_t *hafl_msg_decode (zmsg_t *zmsg, hafl_msg_error_t *err);
+//  Zero-copy decode, with the same checks: on success the message takes *zmsg_p over (and
+//  nulls it) and tensors that can stay in their frames are borrowed from them, only checked
+//  for finiteness; on failure *zmsg_p stays the caller's. A receiver that copies tensors into
+//  its own state (the actors do) thus copies each payload once in all.
+hafl_msg_t *hafl_msg_decode_take (zmsg_t **zmsg_p, hafl_msg_error_t *err);
 
 //  Frame-level codec of one rank-1 frame (the bulk of ROUND, UPDATE and EVAL_REQUEST), for
 //  senders that share one encoded frame between several messages (zframe_dup) and for the
 //  benchmark. Encode returns a new frame of exactly HAFL_MSG_RANK1_OVERHEAD + 4 (d_out + d_in)
 //  bytes, or NULL (reason in err). Decode checks the frame as a component (k < MAX_RANK),
 //  fills *rank1 with newly allocated b and a and returns 0, or -1 with err filled in and
-//  *rank1 zeroed. hafl_msg_rank1_clear frees b and a and zeroes *rank1.
+//  *rank1 zeroed. View is the zero-copy decode of one frame: b and a point into the frame
+//  (borrowed, valid while it lives) when they can, as in hafl_msg_decode_take, else they are
+//  copied. hafl_msg_rank1_clear frees b and a unless borrowed and zeroes *rank1.
 zframe_t *hafl_msg_rank1_encode (const hafl_rank1_t *rank1, hafl_msg_error_t *err);
 int hafl_msg_rank1_decode (zframe_t *frame, hafl_rank1_t *rank1, hafl_msg_error_t *err);
+int hafl_msg_rank1_view (zframe_t *frame, hafl_rank1_t *rank1, hafl_msg_error_t *err);
 void hafl_msg_rank1_clear (hafl_rank1_t *rank1);
 
 //  Check a decoded ROUND, UPDATE or EVAL_REQUEST against the adapter layout of the welcome:

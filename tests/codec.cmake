@@ -13,7 +13,7 @@ if(NOT HAFL_SANITIZE)
     message(FATAL_ERROR "clang not found: install the Debian packages 'clang' and 'libclang-rt-14-dev' (or run tools/bootstrap.sh)")
   endif()
   set(hafl_fuzz_dir ${CMAKE_CURRENT_BINARY_DIR}/fuzz_msg)
-  set(hafl_fuzz_srcs ${CMAKE_SOURCE_DIR}/messages/hafl_msg.c ${CMAKE_SOURCE_DIR}/messages/hafl_mpreader.c)
+  file(GLOB hafl_fuzz_srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/messages/*.c)
   file(GLOB hafl_fuzz_headers CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/messages/*.h
        ${CMAKE_SOURCE_DIR}/model/hafl_adapter.h ${CMAKE_CURRENT_SOURCE_DIR}/hafl_msg_samples.h
        ${CMAKE_CURRENT_SOURCE_DIR}/hafl_test.h)

@@ -6,7 +6,9 @@
     message; a success must encode again, and that encoding must decode and re-encode to the
     same bytes (the codec is a fixpoint after one round). Every frame after the first is also
     fed to the frame-level rank-1 decoder with the same round-trip rule, and decoded messages
-    are checked against a small fixed layout. Any violation traps, which libFuzzer reports as a
+    are checked against a small fixed layout. The zero-copy decoders (hafl_msg_decode_take,
+    hafl_msg_rank1_view) must agree with the copying ones: the same error code, or a message
+    that encodes to the same bytes. Any violation traps, which libFuzzer reports as a
     crash; so do ASan/UBSan findings.
 
     Built a second time with -DHAFL_FUZZ_SEEDS, the file is instead a program that writes one
@@ -56,9 +58,37 @@ static void s_rank1_round_trip(zframe_t *frame)
         r2.d_out != r.d_out || r2.d_in != r.d_in || memcmp(r2.b, r.b, 4 * (size_t)r.d_out) ||
         memcmp(r2.a, r.a, 4 * (size_t)r.d_in))
         __builtin_trap();
+    hafl_rank1_t v;
+    if (hafl_msg_rank1_view(frame, &v, &err) != 0 || v.matrix != r.matrix || v.k != r.k ||
+        memcmp(&v.score, &r.score, 4) || v.d_out != r.d_out || v.d_in != r.d_in ||
+        memcmp(v.b, r.b, 4 * (size_t)r.d_out) || memcmp(v.a, r.a, 4 * (size_t)r.d_in))
+        __builtin_trap();
+    hafl_msg_rank1_clear(&v);
     hafl_msg_rank1_clear(&r2);
     hafl_msg_rank1_clear(&r);
     zframe_destroy(&f2);
+}
+
+//  The zero-copy decoder on a copy of z against the copying decoder's outcome m / code.
+static void s_take_agrees(zmsg_t *z, const hafl_msg_t *m, hafl_msg_code_t code)
+{
+    zmsg_t *dup = zmsg_dup(z);
+    hafl_msg_error_t err;
+    hafl_msg_t *t = hafl_msg_decode_take(&dup, &err);
+    if (!m) {
+        if (t || !dup || err.code != code)
+            __builtin_trap();
+        zmsg_destroy(&dup);
+        return;
+    }
+    if (!t || dup)
+        __builtin_trap();
+    zmsg_t *zm = hafl_msg_encode(m, &err), *zt = hafl_msg_encode(t, &err);
+    if ((zm == NULL) != (zt == NULL) || (zm && !s_same_frames(zm, zt)))
+        __builtin_trap();
+    zmsg_destroy(&zm);
+    zmsg_destroy(&zt);
+    hafl_msg_destroy(&t);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -71,6 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     hafl_msg_error_t err;
     hafl_msg_t *m = hafl_msg_decode(z, &err);
+    s_take_agrees(z, m, err.code);
     if (!m) {
         if (err.code <= HAFL_MSG_OK || err.code >= HAFL_MSG_ERROR_COUNT || !err.text[0] ||
             strchr(err.text, '\n'))

@@ -41,7 +41,7 @@ int main(void)
     s_send_bytes(rogue, noise, sizeof noise); //  random bytes
     const uint8_t truncated[] = {0x93, 0x01}; //  array of 3, one element
     s_send_bytes(rogue, truncated, sizeof truncated);
-    const uint8_t unknown[] = {0x93, 0x01, 0x00, 0x63}; //  type 99
+    const uint8_t unknown[] = {0x93, HAFL_PROTO_MAJOR, 0x00, 0x63}; //  type 99
     s_send_bytes(rogue, unknown, sizeof unknown);
     const uint8_t major[] = {0x93, 0x07, 0x00, 0x01}; //  a HELLO of major version 7
     s_send_bytes(rogue, major, sizeof major);

@@ -173,10 +173,32 @@ static zmsg_t *s_encode(const hafl_msg_t *m)
     return z;
 }
 
+//  The zero-copy decoder on a copy of z must agree with the copying one: the same error code
+//  and field, or an equal message. On failure the copy stays the caller's (freed here).
+static void s_check_take_agrees(zmsg_t *z, const hafl_msg_t *copied, const hafl_msg_error_t *err)
+{
+    zmsg_t *dup = zmsg_dup(z);
+    CHECK(dup);
+    hafl_msg_error_t terr;
+    hafl_msg_t *taken = hafl_msg_decode_take(&dup, &terr);
+    if (!copied) {
+        CHECKF(!taken && dup && terr.code == err->code && strcmp(terr.field, err->field) == 0,
+               "take decoder: %s at %s, copying decoder: %s at %s", hafl_msg_code_name(terr.code),
+               terr.field, hafl_msg_code_name(err->code), err->field);
+        zmsg_destroy(&dup);
+        return;
+    }
+    CHECKF(taken && !dup && taken->frames, "take decoder failed: %s", terr.text);
+    CHECK(s_equal(copied, taken));
+    hafl_msg_destroy(&taken);
+}
+
 //  Decode; a success must survive encode + decode again unchanged. Returns the code.
 static hafl_msg_code_t s_decode_code(zmsg_t *z, hafl_msg_error_t *err)
 {
     hafl_msg_t *m = hafl_msg_decode(z, err);
+    if (z)
+        s_check_take_agrees(z, m, err);
     if (!m) {
         CHECKF(err->code > HAFL_MSG_OK && err->code < HAFL_MSG_ERROR_COUNT, "bad code %d",
                err->code);
@@ -367,25 +389,39 @@ static msgpack_object s_obj_array(msgpack_object *items, uint32_t n)
     return o;
 }
 
-//  A rank-1 frame built by hand: [matrix, k, score, bin b, bin a] with raw byte payloads.
-static zframe_t *s_rank1_frame(uint64_t matrix, uint64_t k, float score, const void *b,
-                               size_t b_bytes, const void *a, size_t a_bytes)
+//  A rank-1 frame built by hand with msgpack-c's shortest encodings: [matrix, k, score,
+//  bin pad_b, bin b, bin pad_a, bin a] with raw byte payloads and pads of the given lengths.
+static zframe_t *s_rank1_frame_padded(uint64_t matrix, uint64_t k, float score, size_t pad_b,
+                                      const void *b, size_t b_bytes, size_t pad_a, const void *a,
+                                      size_t a_bytes)
 {
+    static const unsigned char zeros[16] = {0};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 5);
+    msgpack_pack_array(&pk, 7);
     msgpack_pack_uint64(&pk, matrix);
     msgpack_pack_uint64(&pk, k);
     msgpack_pack_float(&pk, score);
+    msgpack_pack_bin(&pk, pad_b);
+    msgpack_pack_bin_body(&pk, zeros, pad_b);
     msgpack_pack_bin(&pk, b_bytes);
     msgpack_pack_bin_body(&pk, b, b_bytes);
+    msgpack_pack_bin(&pk, pad_a);
+    msgpack_pack_bin_body(&pk, zeros, pad_a);
     msgpack_pack_bin(&pk, a_bytes);
     msgpack_pack_bin_body(&pk, a, a_bytes);
     zframe_t *f = zframe_new(sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     return f;
+}
+
+//  The same with empty pads: a valid frame whose tensors need not lie 4-aligned.
+static zframe_t *s_rank1_frame(uint64_t matrix, uint64_t k, float score, const void *b,
+                               size_t b_bytes, const void *a, size_t a_bytes)
+{
+    return s_rank1_frame_padded(matrix, k, score, 0, b, b_bytes, 0, a, a_bytes);
 }
 
 static zmsg_t *s_with_zframe(zmsg_t *z, size_t index, zframe_t *f)
@@ -406,6 +442,53 @@ static int s_bulk(hafl_msg_type_t t)
 //  ---------------------------------------------------------------------------------------
 //  The tests
 
+//  Whether [p, p + bytes) lies inside frame f.
+static bool s_inside(zframe_t *f, const void *p, size_t bytes)
+{
+    const unsigned char *lo = zframe_data(f), *x = p;
+    return x >= lo && x + bytes <= lo + zframe_size(f);
+}
+
+//  The zero-copy decoder on the reference encoder's frames borrows every tensor from its own
+//  frame (they lie 4-aligned there), takes the zmsg over and decodes what the copying one did.
+static void s_check_take_borrows(zmsg_t *z, const hafl_msg_t *copied)
+{
+    zmsg_t *dup = zmsg_dup(z);
+    hafl_msg_error_t err;
+    hafl_msg_t *m = hafl_msg_decode_take(&dup, &err);
+    CHECKF(m && !dup && m->frames, "take: %s", err.text);
+    CHECK(s_equal(copied, m));
+    const hafl_rank1_t *lists[2] = {NULL, NULL};
+    uint32_t counts[2] = {0, 0};
+    const hafl_tensor_t *head = NULL;
+    if (m->type == HAFL_MSG_ROUND) {
+        lists[0] = m->u.round.components, counts[0] = m->u.round.n_components;
+        lists[1] = m->u.round.merged, counts[1] = m->u.round.n_merged;
+        head = &m->u.round.head;
+    } else if (m->type == HAFL_MSG_UPDATE) {
+        lists[0] = m->u.update.components, counts[0] = m->u.update.n_components;
+        head = &m->u.update.head;
+    } else if (m->type == HAFL_MSG_EVAL_REQUEST) {
+        lists[0] = m->u.eval_request.components, counts[0] = m->u.eval_request.n_components;
+        lists[1] = m->u.eval_request.merged, counts[1] = m->u.eval_request.n_merged;
+        head = &m->u.eval_request.head;
+    }
+    zframe_t *f = zmsg_first(m->frames);
+    for (int list = 0; list < 2; list++)
+        for (uint32_t i = 0; i < counts[list]; i++) {
+            const hafl_rank1_t *r = &lists[list][i];
+            f = zmsg_next(m->frames);
+            CHECK(r->borrowed && s_inside(f, r->b, 4 * (size_t)r->d_out) &&
+                  s_inside(f, r->a, 4 * (size_t)r->d_in));
+            CHECK((unsigned char *)r->b == zframe_data(f) + HAFL_MSG_RANK1_B_OFFSET);
+        }
+    if (head && head->rows) {
+        f = zmsg_next(m->frames);
+        CHECK(head->borrowed && s_inside(f, head->data, 4 * (size_t)head->rows * head->cols));
+    }
+    hafl_msg_destroy(&m); //  frees the frames; ASan would catch a free of a borrowed tensor
+}
+
 static void s_test_round_trip(hafl_msg_type_t type)
 {
     hafl_msg_t *m = s_sample(type);
@@ -420,6 +503,7 @@ static void s_test_round_trip(hafl_msg_type_t type)
     //  The decoder leaves the message it read untouched and the arrays aligned.
     if (type == HAFL_MSG_UPDATE)
         CHECK(((uintptr_t)d->u.update.components[0].b & 63) == 0);
+    s_check_take_borrows(z, d);
     uint64_t major, minor, t;
     CHECK(hafl_msg_peek(z, &major, &minor, &t) == 0);
     CHECK(major == HAFL_PROTO_MAJOR && minor == HAFL_PROTO_MINOR && t == (uint64_t)type);
@@ -575,7 +659,8 @@ static void s_test_version(hafl_msg_type_t type)
     zmsg_t *z = s_encode(m);
     const char *name = hafl_msg_type_name(type);
     char label[96];
-    uint64_t majors[] = {0, 2, 255, 70000, UINT64_MAX};
+    //  1 is the previous major, whose rank-1 frames had no pads.
+    uint64_t majors[] = {0, 1, HAFL_PROTO_MAJOR + 1, 255, 70000, UINT64_MAX};
     for (size_t i = 0; i < sizeof majors / sizeof majors[0]; i++) {
         zmsg_t *t = s_with_element(z, 0, s_obj_uint(majors[i]));
         snprintf(label, sizeof label, "%s major %llu", name, (unsigned long long)majors[i]);
@@ -587,7 +672,7 @@ static void s_test_version(hafl_msg_type_t type)
     }
     //  Another major wins over everything else that might be wrong after it.
     zmsg_t *t = s_with_arity(z, 0, 0, s_obj_nil(), 1);
-    zmsg_t *t2 = s_with_element(t, 0, s_obj_uint(2));
+    zmsg_t *t2 = s_with_element(t, 0, s_obj_uint(HAFL_PROTO_MAJOR + 1));
     EXPECT(t2, HAFL_MSG_EVERSION, "other major with a short header");
     zmsg_destroy(&t2);
     zmsg_destroy(&t);
@@ -621,12 +706,12 @@ static void s_test_version(hafl_msg_type_t type)
         unsigned char *copy = malloc(zframe_size(f) + 1);
         CHECK(copy);
         memcpy(copy, zframe_data(f), zframe_size(f));
-        CHECK(copy[0] == 0x95);
-        copy[zframe_size(f)] = 0xc0; //  nil as a sixth element
-        //  Four elements: too few in any minor.
-        copy[0] = 0x94;
+        CHECK(copy[0] == 0x97);
+        copy[zframe_size(f)] = 0xc0; //  nil as an eighth element
+        //  Six elements: too few in any minor.
+        copy[0] = 0x96;
         zmsg_t *t5 = s_with_frame(z, 1, copy, zframe_size(f));
-        EXPECT(t5, HAFL_MSG_EARITY, "four-element rank-1 frame");
+        EXPECT(t5, HAFL_MSG_EARITY, "six-element rank-1 frame");
         zmsg_destroy(&t5);
         zframe_t *hf = s_frame(z, zmsg_size(z) - 1);
         unsigned char *hcopy = malloc(zframe_size(hf));
@@ -637,12 +722,12 @@ static void s_test_version(hafl_msg_type_t type)
         EXPECT(t5, HAFL_MSG_EARITY, "two-element head frame");
         zmsg_destroy(&t5);
         free(hcopy);
-        copy[0] = 0x96;
+        copy[0] = 0x98;
         zmsg_t *t3 = s_with_frame(z, 1, copy, zframe_size(f) + 1);
-        EXPECT(t3, HAFL_MSG_EARITY, "six-element rank-1 frame in minor 0");
+        EXPECT(t3, HAFL_MSG_EARITY, "eight-element rank-1 frame in minor 0");
         zmsg_t *t4 = s_with_element(t3, 1, s_obj_uint(HAFL_PROTO_MINOR + 1));
         d = hafl_msg_decode(t4, &err);
-        CHECKF(d, "six-element rank-1 frame in a newer minor: %s", err.text);
+        CHECKF(d, "eight-element rank-1 frame in a newer minor: %s", err.text);
         CHECK(s_equal(m, d));
         hafl_msg_destroy(&d);
         zmsg_destroy(&t4);
@@ -709,20 +794,36 @@ static void s_test_wrong_type(hafl_msg_type_t type)
         hafl_rank1_t *r = type == HAFL_MSG_ROUND    ? &m->u.round.components[0]
                           : type == HAFL_MSG_UPDATE ? &m->u.update.components[0]
                                                     : &m->u.eval_request.components[0];
-        msgpack_sbuffer sb;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, 5);
-        msgpack_pack_uint32(&pk, r->matrix);
-        msgpack_pack_uint32(&pk, r->k);
-        msgpack_pack_str_with_body(&pk, "0.5", 3);
-        msgpack_pack_bin_with_body(&pk, b, 4 * r->d_out);
-        msgpack_pack_bin_with_body(&pk, a, 4 * r->d_in);
-        t = s_with_frame(z, 1, sb.data, sb.size);
-        EXPECT(t, HAFL_MSG_EFIELDTYPE, "rank-1 score as a string");
-        zmsg_destroy(&t);
-        msgpack_sbuffer_destroy(&sb);
+        //  0: score as a string; 1: pad_b as an integer; 2: pad_a as nil.
+        for (int wrong = 0; wrong < 3; wrong++) {
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            msgpack_pack_array(&pk, 7);
+            msgpack_pack_uint32(&pk, r->matrix);
+            msgpack_pack_uint32(&pk, r->k);
+            if (wrong == 0)
+                msgpack_pack_str_with_body(&pk, "0.5", 3);
+            else
+                msgpack_pack_float(&pk, 0.5f);
+            if (wrong == 1)
+                msgpack_pack_uint32(&pk, 0);
+            else
+                msgpack_pack_bin_with_body(&pk, b, 1);
+            msgpack_pack_bin_with_body(&pk, b, 4 * r->d_out);
+            if (wrong == 2)
+                msgpack_pack_nil(&pk);
+            else
+                msgpack_pack_bin_with_body(&pk, a, 1);
+            msgpack_pack_bin_with_body(&pk, a, 4 * r->d_in);
+            t = s_with_frame(z, 1, sb.data, sb.size);
+            EXPECT(t, HAFL_MSG_EFIELDTYPE, wrong == 0   ? "rank-1 score as a string"
+                                           : wrong == 1 ? "rank-1 pad_b as an integer"
+                                                        : "rank-1 pad_a as nil");
+            zmsg_destroy(&t);
+            msgpack_sbuffer_destroy(&sb);
+        }
     }
     zmsg_destroy(&z);
     hafl_msg_destroy(&m);
@@ -1157,6 +1258,51 @@ static void s_test_rank1_api(void)
     CHECK(strcmp(err.field, "rank1.a") == 0);
     zframe_destroy(&bad);
     zframe_destroy(&cut);
+
+    //  The reference layout (PROTOCOL.md section 4): one-byte pads put b at byte 24 and a at
+    //  byte 32 + 4 d_out, so the zero-copy view borrows both from the frame.
+    const unsigned char *bytes = zframe_data(f);
+    CHECK(bytes[0] == 0x97 && bytes[16] == 0xc4 && bytes[17] == 0x01 && bytes[19] == 0xc6);
+    CHECK(bytes[24 + 4 * 33] == 0xc4 && bytes[24 + 4 * 33 + 3] == 0xc6);
+    CHECKF(hafl_msg_rank1_view(f, &d, &err) == 0, "%s", err.text);
+    CHECK(d.borrowed && (unsigned char *)d.b == bytes + HAFL_MSG_RANK1_B_OFFSET &&
+          (unsigned char *)d.a == bytes + 32 + 4 * 33);
+    CHECK(s_same_rank1s(&r, &d, 1));
+    hafl_msg_rank1_clear(&d); //  must not free the frame's bytes (ASan would say)
+    CHECK(d.b == NULL && !d.borrowed);
+    //  A frame whose tensors lie at odd offsets (shortest integers and a one-byte pad put b at
+    //  byte 13) is still valid: the view copies.
+    zframe_t *odd = s_rank1_frame_padded(5, 2, r.score, 1, r.b, 4 * 33, 0, r.a, 4 * 17);
+    CHECK(zframe_data(odd)[11] == 0xc4 && zframe_data(odd)[12] == 4 * 33 &&
+          ((uintptr_t)zframe_data(odd) + 13) % 4 != 0);
+    CHECKF(hafl_msg_rank1_view(odd, &d, &err) == 0, "%s", err.text);
+    CHECK(!d.borrowed && ((uintptr_t)d.b & 63) == 0 && s_same_rank1s(&r, &d, 1));
+    hafl_msg_rank1_clear(&d);
+    zframe_destroy(&odd);
+    //  Pads of 0..7 bytes are accepted, longer ones refused with the pad's name.
+    for (size_t pad = 0; pad <= HAFL_MSG_MAX_PAD + 1; pad++)
+        for (int which = 0; which < 2; which++) {
+            zframe_t *p = s_rank1_frame_padded(5, 2, r.score, which ? 1 : pad, r.b, 4 * 33,
+                                               which ? pad : 1, r.a, 4 * 17);
+            int rc = hafl_msg_rank1_view(p, &d, &err);
+            if (pad <= HAFL_MSG_MAX_PAD) {
+                CHECKF(rc == 0 && s_same_rank1s(&r, &d, 1), "pad %zu: %s", pad, err.text);
+                hafl_msg_rank1_clear(&d);
+            } else
+                CHECKF(rc == -1 && err.code == HAFL_MSG_ECAP &&
+                           strcmp(err.field, which ? "rank1.pad_a" : "rank1.pad_b") == 0,
+                       "pad %zu: %s %s", pad, hafl_msg_code_name(err.code), err.field);
+            zframe_destroy(&p);
+        }
+    //  A NaN in a borrowed tensor is refused like a copied one, with its index.
+    zframe_t *nan = zframe_dup(f);
+    const float qnan = NAN;
+    memcpy(zframe_data(nan) + 32 + 4 * 33 + 4 * 5, &qnan, 4);
+    CHECK(hafl_msg_rank1_view(nan, &d, &err) == -1 && err.code == HAFL_MSG_ENONFINITE);
+    CHECKF(strcmp(err.field, "rank1.a") == 0 && strstr(err.text, "element 5"), "%s: %s", err.field,
+           err.text);
+    CHECK(d.b == NULL && d.a == NULL);
+    zframe_destroy(&nan);
     zframe_destroy(&f);
     hafl_msg_rank1_clear(&r);
     //  Code names are distinct.

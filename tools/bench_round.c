@@ -34,12 +34,6 @@ static void s_usage(FILE *out)
                  "  --keep       keep the temporary run folder\n");
 }
 
-static int s_cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 //  Column `name` of every data row of rounds.csv, into values (at most cap). Returns the count.
 static size_t s_csv_column(const char *path, const char *name, double *values, size_t cap)
 {
@@ -179,7 +173,7 @@ int hafl_bench_round(int argc, char **argv)
             bytes += up[i] + down[i];
             floats += upf[i] + downf[i];
         }
-        qsort(wall, n, sizeof(double), s_cmp_double);
+        qsort(wall, n, sizeof(double), hafl_cmd_cmp_double);
         double median = n ? (n % 2 ? wall[n / 2] : (wall[n / 2 - 1] + wall[n / 2]) / 2) : 0;
         if (ratio)
             printf("{\"bench\":\"round-ratio\",\"clients\":%u,\"dim\":%u,\"rounds\":%zu,"

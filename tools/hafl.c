@@ -29,6 +29,13 @@ hafl_cmd_parse_count (const char *cmd, const char *flag, const char *text, unsig
     return 0;
 }
 
+int
+hafl_cmd_cmp_double (const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return x < y ? -1 : x > y;
+}
+
 static void
 s_usage (FILE *out)
 {

@@ -19,6 +19,9 @@ typedef struct {
 int hafl_cmd_parse_count (const char *cmd, const char *flag, const char *text, unsigned long max,
                           unsigned *out);
 
+//  qsort comparator for ascending doubles (the benchmarks' medians).
+int hafl_cmd_cmp_double (const void *a, const void *b);
+
 #define HAFL_CMD(name, fn, summary) int fn (int argc, char **argv);
 #include "hafl_cmd_list.h"
 #undef HAFL_CMD
