@@ -12,6 +12,8 @@
 #define S_NONFINITE 0x7f800000u //  smallest magnitude bits of inf / NaN
 #define S_MAGNITUDE 0x7fffffffu
 
+static bool s_force_portable; //  hafl_f32le_force_portable
+
 static inline uint32_t s_load_bits(const unsigned char *p)
 {
     uint32_t v;
@@ -140,7 +142,7 @@ __attribute__((target("avx2"))) static bool s_check_avx2(const unsigned char *s,
 static bool s_avx2(void)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return __builtin_cpu_supports("avx2");
+    return !s_force_portable && __builtin_cpu_supports("avx2");
 #else
     return false;
 #endif
@@ -182,6 +184,11 @@ size_t hafl_f32le_first_nonfinite(const void *src, size_t n, float *value)
         *value = f;
     }
     return i;
+}
+
+void hafl_f32le_force_portable(bool on)
+{
+    s_force_portable = on;
 }
 
 bool hafl_f32le_host_order(void)

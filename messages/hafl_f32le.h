@@ -32,4 +32,8 @@ size_t hafl_f32le_first_nonfinite (const void *src, size_t n, float *value);
 //  Whether floats in wire order can be used where they lie (a little-endian host).
 bool hafl_f32le_host_order (void);
 
+//  For tests: run the portable loops even where the AVX2 ones could (true), or pick by CPU
+//  again (false), so both are checked on one machine. Not for use while other threads copy.
+void hafl_f32le_force_portable (bool on);
+
 #endif

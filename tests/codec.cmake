@@ -1,11 +1,11 @@
-# Wire codec tests (messages/). test_msg_codec also runs in the ASan+UBSan tree.
+# Wire codec tests (messages/). test_msg_codec and test_f32le also run in the ASan+UBSan tree.
 #
 # fuzz_msg_brief: the libFuzzer target tests/fuzz_msg_decode.c, built by clang with
 # -fsanitize=fuzzer,address,undefined straight from the codec sources (so it needs none of the
 # gcc-built libraries), plus a seed writer built from the same file. The test writes one seed
 # per message type into a fresh corpus folder and fuzzes for 30 seconds; any crash, leak or
 # sanitizer report fails it. A longer run is documented in messages/PROTOCOL.md.
-set_tests_properties(msg_codec PROPERTIES LABELS asan)
+set_tests_properties(msg_codec f32le PROPERTIES LABELS asan)
 
 if(NOT HAFL_SANITIZE)
   find_program(HAFL_CLANG NAMES clang clang-14)
