@@ -176,21 +176,19 @@ int hafl_wire_take_head(hafl_adapter_t *dst, const hafl_tensor_t *head, const ch
     return 0;
 }
 
-static int s_fill_term(hafl_rank1_t *t, uint32_t m, uint32_t k, float score, const float *b,
-                       const float *a, uint32_t d_out, uint32_t d_in)
+//  A term that borrows its factors from the adapter (the encoder copies them into the frame,
+//  and the message never frees or writes them).
+static void s_fill_term(hafl_rank1_t *t, uint32_t m, uint32_t k, float score, const float *b,
+                        const float *a, uint32_t d_out, uint32_t d_in)
 {
     t->matrix = m;
     t->k = k;
     t->score = score;
     t->d_out = d_out;
     t->d_in = d_in;
-    t->b = malloc((size_t)d_out * sizeof(float) + 1);
-    t->a = malloc((size_t)d_in * sizeof(float) + 1);
-    if (!t->b || !t->a)
-        return -1;
-    memcpy(t->b, b, (size_t)d_out * sizeof(float));
-    memcpy(t->a, a, (size_t)d_in * sizeof(float));
-    return 0;
+    t->b = (float *)(uintptr_t)b;
+    t->a = (float *)(uintptr_t)a;
+    t->borrowed = true;
 }
 
 hafl_rank1_t *hafl_wire_export_components(const hafl_adapter_t *src, const uint8_t *roles,
@@ -212,11 +210,8 @@ hafl_rank1_t *hafl_wire_export_components(const hafl_adapter_t *src, const uint8
             size_t slot = (size_t)m * R + k;
             if (roles && roles[slot] < min_role)
                 continue;
-            if (s_fill_term(&terms[j++], m, k, src->score[slot], hafl_adapter_b(src, m, k),
-                            hafl_adapter_a(src, m, k), L->matrices[m].d_out, L->matrices[m].d_in)) {
-                hafl_wire_free_rank1(&terms, count);
-                return NULL;
-            }
+            s_fill_term(&terms[j++], m, k, src->score[slot], hafl_adapter_b(src, m, k),
+                        hafl_adapter_a(src, m, k), L->matrices[m].d_out, L->matrices[m].d_in);
         }
     return terms;
 }
@@ -239,11 +234,8 @@ hafl_rank1_t *hafl_wire_export_merged(const hafl_adapter_t *src, const uint32_t 
     for (uint32_t m = 0; m < L->n_matrices; m++) {
         uint32_t d_out = L->matrices[m].d_out, d_in = L->matrices[m].d_in;
         for (uint32_t t = from ? from[m] : 0; t < src->n_merged[m]; t++)
-            if (s_fill_term(&terms[j++], m, t, 0.0f, src->mbt[m] + (size_t)t * d_out,
-                            src->ma[m] + (size_t)t * d_in, d_out, d_in)) {
-                hafl_wire_free_rank1(&terms, count);
-                return NULL;
-            }
+            s_fill_term(&terms[j++], m, t, 0.0f, src->mbt[m] + (size_t)t * d_out,
+                        src->ma[m] + (size_t)t * d_in, d_out, d_in);
     }
     return terms;
 }
@@ -251,16 +243,11 @@ hafl_rank1_t *hafl_wire_export_merged(const hafl_adapter_t *src, const uint32_t 
 int hafl_wire_export_head(const hafl_adapter_t *src, hafl_tensor_t *head)
 {
     const hafl_layout_t *L = &src->layout;
-    size_t count = (size_t)L->head_rows * L->head_cols;
     head->rows = L->head_rows;
     head->cols = L->head_cols;
-    head->data = NULL;
-    if (count == 0)
-        return 0;
-    head->data = malloc(count * sizeof(float));
-    if (!head->data)
-        return -1;
-    memcpy(head->data, src->head, count * sizeof(float));
+    bool empty = L->head_rows == 0 || L->head_cols == 0;
+    head->data = empty ? NULL : (float *)(uintptr_t)src->head;
+    head->borrowed = true;
     return 0;
 }
 
@@ -268,10 +255,11 @@ void hafl_wire_free_rank1(hafl_rank1_t **terms_p, uint32_t n)
 {
     if (!terms_p || !*terms_p)
         return;
-    for (uint32_t i = 0; i < n; i++) {
-        free((*terms_p)[i].b);
-        free((*terms_p)[i].a);
-    }
+    for (uint32_t i = 0; i < n; i++)
+        if (!(*terms_p)[i].borrowed) {
+            free((*terms_p)[i].b);
+            free((*terms_p)[i].a);
+        }
     free(*terms_p);
     *terms_p = NULL;
 }

@@ -11,8 +11,12 @@
 
     Ownership: hafl_wire_recv returns a message and (on ROUTER) an identity frame the caller owns;
     the message's tensors may be borrowed from its frames, so they live exactly as long as it
-    (copy what must outlive it, as the take functions do). hafl_wire_send never takes ownership. The rank-1 arrays returned by the export functions are
-    owned by the caller and are meant to be handed to a hafl_msg_t, which then frees them.
+    (copy what must outlive it, as the take functions do). hafl_wire_send never takes
+    ownership. The rank-1 arrays returned by the export functions are owned by the caller and
+    are meant to be handed to a hafl_msg_t, which then frees them; the factors and heads in
+    them are borrowed from the source adapter (marked so; the encoder copies them into the
+    frames, which is the only copy on the sending side), so a message built by the export
+    functions must be sent or destroyed before that adapter changes.
 */
 #ifndef HAFL_WIRE_H
 #define HAFL_WIRE_H
@@ -71,7 +75,7 @@ hafl_rank1_t *hafl_wire_export_components(const hafl_adapter_t *src, const uint8
                                           uint8_t min_role, uint32_t *n);
 //  Export merged terms of src from index from[m] (NULL: 0) to the end, per matrix in order.
 hafl_rank1_t *hafl_wire_export_merged(const hafl_adapter_t *src, const uint32_t *from, uint32_t *n);
-//  Copy src's head into a tensor (allocates data). 0 or -1.
+//  Point a tensor at src's head (borrowed, like the factors above). Returns 0.
 int hafl_wire_export_head(const hafl_adapter_t *src, hafl_tensor_t *head);
 //  Free a rank-1 array made above (when it was not handed to a message).
 void hafl_wire_free_rank1(hafl_rank1_t **terms_p, uint32_t n);
