@@ -6,6 +6,7 @@
 */
 #include "hafl_tokset.h"
 #include "hafl_clean.h"
+#include "hafl_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -353,7 +354,7 @@ static int s_make_dirs(const char *dir)
     return 0;
 }
 
-//  Atomic write: temporary file in the same folder, fsync, rename, fsync the folder.
+//  Atomic write (hafl_file.h) into its folder, created when missing.
 static int s_cache_write(const hafl_tokset_t *self, const char *dir, const char *path, char *reason,
                          size_t reasonlen)
 {
@@ -367,49 +368,9 @@ static int s_cache_write(const hafl_tokset_t *self, const char *dir, const char 
         snprintf(reason, reasonlen, "out of memory encoding the cache");
         return -1;
     }
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        snprintf(reason, reasonlen, "cannot create its temporary file: %s", strerror(errno));
-        free(buf);
-        return -1;
-    }
-    size_t done = 0;
-    while (done < size) {
-        ssize_t wrote = write(fd, buf + done, size - done);
-        if (wrote < 0 && errno == EINTR)
-            continue;
-        if (wrote <= 0)
-            break;
-        done += (size_t)wrote;
-    }
+    int rc = hafl_file_write_atomic(path, buf, size, reason, reasonlen);
     free(buf);
-    int rc = -1;
-    if (done != size)
-        snprintf(reason, reasonlen, "cannot write its temporary file: %s", strerror(errno));
-    else if (fchmod(fd, 0644) != 0 || fsync(fd) != 0)
-        snprintf(reason, reasonlen, "cannot sync its temporary file: %s", strerror(errno));
-    else
-        rc = 0;
-    if (close(fd) != 0 && rc == 0) {
-        snprintf(reason, reasonlen, "cannot close its temporary file: %s", strerror(errno));
-        rc = -1;
-    }
-    if (rc == 0 && rename(tmp, path) != 0) {
-        snprintf(reason, reasonlen, "cannot rename its temporary file: %s", strerror(errno));
-        rc = -1;
-    }
-    if (rc != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return 0;
+    return rc;
 }
 
 //  Reads the whole file if its size is at most cap; NULL with a reason otherwise.
