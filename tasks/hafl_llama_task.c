@@ -173,11 +173,43 @@ s_trainer_adapter (const void *impl)
     return hafl_lora_trainer_adapter (self->trainer);
 }
 
+//  State: Ibar [n] then Ubar [n], n = the LoRA trainer's importance size.
+static size_t
+s_trainer_state_size (const void *impl)
+{
+    const s_trainer_t *self = impl;
+    return 2 * hafl_lora_trainer_importance_size (self->trainer);
+}
+
+static void
+s_trainer_state_get (const void *impl, float *out)
+{
+    const s_trainer_t *self = impl;
+    size_t n = hafl_lora_trainer_importance_size (self->trainer);
+    hafl_lora_trainer_get_importance (self->trainer, out, out + n);
+}
+
+static int
+s_trainer_state_set (void *impl, const float *in, size_t n, char *err, size_t errlen)
+{
+    s_trainer_t *self = impl;
+    size_t half = hafl_lora_trainer_importance_size (self->trainer);
+    if (n != 2 * half) {
+        snprintf (err, errlen, "client %u: state of %zu floats, its trainer holds %zu",
+                  self->client, n, 2 * half);
+        return -1;
+    }
+    return hafl_lora_trainer_set_importance (self->trainer, in, in + half, half, err, errlen);
+}
+
 static const hafl_trainer_ops_t s_trainer_ops = {
     .load = s_trainer_load,
     .train = s_trainer_train,
     .adapter = s_trainer_adapter,
     .destroy = s_trainer_destroy,
+    .state_size = s_trainer_state_size,
+    .state_get = s_trainer_state_get,
+    .state_set = s_trainer_state_set,
 };
 
 static hafl_lora_trainer_t *

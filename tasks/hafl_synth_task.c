@@ -777,11 +777,54 @@ static const hafl_adapter_t *s_trainer_adapter(const void *impl)
     return ((const s_trainer_t *)impl)->adapter;
 }
 
+//  State: ibar_bt, ubar_bt, ibar_a, ubar_a, [R][D] each, in that order.
+static size_t s_trainer_state_size(const void *impl)
+{
+    const s_trainer_t *self = impl;
+    return 4 * (size_t)self->task->R * self->task->D;
+}
+
+static void s_trainer_state_get(const void *impl, float *out)
+{
+    const s_trainer_t *self = impl;
+    size_t rd = (size_t)self->task->R * self->task->D;
+    const float *parts[4] = {self->ibar_bt, self->ubar_bt, self->ibar_a, self->ubar_a};
+    for (int p = 0; p < 4; p++)
+        memcpy(out + p * rd, parts[p], rd * sizeof(float));
+}
+
+static int s_trainer_state_set(void *impl, const float *in, size_t n, char *err, size_t errlen)
+{
+    s_trainer_t *self = impl;
+    size_t rd = (size_t)self->task->R * self->task->D;
+    if (n != 4 * rd) {
+        snprintf(err, errlen,
+                 "synthetic task: client %u: state of %zu floats, its trainer holds %zu",
+                 self->client, n, 4 * rd);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!(in[i] >= 0.0f && isfinite(in[i]))) {
+            snprintf(err, errlen,
+                     "synthetic task: client %u: importance state entry %zu (%g) is not finite "
+                     "and >= 0",
+                     self->client, i, (double)in[i]);
+            return -1;
+        }
+    float *parts[4] = {self->ibar_bt, self->ubar_bt, self->ibar_a, self->ubar_a};
+    for (int p = 0; p < 4; p++)
+        memcpy(parts[p], in + p * rd, rd * sizeof(float));
+    return 0;
+}
+
 static const hafl_trainer_ops_t s_trainer_ops = {
     .load = s_trainer_load,
     .train = s_trainer_train,
     .adapter = s_trainer_adapter,
     .destroy = s_trainer_destroy,
+    .state_size = s_trainer_state_size,
+    .state_get = s_trainer_state_get,
+    .state_set = s_trainer_state_set,
 };
 
 static hafl_trainer_t *s_trainer_new(void *impl, uint32_t client, char *err, size_t errlen)

@@ -158,3 +158,21 @@ hafl_trainer_adapter (const hafl_trainer_t *self)
 {
     return self->ops->adapter (self->impl);
 }
+
+size_t
+hafl_trainer_state_size (const hafl_trainer_t *self)
+{
+    return self->ops->state_size (self->impl);
+}
+
+void
+hafl_trainer_state_get (const hafl_trainer_t *self, float *out)
+{
+    self->ops->state_get (self->impl, out);
+}
+
+int
+hafl_trainer_state_set (hafl_trainer_t *self, const float *in, size_t n, char *err, size_t errlen)
+{
+    return self->ops->state_set (self->impl, in, n, err, errlen);
+}

@@ -70,6 +70,11 @@ typedef struct {
                   size_t errlen);
     const hafl_adapter_t *(*adapter) (const void *impl);
     void (*destroy) (void *impl);
+    //  Cross-round state as n floats (see hafl_trainer_state_size): its size, a copy of it,
+    //  and its restoration (0, or -1 with a reason when n or a value is not acceptable).
+    size_t (*state_size) (const void *impl);
+    void (*state_get) (const void *impl, float *out);
+    int (*state_set) (void *impl, const float *in, size_t n, char *err, size_t errlen);
 } hafl_trainer_ops_t;
 
 //  Build the task the topology names (model/kind). NULL with a reason in err.
@@ -114,5 +119,17 @@ int hafl_trainer_train (hafl_trainer_t *self, const hafl_train_opts_t *opts,
                         hafl_train_stats_t *stats, char *err, size_t errlen);
 //  The local adapter (factors, scores, head), valid until the next call on this trainer.
 const hafl_adapter_t *hafl_trainer_adapter (const hafl_trainer_t *self);
+
+//  The trainer's state that outlives a round, as n = hafl_trainer_state_size floats: the
+//  importance EMAs Ibar and Ubar of every adapter entry (docs/METHOD.md section 2). Everything
+//  else a trainer holds is replaced at each load (factors, scores, head, merged terms, roles)
+//  or restarts with each round (the batch order; the AdamW moments, which the hafl server
+//  always resets with ROUND.fresh_optimizer). A resumed run saves and restores a client with
+//  these (actors/hafl_client_state.h). _state_set refuses another size or a value that is not
+//  finite and >= 0.
+size_t hafl_trainer_state_size (const hafl_trainer_t *self);
+void hafl_trainer_state_get (const hafl_trainer_t *self, float *out);
+int hafl_trainer_state_set (hafl_trainer_t *self, const float *in, size_t n, char *err,
+                            size_t errlen);
 
 #endif

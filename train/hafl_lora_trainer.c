@@ -29,6 +29,7 @@
 #include "hafl_swiglu.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -856,6 +857,35 @@ void hafl_lora_trainer_reset_importance(hafl_lora_trainer_t *self)
 {
     memset(self->ibar, 0, self->n_fac * sizeof(float));
     memset(self->ubar, 0, self->n_fac * sizeof(float));
+}
+
+size_t hafl_lora_trainer_importance_size(const hafl_lora_trainer_t *self)
+{
+    return self->n_fac;
+}
+
+void hafl_lora_trainer_get_importance(const hafl_lora_trainer_t *self, float *ibar, float *ubar)
+{
+    memcpy(ibar, self->ibar, self->n_fac * sizeof(float));
+    memcpy(ubar, self->ubar, self->n_fac * sizeof(float));
+}
+
+int hafl_lora_trainer_set_importance(hafl_lora_trainer_t *self, const float *ibar,
+                                     const float *ubar, size_t n, char *err, size_t errlen)
+{
+    if (n != self->n_fac) {
+        snprintf(err, errlen, "importance state has %zu entries, the trainer %zu", n, self->n_fac);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!(ibar[i] >= 0.0f && ibar[i] <= FLT_MAX) || !(ubar[i] >= 0.0f && ubar[i] <= FLT_MAX)) {
+            snprintf(err, errlen, "importance entry %zu (Ibar %g, Ubar %g) is not finite and >= 0",
+                     i, (double)ibar[i], (double)ubar[i]);
+            return -1;
+        }
+    memcpy(self->ibar, ibar, n * sizeof(float));
+    memcpy(self->ubar, ubar, n * sizeof(float));
+    return 0;
 }
 
 //  --------------------------------------------------------------------------------------------

@@ -93,6 +93,14 @@ int hafl_lora_trainer_load(hafl_lora_trainer_t *self, const hafl_adapter_t *adap
 void hafl_lora_trainer_reset_optimizer(hafl_lora_trainer_t *self);
 //  Forget the importance EMAs (Ibar, Ubar) of every entry.
 void hafl_lora_trainer_reset_importance(hafl_lora_trainer_t *self);
+//  The importance EMAs, for saving and restoring them across processes (a resumed run):
+//  ibar and ubar are [n] each with n = _importance_size, in the flat factor order (per matrix
+//  m: its B^T [R][d_out], then its A [R][d_in]). _set checks n and that every value is finite
+//  and >= 0 (they are averages of absolute values); 0, or -1 with the first bad entry in err.
+size_t hafl_lora_trainer_importance_size(const hafl_lora_trainer_t *self);
+void hafl_lora_trainer_get_importance(const hafl_lora_trainer_t *self, float *ibar, float *ubar);
+int hafl_lora_trainer_set_importance(hafl_lora_trainer_t *self, const float *ibar,
+                                     const float *ubar, size_t n, char *err, size_t errlen);
 
 //  One optimiser step on a batch: tokens [B][T], lengths [B], labels [B]; lr > 0, wd >= 0.
 //  stats (may be NULL) gets the batch's loss and correct count before the update.
