@@ -12,13 +12,13 @@
 #include "hafl_logger.h"
 #include "hafl_rng.h"
 #include "hafl_scheme.h"
+#include "hafl_server_state.h"
 #include "hafl_strategy.h"
 #include "hafl_traffic.h"
 #include "hafl_wire.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -226,63 +226,48 @@ static void s_welcome(s_self_t *self, zframe_t *identity, uint32_t index, hafl_t
 //  ---------------------------------------------------------------------------------------
 //  Files
 
-static int s_write_atomic(const char *path, const char *text)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return -1;
-    size_t len = strlen(text);
-    bool ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path)) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
+//  Checkpoint of this round: checkpoint.bin (the global adapter), then checkpoint.state (the
+//  rest of the server's cross-round state, with the adapter's digest; hafl_server_state.h).
 static void s_checkpoint(s_self_t *self)
 {
     uint32_t every = self->topo->server.checkpoint_every;
     if (every == 0 || self->round % every != 0)
         return;
-    char path[4096], err[256], state[256];
-    snprintf(path, sizeof path, "%s/checkpoint.bin", self->args->run_dir);
+    char path[4096], err[256];
+    snprintf(path, sizeof path, "%s/%s", self->args->run_dir, HAFL_CHECKPOINT_ADAPTER);
     if (hafl_adapter_save(self->global, path, err, sizeof err)) {
         s_log_text(self, (int32_t)self->round, "checkpoint-failed", "reason", err);
         return;
     }
-    snprintf(path, sizeof path, "%s/checkpoint.state", self->args->run_dir);
-    snprintf(state, sizeof state, "round %u\nstrategy %s\n", self->round, self->strategy);
-    if (s_write_atomic(path, state))
-        s_log_text(self, (int32_t)self->round, "checkpoint-failed", "reason", strerror(errno));
+    hafl_server_state_t *state = hafl_server_state_new(self->count);
+    if (!state) {
+        s_log_text(self, (int32_t)self->round, "checkpoint-failed", "reason", "out of memory");
+        return;
+    }
+    state->round = self->round;
+    snprintf(state->strategy, sizeof state->strategy, "%s", self->strategy);
+    snprintf(state->pending_swap, sizeof state->pending_swap, "%s", self->pending_swap);
+    hafl_adapter_digest(self->global, state->adapter);
+    state->up = self->total_up;
+    state->down = self->total_down;
+    state->malformed = self->malformed;
+    state->unexpected = self->unexpected;
+    state->late = self->late_total;
+    for (uint32_t i = 0; i < self->count; i++) {
+        state->clients[i].down_until = self->clients[i].down_until;
+        state->clients[i].ctl_drop = self->clients[i].ctl_drop;
+        state->clients[i].ctl_straggle_ms = self->clients[i].ctl_straggle_ms;
+    }
+    snprintf(path, sizeof path, "%s/%s", self->args->run_dir, HAFL_CHECKPOINT_STATE);
+    if (hafl_server_state_save(state, path, err, sizeof err))
+        s_log_text(self, (int32_t)self->round, "checkpoint-failed", "reason", err);
+    hafl_server_state_destroy(&state);
 }
 
-//  Resume: load checkpoint.bin and checkpoint.state from a previous run folder.
-static int s_resume(s_self_t *self, const char *dir, char *err, size_t errlen)
+//  The checkpoint's adapter layout against ours; reason in mismatch when they differ.
+static bool s_same_layout(const s_self_t *self, const hafl_adapter_t *loaded, char *mismatch,
+                          size_t mismatchlen)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/checkpoint.state", dir);
-    FILE *file = fopen(path, "r");
-    if (!file) {
-        snprintf(err, errlen, "%.200s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    unsigned round = 0;
-    char strategy[64] = "";
-    int got = fscanf(file, "round %u\nstrategy %63s\n", &round, strategy);
-    fclose(file);
-    if (got != 2 || round == 0 || !hafl_strategy_known(strategy)) {
-        snprintf(err, errlen, "%.200s: expected 'round N' and 'strategy NAME' lines", path);
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
-    hafl_adapter_t *loaded = hafl_adapter_load(path, err, errlen);
-    if (!loaded)
-        return -1;
-    char mismatch[256];
     hafl_welcome_t w = {0};
     w.rank = loaded->layout.rank;
     w.scale = loaded->layout.scale;
@@ -296,18 +281,66 @@ static int s_resume(s_self_t *self, const char *dir, char *err, size_t errlen)
         mats[m].d_in = loaded->layout.matrices[m].d_in;
     }
     w.matrices = mats;
-    bool same = mats && hafl_wire_layout_matches(&w, &self->layout, mismatch, sizeof mismatch);
+    snprintf(mismatch, mismatchlen, "out of memory");
+    bool same = mats && hafl_wire_layout_matches(&w, &self->layout, mismatch, mismatchlen);
     free(mats);
-    if (!same || hafl_adapter_copy_from(self->global, loaded)) {
-        snprintf(err, errlen, "%.100s: layout differs: %.120s", path, mismatch);
-        hafl_adapter_destroy(&loaded);
+    return same;
+}
+
+//  Resume: load checkpoint.state and checkpoint.bin from a previous run folder, check that
+//  they belong together and to this federation, and take over the state.
+static int s_resume(s_self_t *self, const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, HAFL_CHECKPOINT_STATE);
+    hafl_server_state_t *state = hafl_server_state_load(path, err, errlen);
+    if (!state)
+        return -1;
+    if (state->n_clients != self->count) {
+        snprintf(err, errlen, "%.200s: %u clients, the topology has clients/count %u", path,
+                 state->n_clients, self->count);
+        hafl_server_state_destroy(&state);
         return -1;
     }
+    snprintf(path, sizeof path, "%s/%s", dir, HAFL_CHECKPOINT_ADAPTER);
+    hafl_adapter_t *loaded = hafl_adapter_load(path, err, errlen);
+    if (!loaded) {
+        hafl_server_state_destroy(&state);
+        return -1;
+    }
+    char mismatch[256];
+    uint8_t digest[32];
+    hafl_adapter_digest(loaded, digest);
+    int rc = -1;
+    if (memcmp(digest, state->adapter, 32) != 0)
+        snprintf(err, errlen,
+                 "%.150s: not the adapter %s describes (round %u): the two come from "
+                 "different rounds",
+                 path, HAFL_CHECKPOINT_STATE, state->round);
+    else if (!s_same_layout(self, loaded, mismatch, sizeof mismatch) ||
+             hafl_adapter_copy_from(self->global, loaded))
+        snprintf(err, errlen, "%.100s: layout differs: %.120s", path, mismatch);
+    else
+        rc = 0;
     hafl_adapter_destroy(&loaded);
-    self->first_round = round + 1;
-    self->round = round;
-    snprintf(self->strategy, sizeof self->strategy, "%s", strategy);
-    return 0;
+    if (rc == 0) {
+        self->first_round = state->round + 1;
+        self->round = state->round;
+        snprintf(self->strategy, sizeof self->strategy, "%s", state->strategy);
+        snprintf(self->pending_swap, sizeof self->pending_swap, "%s", state->pending_swap);
+        self->total_up = state->up;
+        self->total_down = state->down;
+        self->malformed = state->malformed;
+        self->unexpected = state->unexpected;
+        self->late_total = state->late;
+        for (uint32_t i = 0; i < self->count; i++) {
+            self->clients[i].down_until = state->clients[i].down_until;
+            self->clients[i].ctl_drop = state->clients[i].ctl_drop;
+            self->clients[i].ctl_straggle_ms = state->clients[i].ctl_straggle_ms;
+        }
+    }
+    hafl_server_state_destroy(&state);
+    return rc;
 }
 
 static void s_csv_header(s_self_t *self)
