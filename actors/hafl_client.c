@@ -4,12 +4,14 @@
     a straggle) -> IDLE; any -> CRASHED (socket dropped, rejoin timer) -> JOINING; any -> DONE.
 */
 #include "hafl_client.h"
+#include "hafl_client_state.h"
 #include "hafl_faults.h"
 #include "hafl_logger.h"
 #include "hafl_pool.h"
 #include "hafl_wire.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef enum { S_JOINING, S_IDLE, S_TRAINING, S_HOLDING, S_CRASHED, S_DONE } s_phase_t;
@@ -47,6 +49,8 @@ typedef struct {
     hafl_events_t *events;
     uint64_t malformed;
     char run_id[HAFL_MSG_MAX_NAME];
+    const char *state_dir; //  where its state files go; NULL: none (hafl_client_state.h)
+    bool resume_pending;   //  restore from args->resume_dir at the first ROUND
 } s_self_t;
 
 static void s_log(s_self_t *self, int32_t round, const char *event, const char *key,
@@ -63,6 +67,69 @@ static void s_log(s_self_t *self, int32_t round, const char *event, const char *
 }
 
 static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg);
+
+//  Save the state as it stands after `round` (the trainer's EMAs, or fresh without a trainer)
+//  and drop the files no checkpoint can need any more: all but this one and the newest at or
+//  before the last checkpoint round before it. On failure, forget every file (see header).
+static int s_save_state(s_self_t *self, uint32_t round, char *err, size_t errlen)
+{
+    if (!self->state_dir)
+        return 0;
+    size_t n = self->trainer ? hafl_trainer_state_size(self->trainer) : 0;
+    float *values = n ? malloc(n * sizeof(float)) : NULL;
+    int rc = -1;
+    if (n && !values)
+        snprintf(err, errlen, "client %u: out of memory for its state", self->index);
+    else {
+        if (n)
+            hafl_trainer_state_get(self->trainer, values);
+        rc = hafl_client_state_save(self->state_dir, self->index, round, values, n, err, errlen);
+    }
+    free(values);
+    if (rc) {
+        hafl_client_state_forget(self->state_dir, self->index);
+        return -1;
+    }
+    uint32_t every = self->topology->server.checkpoint_every;
+    uint32_t last_checkpoint = round > 0 ? (round - 1) / every * every : 0;
+    hafl_client_state_prune(self->state_dir, self->index, round, last_checkpoint);
+    return 0;
+}
+
+//  During the run a failed save is logged and the run goes on (see header).
+static void s_save_state_or_log(s_self_t *self, uint32_t round)
+{
+    char err[256];
+    if (s_save_state(self, round, err, sizeof err))
+        s_log(self, (int32_t)round, "state-save-failed", "reason", err);
+}
+
+//  Take the newest state at or before `round` from the resume folder, and keep a copy of it in
+//  our own folder so this run can be resumed in turn.
+static int s_restore_state(s_self_t *self, uint32_t round, char *err, size_t errlen)
+{
+    const char *dir = self->args->resume_dir;
+    hafl_client_state_t *state = hafl_client_state_load(dir, self->index, round, err, errlen);
+    if (!state)
+        return -1;
+    int rc = 0;
+    if (state->n > 0 && !self->trainer &&
+        !(self->trainer = hafl_trainer_new(self->task, self->index, err, errlen)))
+        rc = -1;
+    if (rc == 0 && state->n > 0) {
+        char why[200];
+        if (hafl_trainer_state_set(self->trainer, state->values, state->n, why, sizeof why)) {
+            char path[4300];
+            hafl_client_state_path(dir, self->index, state->round, path, sizeof path);
+            snprintf(err, errlen, "%.200s: %s", path, why);
+            rc = -1;
+        }
+    }
+    if (rc == 0 && self->state_dir && strcmp(self->state_dir, dir) != 0)
+        rc = s_save_state(self, state->round, err, errlen);
+    hafl_client_state_destroy(&state);
+    return rc;
+}
 
 static void s_stop_timer(s_self_t *self, int *timer)
 {
@@ -174,6 +241,7 @@ static void s_crash(s_self_t *self, uint32_t round)
     }
     self->phase = S_CRASHED;
     self->rejoining = true;
+    s_save_state_or_log(self, round);
     zloop_timer(self->loop, 1, 1, s_on_rejoin, self);
 }
 
@@ -221,6 +289,19 @@ static void s_start_round(s_self_t *self, hafl_msg_t **msg_p)
     hafl_msg_t *msg = *msg_p;
     *msg_p = NULL;
     const hafl_round_t *r = &msg->u.round;
+    if (self->resume_pending) {
+        //  No checkpoint round was known at start: the state to resume is the one after the
+        //  round before the first ROUND (see header).
+        char err[512];
+        self->resume_pending = false;
+        if (s_restore_state(self, r->round - 1, err, sizeof err)) {
+            s_log(self, (int32_t)r->round, "resume-failed", "reason", err);
+            fprintf(stderr, "%s: %s\n", self->name, err);
+            hafl_msg_destroy(&msg);
+            s_done(self, err);
+            return;
+        }
+    }
     if (self->held) {
         //  An older round's upload is still held back: it is late now; let the server log it.
         s_stop_timer(self, &self->held_timer);
@@ -303,8 +384,11 @@ static int s_on_pool(zloop_t *loop, zsock_t *sock, void *arg)
     if (job != &self->job)
         return 0;
     self->job_out = false;
+    //  The training changed the state whatever comes next (an upload, an abandoned or failed
+    //  round, the end of the run): save it before anything leaves.
+    s_save_state_or_log(self, self->job_round);
     if (self->phase != S_TRAINING)
-        return 0; //  the run ended (or the client crashed) while it trained
+        return 0; //  the run ended while it trained
     self->phase = S_IDLE;
     if (self->pending_round) {
         s_log(self, (int32_t)self->job_round, "abandoned", "reason", "a newer round arrived");
@@ -436,6 +520,14 @@ void hafl_client_actor(zsock_t *pipe, void *args_)
     } else
         snprintf(args->err, sizeof args->err, "client index %u is not below clients/count %u",
                  args->index, args->topology->clients.count);
+    if (ok && args->state_dir && args->state_dir[0] && args->topology->server.checkpoint_every)
+        self->state_dir = args->state_dir;
+    if (ok && args->resume_dir && args->resume_round == 0)
+        self->resume_pending = true;
+    else if (ok && args->resume_dir)
+        ok = s_restore_state(self, args->resume_round, args->err, sizeof args->err) == 0;
+    else if (ok)
+        ok = s_save_state(self, 0, args->err, sizeof args->err) == 0;
     if (ok) {
         zloop_set_nonstop(self->loop, true);
         zloop_reader(self->loop, pipe, hafl_wire_pipe_term, self);

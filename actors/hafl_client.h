@@ -10,6 +10,18 @@
     rejoins with rejoin = true. A ROUND that arrives while an older one is still training makes
     the older one abandoned (logged, never uploaded).
 
+    State across a resume (hafl_client_state.h): with state_dir set and checkpoints on
+    (server/checkpoint_every > 0), the client writes its cross-round state (the trainer's
+    importance EMAs) into state_dir at start (round 0, fresh), whenever a training job comes
+    back (before its upload leaves, so a checkpoint of that round always finds it) and when it
+    crashes (fresh again), keeping the files a checkpoint may still need. A failed write is
+    logged (state-save-failed) and removes the client's files, so a resume from there refuses
+    instead of continuing from an older state. With resume_dir set, it starts from its newest
+    state in resume_dir at or before resume_round, and copies it into state_dir; a missing or
+    corrupt file fails the start with a one-line reason naming it. When resume_round is 0 (a
+    client host whose folder has no checkpoint.state) the bound is the round before the first
+    ROUND it receives, and a failure there ends the actor with that reason.
+
     Ends when the server sends REJECT: the actor then sends "DONE" s(reason) on its pipe and
     waits for $TERM. Pipe commands: $TERM.
 */
@@ -33,6 +45,9 @@ typedef struct {
     int64_t max_msg_bytes;           //  inbound frame cap
     const uint8_t *digest;           //  base digest to announce; NULL: the task's own
     const hafl_security_t *security; //  CURVE client role on tcp; NULL or off: none
+    const char *state_dir;           //  run folder to keep its state in; NULL: none
+    const char *resume_dir;          //  run folder to take its state from; NULL: fresh
+    uint32_t resume_round;           //  the checkpoint's round; 0: before its first ROUND
     //  Out: 0 once started, -1 with err.
     int status;
     char err[256];

@@ -6,6 +6,7 @@
 #include "hafl_msg.h"
 #include "hafl_pool.h"
 #include "hafl_server.h"
+#include "hafl_server_state.h"
 
 #include <cblas.h>
 #include <czmq.h>
@@ -69,8 +70,9 @@ static int s_mkdirs(const char *path)
     return mkdir(buffer, 0755) && errno != EEXIST ? -1 : 0;
 }
 
-int hafl_node_make_run_dir(const hafl_topology_t *t, char *dir, size_t dirlen, char *err,
-                           size_t errlen)
+//  logger/run_dir/NAME-STAMP[-SUFFIX][-N] (N from 2 when the name is taken).
+static int s_make_run_dir(const hafl_topology_t *t, const char *suffix, char *dir, size_t dirlen,
+                          char *err, size_t errlen)
 {
     if (s_mkdirs(t->logger.run_dir)) {
         snprintf(err, errlen, "logger/run_dir: cannot create %s: %s", t->logger.run_dir,
@@ -82,11 +84,14 @@ int hafl_node_make_run_dir(const hafl_topology_t *t, char *dir, size_t dirlen, c
     gmtime_r(&now, &utc);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+    char name[256];
+    snprintf(name, sizeof name, "%s-%s%s%s", t->name, stamp, suffix ? "-" : "",
+             suffix ? suffix : "");
     for (int attempt = 1; attempt < 1000; attempt++) {
         if (attempt == 1)
-            snprintf(dir, dirlen, "%s/%s-%s", t->logger.run_dir, t->name, stamp);
+            snprintf(dir, dirlen, "%s/%s", t->logger.run_dir, name);
         else
-            snprintf(dir, dirlen, "%s/%s-%s-%d", t->logger.run_dir, t->name, stamp, attempt);
+            snprintf(dir, dirlen, "%s/%s-%d", t->logger.run_dir, name, attempt);
         if (mkdir(dir, 0755) == 0)
             return 0;
         if (errno != EEXIST)
@@ -95,6 +100,30 @@ int hafl_node_make_run_dir(const hafl_topology_t *t, char *dir, size_t dirlen, c
     snprintf(err, errlen, "cannot create a run folder in %s: %s", t->logger.run_dir,
              strerror(errno));
     return -1;
+}
+
+int hafl_node_make_run_dir(const hafl_topology_t *t, char *dir, size_t dirlen, char *err,
+                           size_t errlen)
+{
+    return s_make_run_dir(t, NULL, dir, dirlen, err, errlen);
+}
+
+//  The round of the checkpoint in a resume folder, for the clients (hafl_client.h): 0 when the
+//  folder has no checkpoint.state and this node has no server (a client host's own folder).
+static int s_resume_round(const hafl_node_t *self, const char *dir, uint32_t *round, char *err,
+                          size_t errlen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, HAFL_CHECKPOINT_STATE);
+    *round = 0;
+    if (!self->group.server && access(path, F_OK) != 0)
+        return 0;
+    hafl_server_state_t *state = hafl_server_state_load(path, err, errlen);
+    if (!state)
+        return -1;
+    *round = state->round;
+    hafl_server_state_destroy(&state);
+    return 0;
 }
 
 //  Many in-process clients need many sockets and file descriptors (each socket has a mailbox).
@@ -153,6 +182,11 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
         snprintf(self->run_id, sizeof self->run_id, "%.63s", slash ? slash + 1 : self->run_dir);
     }
     hafl_placement_endpoints(t, in_process, self->run_id, &self->endpoints);
+    //  Clients on a host without the server keep their state in a run folder of their own.
+    bool has_clients = self->group.client_first <= self->group.client_last;
+    if (!self->run_dir[0] && has_clients && t->server.checkpoint_every > 0 &&
+        s_make_run_dir(t, self->group.name, self->run_dir, sizeof self->run_dir, err, errlen))
+        goto fail;
     //  One security context per process; its authenticator (server side) must run before any
     //  socket is armed, and it outlives every actor.
     self->security = hafl_security_new(t, err, errlen);
@@ -212,6 +246,10 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
             goto fail;
         }
     }
+    uint32_t resume_round = 0;
+    if (n_clients > 0 && opts->resume &&
+        s_resume_round(self, opts->resume, &resume_round, err, errlen))
+        goto fail;
     if (n_clients > 0) {
         self->pool = hafl_pool_new(opts->slots);
         self->clients = calloc(n_clients, sizeof(zactor_t *));
@@ -230,6 +268,9 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
             ca->pool = hafl_pool_endpoint(self->pool);
             ca->max_msg_bytes = cap;
             ca->security = self->security;
+            ca->state_dir = self->run_dir[0] ? self->run_dir : NULL;
+            ca->resume_dir = opts->resume;
+            ca->resume_round = resume_round;
             self->clients[j] = hafl_client_new(ca);
             if (!self->clients[j]) {
                 snprintf(err, errlen, "%s", ca->err[0] ? ca->err : "client: cannot start");

@@ -9,7 +9,14 @@
     rewritten line when it is a terminal, one plain line per round otherwise.
 
     The node hosting the server creates the run folder (logger/run_dir/NAME-UTCSTAMP) unless
-    one is given; the folder's name is the run id.
+    one is given; the folder's name is the run id. A node with clients but without the server
+    and without a given folder (a client host) creates logger/run_dir/NAME-UTCSTAMP-GROUP when
+    checkpoints are on, for its clients' state files (hafl_client_state.h).
+
+    Resume (opts.resume): the server starts from the folder's checkpoint (hafl_server.h) and
+    every client from its state file there at or before the checkpoint's round (hafl_client.h);
+    on a client host the folder is that host's own earlier run folder, which has no
+    checkpoint.state, and each client then takes the state before the first round it is sent.
 
     Threads: BLAS is set single-threaded (the compute pool gives parallelism, and results must
     not depend on thread counts). Ownership: _new returns a node the caller owns.
@@ -30,7 +37,7 @@ typedef struct {
     const char *group;               //  placement group to run; NULL: everything, inproc
     const char *run_dir;             //  NULL: create one (server group only)
     const char *run_id;              //  NULL: the run folder's name
-    const char *resume;              //  run folder to resume from, or NULL
+    const char *resume;              //  run folder to resume from (see above), or NULL
     FILE *progress;                  //  NULL: print nothing
     uint32_t slots;                  //  compute pool size; 0: number of cores
 } hafl_node_opts_t;
@@ -47,7 +54,8 @@ void hafl_node_destroy(hafl_node_t **self_p);
 //  server) and reason a one-line account.
 int hafl_node_wait(hafl_node_t *self, char hex[65], char *reason, size_t reasonlen);
 
-//  The run folder and id ("" when the node does not host the server), and the endpoints.
+//  The run folder ("" when the node has neither the server nor a client state folder), the
+//  run id ("" when the node does not host the server and was given none), and the endpoints.
 const char *hafl_node_run_dir(const hafl_node_t *self);
 const char *hafl_node_run_id(const hafl_node_t *self);
 const hafl_endpoints_t *hafl_node_endpoints(const hafl_node_t *self);

@@ -18,7 +18,10 @@
     dropped and logged as late.
 
     Run folder (run_dir): rounds.csv, checkpoint.bin + checkpoint.state after each round
-    (server/checkpoint_every), final_adapter.bin at the end.
+    (server/checkpoint_every; hafl_server_state.h), final_adapter.bin at the end. With resume
+    set, it starts from the checkpoint of that folder: the adapter, the round, the strategy and
+    a pending swap, each client's crash exclusion and pending runtime faults, and the
+    cumulative traffic and counters; the clients restore their own state (hafl_client.h).
 
     Pipe: in "$TERM", "STOP" (end now, cleanly). Out, unsolicited: "PROGRESS" followed by the
     string frames round, rounds, accuracy, loss, bytes up, bytes down, round wall ms, reported,

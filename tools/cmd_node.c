@@ -14,7 +14,7 @@
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: hafl node FILE --host NAME [--set KEY=VALUE]... [--run-dir DIR]\n"
-                 "                 [--run-id ID] [--slots N]\n"
+                 "                 [--run-id ID] [--resume RUNDIR] [--slots N]\n"
                  "\n"
                  "Run the actors placed on host NAME (placement/hosts/NAME) until the federation\n"
                  "ends. Without placement/hosts the groups are server, evaluator, clients-0 and\n"
@@ -23,8 +23,11 @@ static void s_usage(FILE *out)
                  "options:\n"
                  "  --host NAME      the host or group to run (required)\n"
                  "  --set KEY=VALUE  override a topology key\n"
-                 "  --run-dir DIR    run folder to use (server host; default: a new one)\n"
+                 "  --run-dir DIR    run folder to use (default: a new one on the server's\n"
+                 "                   host, and on a client host for its clients' state)\n"
                  "  --run-id ID      run id (default: the run folder's name)\n"
+                 "  --resume RUNDIR  continue from an earlier run folder of this host: the\n"
+                 "                   server's checkpoint, the clients' state files\n"
                  "  --slots N        compute slots (default: number of cores)\n"
                  "  --child          started by `hafl run` (which prints the digest itself)\n"
                  "  --help           this text\n"
@@ -41,7 +44,7 @@ int hafl_cmd_node(int argc, char **argv)
         fprintf(stderr, "hafl node: %s\n", terr.text);
         return HAFL_EXIT_USAGE;
     }
-    const char *file = NULL, *host = NULL, *run_dir = NULL, *run_id = NULL;
+    const char *file = NULL, *host = NULL, *run_dir = NULL, *run_id = NULL, *resume = NULL;
     bool child = false;
     unsigned slots = 0;
     int rc = HAFL_EXIT_USAGE;
@@ -56,6 +59,8 @@ int hafl_cmd_node(int argc, char **argv)
             run_dir = argv[++i];
         else if (streq(argv[i], "--run-id") && i + 1 < argc)
             run_id = argv[++i];
+        else if (streq(argv[i], "--resume") && i + 1 < argc)
+            resume = argv[++i];
         else if (streq(argv[i], "--child"))
             child = true;
         else if (streq(argv[i], "--slots") && i + 1 < argc) {
@@ -88,6 +93,7 @@ int hafl_cmd_node(int argc, char **argv)
     opts.group = host;
     opts.run_dir = run_dir;
     opts.run_id = run_id;
+    opts.resume = resume;
     opts.progress = stdout;
     opts.slots = slots;
     hafl_node_t *node = hafl_node_new(&opts, err, sizeof err);
@@ -95,9 +101,15 @@ int hafl_cmd_node(int argc, char **argv)
         fprintf(stderr, "hafl node %s: %s\n", host, err);
         rc = strstr(err, "placement") ? HAFL_EXIT_USAGE : HAFL_EXIT_FAILURE;
     } else {
+        if (hafl_node_run_dir(node)[0] && !child) {
+            printf("folder %s\n", hafl_node_run_dir(node));
+            fflush(stdout);
+        }
         int wrc = hafl_node_wait(node, hex, reason, sizeof reason);
         if (hex[0] && !child)
-            printf("final adapter sha256 %s\nrun folder %s\n", hex, hafl_node_run_dir(node));
+            printf("final adapter sha256 %s\n", hex);
+        if (hafl_node_run_dir(node)[0] && !child)
+            printf("run folder %s\n", hafl_node_run_dir(node));
         if (wrc)
             fprintf(stderr, "hafl node %s: %s\n", host, reason);
         hafl_node_destroy(&node);

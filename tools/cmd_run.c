@@ -6,11 +6,19 @@
     placement group (hafl_placement.h) over ipc:// or loopback tcp://, passing each the run
     folder, the run id and the resolved endpoints, and waits for them. Either way it ends by
     printing `final adapter sha256 <hex>`, the digest the server also logs.
+
+    --resume RUNDIR continues a run from the checkpoint in RUNDIR (hafl_server_state.h) with
+    every client's saved state (hafl_client_state.h), into a new run folder, in either mode;
+    with --processes the launcher checks the checkpoint and every client's state file first,
+    so a missing or corrupt one is refused before any node starts, and hands RUNDIR to each
+    node.
 */
 #include "hafl_cmd.h"
 #include "hafl_adapter.h"
+#include "hafl_client_state.h"
 #include "hafl_node.h"
 #include "hafl_placement.h"
+#include "hafl_server_state.h"
 #include "hafl_topology.h"
 
 #include <czmq.h>
@@ -123,11 +131,39 @@ typedef struct {
     bool done;
 } s_child_t;
 
+//  Before any node starts: the checkpoint's state and every client's state file at or before
+//  its round must be readable and intact. 0, or -1 with the first problem in err.
+static int s_check_resume(const hafl_topology_t *t, const char *dir, char *err, size_t errlen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, HAFL_CHECKPOINT_STATE);
+    hafl_server_state_t *state = hafl_server_state_load(path, err, errlen);
+    if (!state)
+        return -1;
+    int rc = 0;
+    if (state->n_clients != t->clients.count) {
+        snprintf(err, errlen, "%.200s: %u clients, the topology has clients/count %u", path,
+                 state->n_clients, t->clients.count);
+        rc = -1;
+    }
+    for (uint32_t i = 0; rc == 0 && i < t->clients.count; i++) {
+        hafl_client_state_t *client = hafl_client_state_load(dir, i, state->round, err, errlen);
+        rc = client ? 0 : -1;
+        hafl_client_state_destroy(&client);
+    }
+    hafl_server_state_destroy(&state);
+    return rc;
+}
+
 //  The launcher of --processes: one `hafl node` per placement group.
 static int s_run_processes(const hafl_topology_t *t, const char *file, const char *const *overrides,
-                           size_t n_overrides, uint32_t slots)
+                           size_t n_overrides, uint32_t slots, const char *resume)
 {
     char run_dir[4096], err[512];
+    if (resume && s_check_resume(t, resume, err, sizeof err)) {
+        fprintf(stderr, "hafl run: %s\n", err);
+        return HAFL_EXIT_FAILURE;
+    }
     if (hafl_node_make_run_dir(t, run_dir, sizeof run_dir, err, sizeof err)) {
         fprintf(stderr, "hafl run: %s\n", err);
         return HAFL_EXIT_FAILURE;
@@ -187,6 +223,10 @@ static int s_run_processes(const hafl_topology_t *t, const char *file, const cha
         argv[argc++] = "--slots";
         argv[argc++] = slots_text;
         argv[argc++] = "--child";
+        if (resume) {
+            argv[argc++] = "--resume";
+            argv[argc++] = (char *)resume;
+        }
         for (size_t i = 0; i < n_overrides; i++) {
             argv[argc++] = "--set";
             argv[argc++] = (char *)overrides[i];
@@ -318,13 +358,9 @@ int hafl_cmd_run(int argc, char **argv)
         return HAFL_EXIT_USAGE;
     }
     int rc;
-    if (processes || t->placement.mode != HAFL_PLACEMENT_INPROC) {
-        if (resume) {
-            fprintf(stderr, "hafl run: --resume works in-process only\n");
-            rc = HAFL_EXIT_USAGE;
-        } else
-            rc = s_run_processes(t, file, overrides, n_overrides, slots);
-    } else {
+    if (processes || t->placement.mode != HAFL_PLACEMENT_INPROC)
+        rc = s_run_processes(t, file, overrides, n_overrides, slots, resume);
+    else {
         char err[512], hex[65], reason[256];
         hafl_node_opts_t opts = {0};
         opts.topology = t;
