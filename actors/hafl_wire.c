@@ -126,33 +126,23 @@ int hafl_wire_take_merged(hafl_adapter_t *dst, const hafl_rank1_t *terms, uint32
         uint32_t count = 0;
         for (uint32_t i = 0; i < n; i++)
             count += terms[i].matrix == m;
-        if (count == 0) {
-            if (reset && hafl_adapter_set_merged(dst, m, 0, NULL, NULL))
-                goto nomem;
-            continue;
-        }
-        uint32_t d_out = L->matrices[m].d_out, d_in = L->matrices[m].d_in;
-        float *bt = malloc((size_t)count * d_out * sizeof(float));
-        float *a = malloc((size_t)count * d_in * sizeof(float));
-        if (!bt || !a) {
-            free(bt);
-            free(a);
+        if (reset && hafl_adapter_set_merged(dst, m, 0, NULL, NULL))
             goto nomem;
-        }
-        uint32_t j = 0;
+        if (count == 0)
+            continue;
+        uint32_t d_out = L->matrices[m].d_out, d_in = L->matrices[m].d_in;
+        float *bt, *a;
+        if (hafl_adapter_grow_merged(dst, m, count, &bt, &a))
+            goto nomem;
+        //  Straight from the message into the adapter, keeping the message's order.
         for (uint32_t i = 0; i < n; i++) {
             if (terms[i].matrix != m)
                 continue;
-            memcpy(bt + (size_t)j * d_out, terms[i].b, (size_t)d_out * sizeof(float));
-            memcpy(a + (size_t)j * d_in, terms[i].a, (size_t)d_in * sizeof(float));
-            j++;
+            memcpy(bt, terms[i].b, (size_t)d_out * sizeof(float));
+            memcpy(a, terms[i].a, (size_t)d_in * sizeof(float));
+            bt += d_out;
+            a += d_in;
         }
-        int rc = reset ? hafl_adapter_set_merged(dst, m, count, bt, a)
-                       : hafl_adapter_append_merged(dst, m, count, bt, a);
-        free(bt);
-        free(a);
-        if (rc)
-            goto nomem;
     }
     return 0;
 nomem:

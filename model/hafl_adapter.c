@@ -153,26 +153,37 @@ hafl_adapter_set_merged (hafl_adapter_t *self, uint32_t m, uint32_t n, const flo
 }
 
 int
+hafl_adapter_grow_merged (hafl_adapter_t *self, uint32_t m, uint32_t n, float **bt, float **a)
+{
+    size_t d_out = self->layout.matrices[m].d_out, d_in = self->layout.matrices[m].d_in;
+    size_t old = self->n_merged[m], total = old + n;
+    if (total > S_MAX_MERGED)
+        return -1;
+    float *nb = realloc (self->mbt[m], (total ? total : 1) * d_out * sizeof (float));
+    if (!nb)
+        return -1;
+    self->mbt[m] = nb;
+    float *na = realloc (self->ma[m], (total ? total : 1) * d_in * sizeof (float));
+    if (!na)
+        return -1;   //  mbt grew but n_merged is unchanged, so the state stays consistent
+    self->ma[m] = na;
+    self->n_merged[m] = (uint32_t) total;
+    *bt = nb + old * d_out;
+    *a = na + old * d_in;
+    return 0;
+}
+
+int
 hafl_adapter_append_merged (hafl_adapter_t *self, uint32_t m, uint32_t n, const float *bt,
                             const float *a)
 {
     if (n == 0)
         return 0;
-    size_t d_out = self->layout.matrices[m].d_out, d_in = self->layout.matrices[m].d_in;
-    size_t old = self->n_merged[m], total = old + n;
-    if (total > S_MAX_MERGED)
+    float *to_bt, *to_a;
+    if (hafl_adapter_grow_merged (self, m, n, &to_bt, &to_a))
         return -1;
-    float *nb = realloc (self->mbt[m], total * d_out * sizeof (float));
-    if (!nb)
-        return -1;
-    self->mbt[m] = nb;
-    float *na = realloc (self->ma[m], total * d_in * sizeof (float));
-    if (!na)
-        return -1;   //  mbt grew but n_merged is unchanged, so the state stays consistent
-    self->ma[m] = na;
-    memcpy (nb + old * d_out, bt, n * d_out * sizeof (float));
-    memcpy (na + old * d_in, a, n * d_in * sizeof (float));
-    self->n_merged[m] = (uint32_t) total;
+    memcpy (to_bt, bt, (size_t) n * self->layout.matrices[m].d_out * sizeof (float));
+    memcpy (to_a, a, (size_t) n * self->layout.matrices[m].d_in * sizeof (float));
     return 0;
 }
 

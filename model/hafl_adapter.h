@@ -94,6 +94,11 @@ int hafl_adapter_set_merged (hafl_adapter_t *self, uint32_t m, uint32_t n, const
 //  Append n merged terms to matrix m.
 int hafl_adapter_append_merged (hafl_adapter_t *self, uint32_t m, uint32_t n, const float *bt,
                                 const float *a);
+//  Make room for n more merged terms of matrix m and count them; *bt [n][d_out] and *a
+//  [n][d_in] point at the new terms, which the caller must fill before anything reads the
+//  adapter (lets a receiver copy terms straight from a message). 0, or -1 (nothing changed).
+int hafl_adapter_grow_merged (hafl_adapter_t *self, uint32_t m, uint32_t n, float **bt,
+                              float **a);
 
 //  SHA-256 over a canonical little-endian serialisation of the whole adapter (layout, factors,
 //  scores, head, merged terms): equal digests mean bit-identical state.

@@ -3,7 +3,9 @@
     A well-formed UPDATE (it decodes) whose component does not fit the receiver's layout (a wrong
     shape, a matrix id or component index out of range, a head of another shape) must come back
     MALFORMED with the codec's reason, and a fitting one must be copied into the adapter exactly,
-    marking the components present. Sockets are an inproc PAIR; waits are blocking receives of
+    marking the components present. Merged terms exported from one adapter (borrowing its
+    memory) and sent in an EVAL_REQUEST land in another in the sender's per-matrix order,
+    appended or replacing as asked. Sockets are an inproc PAIR; waits are blocking receives of
     messages already sent.
 */
 #include "hafl_test.h"
@@ -56,6 +58,71 @@ static hafl_wire_status_t s_pass(zsock_t *out, zsock_t *in, hafl_msg_t *msg, haf
     return hafl_wire_recv(in, false, &s_layout, NULL, got, NULL, NULL, err);
 }
 
+//  Merged terms: a sender adapter with terms on both matrices exports them (borrowed), sends
+//  an EVAL_REQUEST, and the receiver appends, then replaces, keeping each matrix's order.
+static void s_check_merged(zsock_t *out, zsock_t *in, hafl_adapter_t *receiver)
+{
+    hafl_adapter_t *sender = hafl_adapter_new(&s_layout);
+    CHECK(sender);
+    float bt0[3 * 4], a0[3 * 3], bt1[2 * 2], a1[2 * 3];
+    for (int i = 0; i < 12; i++)
+        bt0[i] = (float)i;
+    for (int i = 0; i < 9; i++)
+        a0[i] = (float)(100 + i);
+    for (int i = 0; i < 4; i++)
+        bt1[i] = (float)(-i);
+    for (int i = 0; i < 6; i++)
+        a1[i] = (float)(-100 - i);
+    CHECK(hafl_adapter_set_merged(sender, 0, 3, bt0, a0) == 0);
+    CHECK(hafl_adapter_set_merged(sender, 1, 2, bt1, a1) == 0);
+    for (int reset = 0; reset < 2; reset++) {
+        hafl_msg_t *msg = hafl_msg_new(HAFL_MSG_EVAL_REQUEST);
+        CHECK(msg);
+        hafl_eval_request_t *r = &msg->u.eval_request;
+        r->merged = hafl_wire_export_merged(sender, NULL, &r->n_merged);
+        CHECK(r->merged && r->n_merged == 5 && r->merged[0].borrowed);
+        CHECK(r->merged[0].b == sender->mbt[0] && r->merged[4].a == sender->ma[1] + 3);
+        CHECK(hafl_wire_export_head(sender, &r->head) == 0 && r->head.borrowed);
+        hafl_msg_t *got = NULL;
+        hafl_msg_error_t err;
+        CHECKF(s_pass(out, in, msg, &got, &err) == HAFL_WIRE_OK, "%s", err.text);
+        const hafl_eval_request_t *e = &got->u.eval_request;
+        char text[128];
+        uint64_t epoch = receiver->merged_epoch;
+        CHECKF(hafl_wire_take_merged(receiver, e->merged, e->n_merged, reset, "eval", text,
+                                     sizeof text) == 0,
+               "%s", text);
+        //  First pass appends to an empty adapter, second replaces: 3 and 2 terms either way,
+        //  and only the replacement starts a new epoch.
+        CHECK(receiver->n_merged[0] == 3 && receiver->n_merged[1] == 2);
+        CHECK(reset ? receiver->merged_epoch > epoch : receiver->merged_epoch == epoch);
+        CHECK(memcmp(receiver->mbt[0], bt0, sizeof bt0) == 0);
+        CHECK(memcmp(receiver->ma[0], a0, sizeof a0) == 0);
+        CHECK(memcmp(receiver->mbt[1], bt1, sizeof bt1) == 0);
+        CHECK(memcmp(receiver->ma[1], a1, sizeof a1) == 0);
+        hafl_msg_destroy(&got);
+    }
+    //  Appending without a reset adds after what is there.
+    hafl_msg_t *msg = hafl_msg_new(HAFL_MSG_EVAL_REQUEST);
+    CHECK(msg);
+    hafl_eval_request_t *r = &msg->u.eval_request;
+    uint32_t from[2] = {2, 2}; //  matrix 0's last term only, none of matrix 1
+    r->merged = hafl_wire_export_merged(sender, from, &r->n_merged);
+    CHECK(r->n_merged == 1 && hafl_wire_export_head(sender, &r->head) == 0);
+    hafl_msg_t *got = NULL;
+    hafl_msg_error_t err;
+    CHECKF(s_pass(out, in, msg, &got, &err) == HAFL_WIRE_OK, "%s", err.text);
+    char text[128];
+    CHECK(hafl_wire_take_merged(receiver, got->u.eval_request.merged,
+                                got->u.eval_request.n_merged, false, "eval", text,
+                                sizeof text) == 0);
+    CHECK(receiver->n_merged[0] == 4 && receiver->n_merged[1] == 2);
+    CHECK(memcmp(receiver->mbt[0] + 3 * 4, bt0 + 2 * 4, 4 * sizeof(float)) == 0);
+    CHECK(memcmp(receiver->ma[0] + 3 * 3, a0 + 2 * 3, 3 * sizeof(float)) == 0);
+    hafl_msg_destroy(&got);
+    hafl_adapter_destroy(&sender);
+}
+
 int main(void)
 {
     zsock_t *out = zsock_new_pair("@inproc://test-wire");
@@ -95,6 +162,7 @@ int main(void)
     CHECKF(strstr(text, "update.head") != NULL, "%s", text);
 
     hafl_msg_destroy(&got);
+    s_check_merged(out, in, adapter);
     hafl_adapter_destroy(&adapter);
     zsock_destroy(&in);
     zsock_destroy(&out);
