@@ -17,10 +17,11 @@ Outputs (all regenerated from the run folders on every call):
     docs/RESULTS.md         settings, seeds, the table, the plots and a verdict per claim
 
 Usage: tools/reproduce.py [--hafl PATH] [--seeds N] [--only NAME[,NAME]] [--splits iid,...]
-                          [--rounds N] [--quick] [--scratch DIR] [--out DIR]
-                          [--report-only] [--jobs-list] [--check]
---quick and --rounds keep their runs in their own subfolders of the scratch folder, so they
-never replace full-size runs. Python 3 standard library and gnuplot only.
+                          [--rounds N] [--set KEY=VALUE]... [--quick] [--scratch DIR]
+                          [--out DIR] [--report-only] [--jobs-list] [--check]
+--quick, --rounds and --set keep their runs in their own subfolders of the scratch folder, so
+they never replace full-size runs; --set overrides a key of every topology (a larger budget,
+say) and the report's settings table shows the overridden values. Python 3 standard library and gnuplot only.
 """
 
 import argparse
@@ -62,6 +63,9 @@ CLIENT_START_SPLITS = ("iid",)
 #   --quick: a few tiny rounds per run, to test this script, not to measure anything.
 QUICK_SETS = ["server/rounds=2", "clients/local_steps=2", "data/test_limit=40"]
 
+#   --set KEY=VALUE overrides, applied to every run and read by s_topology_value.
+OVERRIDES = {}
+
 CSV_COLUMNS = ["round", "accuracy", "loss", "train_loss", "start_accuracy", "reported",
                "up_bytes", "down_bytes", "cum_up_bytes", "cum_down_bytes", "wall_ms"]
 
@@ -76,7 +80,10 @@ def s_topology(name):
 
 
 def s_topology_value(name, key):
-    """The value of section/key in a paper topology (flat two-level ZPL, 4-space indents)."""
+    """The value of section/key in a paper topology (flat two-level ZPL, 4-space indents),
+    or its --set override."""
+    if key in OVERRIDES:
+        return OVERRIDES[key]
     section, field = key.split("/")
     current = None
     with open(s_topology(name), encoding="utf-8") as f:
@@ -107,6 +114,7 @@ class Job:
             self.sets += QUICK_SETS
         elif rounds:
             self.sets.append("server/rounds=%d" % rounds)
+        self.sets += ["%s=%s" % kv for kv in sorted(OVERRIDES.items())]
 
     def digest(self):
         """SHA-256 of the topology file: a finished run counts only for the same file."""
@@ -687,11 +695,21 @@ def s_results_md(args, data, starts, summary, targets, plots, wall):
               % (n_runs, commit, time.strftime("%Y-%m-%d", time.gmtime()), os.cpu_count() or 0,
                  s_hms(wall)))
     md += ["", "## Settings", ""]
-    md.append("The reproduction runs at a reduced size, chosen so that all %d runs fit a "
-              "90-minute budget on a shared 2-core machine. Topologies: "
-              "[`topologies/paper/`](../topologies/paper/); the Dirichlet runs add "
-              "`--set data/split=dirichlet`, every run `--set seed=S`."
-              % n_runs)
+    if OVERRIDES:
+        md.append("These %d runs use the topologies of [`topologies/paper/`](%s) with a larger "
+                  "budget than the main reproduction, given to every run as %s (the table "
+                  "below shows the values used); %severy run `--set seed=S`."
+                  % (n_runs, os.path.relpath(os.path.join(ROOT, "topologies", "paper"),
+                                             args.out),
+                     ", ".join("`--set %s=%s`" % kv for kv in sorted(OVERRIDES.items())),
+                     "the Dirichlet runs add `--set data/split=dirichlet`, "
+                     if any(sp == "dirichlet" for _, sp in data) else ""))
+    else:
+        md.append("The reproduction runs at a reduced size, chosen so that all %d runs fit a "
+                  "90-minute budget on a shared 2-core machine. Topologies: "
+                  "[`topologies/paper/`](../topologies/paper/); the Dirichlet runs add "
+                  "`--set data/split=dirichlet`, every run `--set seed=S`."
+                  % n_runs)
     md += ["", s_settings_table(args.quick, seeds, args.rounds), ""]
     md.append("Seeds: %s. The seed drives the data split, the adapter initialisation, the "
               "batches and the test subset. Chance accuracy is 5%% (20 classes). Starting "
@@ -702,8 +720,9 @@ def s_results_md(args, data, starts, summary, targets, plots, wall):
            "first r_i components, which is what those methods assume); freeze-random "
            "`freeze-random`. Two centralised references, each one client with all the training "
            "data at rank 8: with ten times the local steps per round (as many optimiser steps "
-           "as the ten clients together, batch 8), and with batches of 80 and the same 15 steps "
-           "(as many samples per step as the ten clients together).", ""]
+           "as the ten clients together, batch 8), and with batches of 80 and the same %s steps "
+           "(as many samples per step as the ten clients together)."
+           % s_topology_value("freeze-adaptive", "clients/local_steps"), ""]
     md.append("At this size every configuration trains for a small fraction of the paper's "
               "budget (%s rounds of %s steps against 50 epochs), so accuracies stay far below "
               "what the full setting reaches; the comparisons below are between configurations "
@@ -800,6 +819,8 @@ def main():
     p.add_argument("--splits", default="iid,dirichlet", help="comma list of splits")
     p.add_argument("--rounds", type=int, default=0,
                    help="override server/rounds of every topology (default: the files')")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of every topology (repeatable)")
     p.add_argument("--quick", action="store_true",
                    help="tiny runs to test this script (%s)" % " ".join(QUICK_SETS))
     p.add_argument("--scratch", default=os.path.join(ROOT, "runs", "reproduce"),
@@ -826,10 +847,19 @@ def main():
         s_fail("--seeds must be at least 1")
     if args.rounds < 0:
         s_fail("--rounds must be positive")
+    for item in args.set:
+        key, eq, value = item.partition("=")
+        if not eq or key.count("/") != 1 or not value or key in ("seed", "data/split"):
+            s_fail("--set %s: expected SECTION/KEY=VALUE (seed and data/split are the "
+                   "script's own)" % item)
+        OVERRIDES[key] = value
     if args.quick:   # other settings, other run folders: never overwrite full-size runs
         args.scratch = os.path.join(args.scratch, "quick")
     elif args.rounds:
         args.scratch = os.path.join(args.scratch, "rounds-%d" % args.rounds)
+    if OVERRIDES:
+        tag = hashlib.sha256(" ".join(sorted(args.set)).encode()).hexdigest()[:10]
+        args.scratch = os.path.join(args.scratch, "set-" + tag)
     args.scratch = os.path.abspath(args.scratch)
     args.results = os.path.join(args.out, "RESULTS.md")
 
@@ -841,6 +871,10 @@ def main():
             for split in config_splits:
                 if split in splits or (len(config_splits) == 1 and config_splits[0] in splits):
                     jobs.append(Job(config, split, seed, args.quick, args.rounds))
+    scaled = [k for k in ("clients/local_steps", "clients/batch") if k in OVERRIDES]
+    if scaled and any(j.config.startswith("centralised") for j in jobs):
+        s_fail("--set %s would also replace the centralised references' own value (they scale "
+               "it to match ten clients); leave them out with --only" % scaled[0])
     if args.jobs_list:
         for j in jobs:
             print(j.key, " ".join("--set " + s for s in j.sets))
