@@ -98,7 +98,9 @@ typedef struct {
     uint32_t late; //  late uploads this round
     bool extended; //  the deadline was extended once for the quorum
     int deadline_timer;
-    int join_timer;
+    int join_timer;       //  every deadline_ms while joining: join-wait, or start with enough
+    int join_limit_timer; //  once, at server/join_timeout_ms: start with enough, or give up
+    bool join_grace_over; //  deadline_ms (or the join timeout) has passed since the start
     int eval_timer;
     int64_t round_start;
     //  Evaluation of this round.
@@ -117,6 +119,7 @@ typedef struct {
     hafl_traffic_t total_up, total_down;
     uint64_t malformed, unexpected, late_total;
     bool stop_requested;
+    const char *stop_reason; //  who asked: a control command, or the node (a signal)
     FILE *csv;
     int64_t started;
 } s_self_t;
@@ -356,13 +359,17 @@ static void s_csv_header(s_self_t *self)
 //  ---------------------------------------------------------------------------------------
 //  End of the run
 
-static void s_finish(s_self_t *self, const char *reason)
+//  The run is over: save the final adapter, log the final event, tell every peer, report DONE
+//  on the pipe. ok false: the run failed (e.g. the join timeout); the adapter is still saved,
+//  so the run folder is complete either way.
+static void s_finish(s_self_t *self, bool ok, const char *reason)
 {
     if (self->phase == P_DONE)
         return;
     self->phase = P_DONE;
     s_stop_timer(self, &self->deadline_timer);
     s_stop_timer(self, &self->join_timer);
+    s_stop_timer(self, &self->join_limit_timer);
     s_stop_timer(self, &self->eval_timer);
     char path[4096], err[256] = "", hex[65];
     snprintf(path, sizeof path, "%s/final_adapter.bin", self->args->run_dir);
@@ -372,6 +379,7 @@ static void s_finish(s_self_t *self, const char *reason)
     if (ev) {
         hafl_log_event_add_string(ev, "sha256", hex);
         hafl_log_event_add_string(ev, "reason", rc ? err : reason);
+        hafl_log_event_add_bool(ev, "ok", rc == 0 && ok);
         hafl_log_event_add_string(ev, "path", path);
         hafl_log_event_add_int(ev, "rounds", self->round);
         hafl_log_event_add_int(ev, "bytes_up", (int64_t)hafl_traffic_total(&self->total_up));
@@ -387,7 +395,7 @@ static void s_finish(s_self_t *self, const char *reason)
             s_send_reject(self, self->clients[i].identity, HAFL_REJECT_FULL, "federation ended");
     if (self->evaluator)
         s_send_reject(self, self->evaluator, HAFL_REJECT_FULL, "federation ended");
-    zsock_send(self->pipe, "ssss", "DONE", rc ? "1" : "0", hex, rc ? err : reason);
+    zsock_send(self->pipe, "ssss", "DONE", rc || !ok ? "1" : "0", hex, rc ? err : reason);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -522,9 +530,9 @@ static void s_end_round(s_self_t *self)
         c->straggle_ms = 0;
     }
     if (self->stop_requested)
-        s_finish(self, "stopped by control command");
+        s_finish(self, true, self->stop_reason);
     else if (self->round >= self->topo->server.rounds)
-        s_finish(self, "all rounds done");
+        s_finish(self, true, "all rounds done");
     else
         s_next_round(self);
 }
@@ -833,7 +841,7 @@ static void s_on_views(s_self_t *self)
     if (self->stop_requested) {
         for (size_t j = 0; j < job->n; j++)
             hafl_adapter_destroy(&job->views[j]);
-        s_finish(self, "stopped by control command");
+        s_finish(self, true, self->stop_reason);
         return;
     }
     self->phase = P_COLLECT;
@@ -863,43 +871,129 @@ static bool s_all_joined(s_self_t *self)
     return !self->topo->evaluator.enabled || self->evaluator;
 }
 
-static void s_start_rounds(s_self_t *self)
+static uint32_t s_joined(s_self_t *self)
 {
-    s_stop_timer(self, &self->join_timer);
     uint32_t joined = 0;
     for (uint32_t i = 0; i < self->count; i++)
         joined += self->clients[i].joined;
+    return joined;
+}
+
+//  Clients a round needs: the quorum server/min_reports, or one when any participants will do
+//  (min_reports 0 means "all participants", whoever joined). The loader keeps it <= count.
+static uint32_t s_needed(s_self_t *self)
+{
+    return self->topo->server.min_reports > 0 ? self->topo->server.min_reports : 1;
+}
+
+//  The clients that have not joined, as index ranges ("2-5,7"), cut short with "..." when the
+//  text would not fit.
+static void s_missing(s_self_t *self, char *text, size_t textlen)
+{
+    size_t used = 0;
+    text[0] = 0;
+    for (uint32_t i = 0; i < self->count; i++) {
+        if (self->clients[i].joined)
+            continue;
+        uint32_t last = i;
+        while (last + 1 < self->count && !self->clients[last + 1].joined)
+            last++;
+        char range[32];
+        if (last == i)
+            snprintf(range, sizeof range, "%s%u", used ? "," : "", i);
+        else
+            snprintf(range, sizeof range, "%s%u-%u", used ? "," : "", i, last);
+        if (used + strlen(range) + 4 >= textlen) {
+            snprintf(text + used, textlen - used, "%s", used ? ",..." : "...");
+            return;
+        }
+        used += (size_t)snprintf(text + used, textlen - used, "%s", range);
+        i = last;
+    }
+}
+
+//  Rounds start once every client (and the evaluator) has joined, or, after the grace period
+//  of server/deadline_ms, as soon as the clients a round needs have.
+static bool s_may_start(s_self_t *self)
+{
+    return s_all_joined(self) || (self->join_grace_over && s_joined(self) >= s_needed(self));
+}
+
+static void s_start_rounds(s_self_t *self)
+{
+    s_stop_timer(self, &self->join_timer);
+    s_stop_timer(self, &self->join_limit_timer);
     hafl_log_event_t *ev = s_event(self, -1, "federation-start");
     if (ev) {
-        hafl_log_event_add_int(ev, "clients", joined);
+        hafl_log_event_add_int(ev, "clients", s_joined(self));
         hafl_log_event_add_int(ev, "expected", self->count);
+        hafl_log_event_add_int(ev, "needed", s_needed(self));
         hafl_log_event_add_bool(ev, "evaluator", self->evaluator != NULL);
         hafl_log_event_add_int(ev, "join_ms", s_ms_since(self->started));
         s_send_event(self, &ev);
     }
     if (self->round >= self->topo->server.rounds)
-        s_finish(self, "nothing left to run");
+        s_finish(self, true, "nothing left to run");
     else
         s_next_round(self);
 }
 
-static int s_on_join_timeout(zloop_t *loop, int timer_id, void *arg)
+//  A join-wait or join-timeout event: who has joined, who is missing.
+static void s_log_joins(s_self_t *self, const char *name, const char *missing)
+{
+    hafl_log_event_t *ev = s_event(self, -1, name);
+    if (ev) {
+        hafl_log_event_add_int(ev, "joined", s_joined(self));
+        hafl_log_event_add_int(ev, "needed", s_needed(self));
+        hafl_log_event_add_int(ev, "expected", self->count);
+        hafl_log_event_add_string(ev, "missing", missing);
+        hafl_log_event_add_bool(ev, "evaluator", self->evaluator != NULL);
+        hafl_log_event_add_int(ev, "waited_ms", s_ms_since(self->started));
+        hafl_log_event_add_int(ev, "join_timeout_ms", self->topo->server.join_timeout_ms);
+        s_send_event(self, &ev);
+    }
+}
+
+//  Every deadline_ms while joining: the grace period is over; start if enough clients have
+//  joined, otherwise say who is missing and keep waiting.
+static int s_on_join_tick(zloop_t *loop, int timer_id, void *arg)
 {
     s_self_t *self = (s_self_t *)arg;
-    self->join_timer = -1;
     if (self->phase != P_JOIN)
         return 0;
-    uint32_t joined = 0;
-    for (uint32_t i = 0; i < self->count; i++)
-        joined += self->clients[i].joined;
-    if (joined == 0) {
-        //  Nobody came: keep waiting, but say so.
-        s_log_text(self, -1, "join-wait", "reason", "no client has joined yet");
-        self->join_timer =
-            zloop_timer(loop, self->topo->server.deadline_ms, 1, s_on_join_timeout, self);
+    self->join_grace_over = true;
+    if (s_may_start(self)) {
+        s_start_rounds(self);
         return 0;
     }
-    s_start_rounds(self);
+    char missing[HAFL_MSG_MAX_TEXT];
+    s_missing(self, missing, sizeof missing);
+    s_log_joins(self, "join-wait", missing);
+    return 0;
+}
+
+//  server/join_timeout_ms after the start: start with the clients a round needs, or end the run
+//  as failed, naming who never came.
+static int s_on_join_limit(zloop_t *loop, int timer_id, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    self->join_limit_timer = -1;
+    if (self->phase != P_JOIN)
+        return 0;
+    self->join_grace_over = true;
+    if (s_may_start(self)) {
+        s_start_rounds(self);
+        return 0;
+    }
+    char missing[HAFL_MSG_MAX_TEXT], few[64], reason[256];
+    s_missing(self, missing, sizeof missing);
+    s_log_joins(self, "join-timeout", missing);
+    s_missing(self, few, sizeof few); //  the reason is one short line; the event has them all
+    snprintf(reason, sizeof reason,
+             "join timeout: %u of the %u clients needed joined within %u ms (%u expected; "
+             "missing: %s)",
+             s_joined(self), s_needed(self), self->topo->server.join_timeout_ms, self->count, few);
+    s_finish(self, false, reason);
     return 0;
 }
 
@@ -1002,7 +1096,7 @@ static void s_on_hello(s_self_t *self, zframe_t *identity, const char *key, cons
         if (c->state == C_CRASHED)
             s_check_close(self);
     }
-    if (self->phase == P_JOIN && s_all_joined(self))
+    if (self->phase == P_JOIN && s_may_start(self))
         s_start_rounds(self);
 }
 
@@ -1281,7 +1375,7 @@ static int s_on_aggregator(zloop_t *loop, zsock_t *sock, void *arg)
         zstr_free(&status);
         zstr_free(&text);
         if (self->stop_requested)
-            s_finish(self, "stopped by control command");
+            s_finish(self, true, self->stop_reason);
         else
             s_begin_round(self);
     }
@@ -1404,6 +1498,8 @@ static bool s_control(s_self_t *self, const hafl_control_t *c, char *json, size_
     }
     if (streq(c->command, "stop")) {
         snprintf(json, jsonlen, "{\"stopping\":true,\"round\":%u}", self->round);
+        if (!self->stop_requested)
+            self->stop_reason = "stopped by control command";
         self->stop_requested = true;
         return true;
     }
@@ -1429,7 +1525,7 @@ static void s_apply_stop(s_self_t *self)
     }
     if (self->phase == P_COLLECT)
         s_log_text(self, (int32_t)self->round, "round-aborted", "reason", "stop");
-    s_finish(self, "stopped by control command");
+    s_finish(self, true, self->stop_reason);
 }
 
 //  A peer failed the CURVE handshake (unknown key, no CURVE, wrong server key): log why.
@@ -1515,6 +1611,9 @@ static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
         return -1;
     }
     if (streq(command, "STOP")) {
+        //  The node asks only when it got SIGINT or SIGTERM (hafl_node_wait).
+        if (!self->stop_requested)
+            self->stop_reason = "stopped by an interrupt or termination signal";
         self->stop_requested = true;
         s_apply_stop(self);
     }
@@ -1665,7 +1764,7 @@ void hafl_server_actor(zsock_t *pipe, void *args_)
     self->args = args;
     self->topo = args->topology;
     self->task = args->task;
-    self->deadline_timer = self->join_timer = self->eval_timer = -1;
+    self->deadline_timer = self->join_timer = self->join_limit_timer = self->eval_timer = -1;
     self->started = zclock_mono();
     args->err[0] = 0;
     int rc = s_setup(self, args);
@@ -1685,6 +1784,8 @@ void hafl_server_actor(zsock_t *pipe, void *args_)
         hafl_log_event_add_int(ev, "clients", self->count);
         hafl_log_event_add_int(ev, "rounds", self->topo->server.rounds);
         hafl_log_event_add_int(ev, "first_round", self->first_round);
+        hafl_log_event_add_int(ev, "needed", s_needed(self));
+        hafl_log_event_add_int(ev, "join_timeout_ms", self->topo->server.join_timeout_ms);
         hafl_log_event_add_string(ev, "run_dir", args->run_dir);
         s_send_event(self, &ev);
     }
@@ -1697,7 +1798,10 @@ void hafl_server_actor(zsock_t *pipe, void *args_)
     zloop_reader(self->loop, zactor_sock(self->aggregator), s_on_aggregator, self);
     zloop_timer(self->loop, self->topo->server.heartbeat_ms, 0, s_on_heartbeat, self);
     self->join_timer =
-        zloop_timer(self->loop, self->topo->server.deadline_ms, 1, s_on_join_timeout, self);
+        zloop_timer(self->loop, self->topo->server.deadline_ms, 0, s_on_join_tick, self);
+    if (self->topo->server.join_timeout_ms > 0)
+        self->join_limit_timer =
+            zloop_timer(self->loop, self->topo->server.join_timeout_ms, 1, s_on_join_limit, self);
     self->phase = P_JOIN;
     zloop_start(self->loop);
     s_destroy(self);

@@ -17,13 +17,22 @@
     events, checkpoint -> next round. An upload for another round, or after its round closed, is
     dropped and logged as late.
 
+    Joins: rounds start as soon as every client (and the evaluator, when enabled) has joined;
+    after server/deadline_ms, as soon as the clients a round needs have: server/min_reports of
+    them, or one when min_reports is 0. Until then a join-wait event every deadline_ms says
+    how many joined and which are missing. If fewer than needed have joined when
+    server/join_timeout_ms has passed (0: never), the run ends failed: a join-timeout event
+    (joined, needed, expected, missing client indexes), the final event and DONE "1" with the
+    reason. Clients may join later, and rejoin after a crash, at any time while the run goes.
+
     Run folder (run_dir): rounds.csv, checkpoint.bin + checkpoint.state after each round
     (server/checkpoint_every; hafl_server_state.h), final_adapter.bin at the end. With resume
     set, it starts from the checkpoint of that folder: the adapter, the round, the strategy and
     a pending swap, each client's crash exclusion and pending runtime faults, and the
     cumulative traffic and counters; the clients restore their own state (hafl_client.h).
 
-    Pipe: in "$TERM", "STOP" (end now, cleanly). Out, unsolicited: "PROGRESS" followed by the
+    Pipe: in "$TERM", "STOP" (end now, cleanly; the node sends it on SIGINT or SIGTERM, and
+    the final event's reason says so). Out, unsolicited: "PROGRESS" followed by the
     string frames round, rounds, accuracy, loss, bytes up, bytes down, round wall ms, reported,
     participants; and at the end "DONE" s(status "0" ok / "1" failed) s(final adapter sha256 hex)
     s(reason). After DONE the actor waits for $TERM (late joiners are refused as "full").

@@ -85,6 +85,8 @@ static const s_key_t s_keys[] = {
     {"server/participants", S_U32, S_F(server.participants), "0", 0, 100000, false, NULL},
     {"server/deadline_ms", S_U32, S_F(server.deadline_ms), "600000", 1, 86400000, false, NULL},
     {"server/min_reports", S_U32, S_F(server.min_reports), "0", 0, 100000, false, NULL},
+    {"server/join_timeout_ms", S_U32, S_F(server.join_timeout_ms), "3600000", 0, 86400000, false,
+     NULL},
     {"server/scheme", S_CHOICE, S_F(server.scheme), "freeze", 0, 0, false,
      "truncate|truncate-prefix|freeze|freeze-random"},
     {"server/aggregator", S_CHOICE, S_F(server.aggregator), "adaptive", 0, 0, false,

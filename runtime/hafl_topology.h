@@ -70,6 +70,7 @@ typedef struct {
         uint32_t participants;  //  server/participants   per round, 0 = all clients  default 0
         uint32_t deadline_ms;   //  server/deadline_ms    1..86400000                 default 600000
         uint32_t min_reports;   //  server/min_reports    k of n, 0 = all participants default 0
+        uint32_t join_timeout_ms; // server/join_timeout_ms  0..86400000, 0 = wait forever default 3600000
         char *scheme;           //  server/scheme         truncate|truncate-prefix|freeze|freeze-random default freeze
         char *aggregator;       //  server/aggregator     adaptive|zeropad|zeropad-norm|fedavg|flexlora|flora default adaptive
         uint32_t heartbeat_ms;  //  server/heartbeat_ms   50..60000                   default 1000

@@ -156,6 +156,7 @@ static void s_test_defaults(void)
     CHECK(t->data.train_size == 4096 && t->data.test_size == 1024);
     CHECK(t->server.rounds == 50 && t->server.participants == 0);
     CHECK(t->server.deadline_ms == 600000 && t->server.min_reports == 0);
+    CHECK(t->server.join_timeout_ms == 3600000);
     CHECK(strcmp(t->server.scheme, "freeze") == 0);
     CHECK(strcmp(t->server.aggregator, "adaptive") == 0);
     CHECK(t->server.heartbeat_ms == 1000 && t->server.heartbeat_misses == 5);
@@ -204,7 +205,7 @@ static void s_test_defaults(void)
     size_t n_lines = 0;
     for (char *c = printed; *c; c++)
         n_lines += *c == '\n';
-    CHECKF(n_lines == 59, "%zu lines printed", n_lines);
+    CHECKF(n_lines == 60, "%zu lines printed", n_lines);
     free(printed);
 }
 
@@ -226,12 +227,17 @@ static void s_test_overrides(void)
     hafl_topology_destroy(&t);
 
     //  Any other key too, also inside sections the file lacks; a later override wins.
-    const char *other[] = {"faults/stragglers/share=0.5", "placement/base_port=6000",
-                           "logger/echo=true", "server/rounds=7", "server/rounds=9"};
-    t = s_load_text(S_SYNTH, other, 5, &err);
+    const char *other[] = {"faults/stragglers/share=0.5",
+                           "placement/base_port=6000",
+                           "logger/echo=true",
+                           "server/rounds=7",
+                           "server/rounds=9",
+                           "server/join_timeout_ms=0"};
+    t = s_load_text(S_SYNTH, other, 6, &err);
     CHECKF(t, "%s", err.text);
     CHECK(t->faults.straggler_share == 0.5f && t->placement.base_port == 6000);
     CHECK(t->logger.echo && t->server.rounds == 9);
+    CHECK(t->server.join_timeout_ms == 0); //  0: wait forever
     hafl_topology_destroy(&t);
 
     //  A single rank applies to every client; an override of clients/ranks replaces tiers.

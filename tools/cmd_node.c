@@ -87,7 +87,7 @@ int hafl_cmd_node(int argc, char **argv)
         free(overrides);
         return HAFL_EXIT_USAGE;
     }
-    char err[512], hex[65], reason[256];
+    char err[512], hex[65], reason[512];
     hafl_node_opts_t opts = {0};
     opts.topology = t;
     opts.group = host;
