@@ -20,6 +20,9 @@ typedef struct {
     zsock_t *pipe;
     zsock_t *dealer;      //  to the server; replaced on a crash
     zsock_t *dead_dealer; //  the crashed one, destroyed outside its own reader callback
+    zsock_t *watch;       //  dealer's handshakes (hafl_security_connect); NULL on inproc
+    zsock_t *dead_watch;  //  dead_dealer's
+    uint32_t lost;        //  handshakes lost in a row (hafl_security_refused)
     zsock_t *pool;        //  to the compute pool
     zloop_t *loop;
     hafl_client_args_t *args;
@@ -67,6 +70,7 @@ static void s_log(s_self_t *self, int32_t round, const char *event, const char *
 }
 
 static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg);
+static int s_on_watch(zloop_t *loop, zsock_t *sock, void *arg);
 
 //  Save the state as it stands after `round` (the trainer's EMAs, or fresh without a trainer)
 //  and drop the files no checkpoint can need any more: all but this one and the newest at or
@@ -172,17 +176,16 @@ static int s_connect(s_self_t *self)
         return -1;
     hafl_wire_limit(self->dealer, self->args->max_msg_bytes);
     char why[256];
-    if (hafl_security_apply_client(self->args->security, self->dealer, self->args->server, why,
-                                   sizeof why)) {
-        s_log(self, -1, "security-error", "reason", why);
+    if (hafl_security_connect(self->args->security, self->dealer, self->args->server, &self->watch,
+                              why, sizeof why)) {
+        s_log(self, -1, "connect-failed", "reason", why);
         zsock_destroy(&self->dealer);
         return -1;
     }
-    if (zsock_connect(self->dealer, "%s", self->args->server)) {
-        zsock_destroy(&self->dealer);
-        return -1;
-    }
+    self->lost = 0;
     zloop_reader(self->loop, self->dealer, s_on_dealer, self);
+    if (self->watch)
+        zloop_reader(self->loop, self->watch, s_on_watch, self);
     self->phase = S_JOINING;
     return s_send_hello(self);
 }
@@ -218,6 +221,7 @@ static int s_on_held(zloop_t *loop, int timer_id, void *arg)
 static int s_on_rejoin(zloop_t *loop, int timer_id, void *arg)
 {
     s_self_t *self = (s_self_t *)arg;
+    hafl_security_unwatch(self->dead_dealer, &self->dead_watch);
     zsock_destroy(&self->dead_dealer);
     if (self->phase == S_CRASHED && s_connect(self))
         s_done(self, "cannot reconnect after crash");
@@ -235,9 +239,14 @@ static void s_crash(s_self_t *self, uint32_t round)
     s_stop_timer(self, &self->heartbeat_timer);
     if (self->dealer) {
         zloop_reader_end(self->loop, self->dealer);
+        hafl_security_unwatch(self->dead_dealer, &self->dead_watch);
         zsock_destroy(&self->dead_dealer);
         self->dead_dealer = self->dealer;
         self->dealer = NULL;
+        if (self->watch)
+            zloop_reader_end(self->loop, self->watch);
+        self->dead_watch = self->watch;
+        self->watch = NULL;
     }
     self->phase = S_CRASHED;
     self->rejoining = true;
@@ -489,6 +498,30 @@ static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
+//  The server refused the handshake (hafl_security_refused): nothing this client sends will
+//  ever reach it, so it says why and ends rather than wait forever. Events can leave before
+//  WELCOME: the logger does not authenticate, and the run id is the node's, when it has one.
+static int s_on_watch(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    char why[400], reason[440];
+    if (hafl_security_refused(self->args->security, sock, &self->lost, why, sizeof why) != 1 ||
+        self->phase == S_DONE)
+        return 0;
+    if (!self->events && self->args->log_endpoint)
+        self->events = hafl_events_new(self->args->log_endpoint, self->run_id, self->name);
+    s_log(self, -1, "handshake-refused", "reason", why);
+    //  Stop retrying (an unreadable server is retried every reconnect interval).
+    zloop_reader_end(loop, sock);
+    if (self->dealer) {
+        zloop_reader_end(loop, self->dealer);
+        zsock_disconnect(self->dealer, "%s", self->args->server);
+    }
+    snprintf(reason, sizeof reason, "client %u: %s", self->index, why);
+    s_done(self, reason);
+    return 0;
+}
+
 void hafl_client_actor(zsock_t *pipe, void *args_)
 {
     hafl_client_args_t *args = (hafl_client_args_t *)args_;
@@ -500,6 +533,7 @@ void hafl_client_actor(zsock_t *pipe, void *args_)
     self->index = args->index;
     self->held_timer = self->heartbeat_timer = -1;
     snprintf(self->name, sizeof self->name, "client-%u", args->index);
+    snprintf(self->run_id, sizeof self->run_id, "%s", args->run_id ? args->run_id : "");
     const hafl_layout_t *L = hafl_task_layout(args->task);
     bool ok = args->index < args->topology->clients.count;
     if (ok) {
@@ -553,6 +587,8 @@ void hafl_client_actor(zsock_t *pipe, void *args_)
     hafl_msg_destroy(&self->pending_round);
     hafl_msg_destroy(&self->held);
     hafl_events_destroy(&self->events);
+    hafl_security_unwatch(self->dealer, &self->watch);
+    hafl_security_unwatch(self->dead_dealer, &self->dead_watch);
     zsock_destroy(&self->dealer);
     zsock_destroy(&self->dead_dealer);
     zsock_destroy(&self->pool);

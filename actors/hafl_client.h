@@ -22,8 +22,15 @@
     client host whose folder has no checkpoint.state) the bound is the round before the first
     ROUND it receives, and a failure there ends the actor with that reason.
 
-    Ends when the server sends REJECT: the actor then sends "DONE" s(reason) on its pipe and
-    waits for $TERM. Pipe commands: $TERM.
+    Refusal: on any endpoint but inproc:// the client watches its handshakes
+    (hafl_security_connect). When the server refuses one (a certificate outside the allow-list,
+    a security mismatch), or it is lost HAFL_SECURITY_MAX_LOST times in a row (the server's
+    key is not the one we hold), the client logs handshake-refused with the reason (naming the
+    server's endpoint), stops connecting and ends with "client N: REASON". A server that is not
+    up yet is no refusal: the client keeps connecting until it is.
+
+    Ends when the server sends REJECT or refuses the handshake: the actor then sends "DONE"
+    s(reason) on its pipe and waits for $TERM. Pipe commands: $TERM.
 */
 #ifndef HAFL_CLIENT_H
 #define HAFL_CLIENT_H
@@ -41,6 +48,7 @@ typedef struct {
     uint32_t index;                  //  client number, < clients/count
     const char *server;              //  server endpoint
     const char *log_endpoint;        //  logger PULL endpoint (NULL: no events)
+    const char *run_id;              //  run id of events sent before WELCOME (NULL: "")
     const char *pool;                //  compute pool endpoint (hafl_pool_endpoint)
     int64_t max_msg_bytes;           //  inbound frame cap
     const uint8_t *digest;           //  base digest to announce; NULL: the task's own

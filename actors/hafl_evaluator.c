@@ -9,6 +9,10 @@
 typedef struct {
     zsock_t *pipe;
     zsock_t *dealer;
+    zsock_t *watch; //  dealer's handshakes (hafl_security_connect); NULL on inproc
+    uint32_t lost;  //  handshakes lost in a row
+    const char *server;
+    const hafl_security_t *security;
     zloop_t *loop;
     const hafl_task_t *task;
     const char *log_endpoint;
@@ -151,6 +155,26 @@ static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
+//  The server refused the handshake: end with the reason instead of waiting forever (see
+//  hafl_client.c, which does the same).
+static int s_on_watch(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    s_self_t *self = (s_self_t *)arg;
+    char why[400], reason[440];
+    if (hafl_security_refused(self->security, sock, &self->lost, why, sizeof why) != 1 ||
+        self->done)
+        return 0;
+    if (!self->events && self->log_endpoint)
+        self->events = hafl_events_new(self->log_endpoint, self->run_id, "evaluator");
+    s_log(self, -1, "handshake-refused", "reason", why);
+    zloop_reader_end(loop, sock);
+    zloop_reader_end(loop, self->dealer);
+    zsock_disconnect(self->dealer, "%s", self->server);
+    snprintf(reason, sizeof reason, "evaluator: %s", why);
+    s_done(self, reason);
+    return 0;
+}
+
 static int s_hello(s_self_t *self, char *err, size_t errlen)
 {
     hafl_msg_t *msg = hafl_msg_new(HAFL_MSG_HELLO);
@@ -179,6 +203,9 @@ void hafl_evaluator_actor(zsock_t *pipe, void *args_)
     self->log_endpoint = args->log_endpoint;
     self->max_examples = args->max_examples;
     self->heartbeat_timer = -1;
+    self->server = args->server;
+    self->security = args->security;
+    snprintf(self->run_id, sizeof self->run_id, "%s", args->run_id ? args->run_id : "");
     const hafl_layout_t *L = hafl_task_layout(args->task);
     self->adapter = hafl_adapter_new(L);
     self->present = calloc((size_t)L->n_matrices * L->rank + 1, 1);
@@ -188,13 +215,10 @@ void hafl_evaluator_actor(zsock_t *pipe, void *args_)
     if (ok) {
         hafl_wire_limit(self->dealer, args->max_msg_bytes);
         char why[256];
-        if (hafl_security_apply_client(args->security, self->dealer, args->server, why,
-                                       sizeof why)) {
+        if (hafl_security_connect(args->security, self->dealer, args->server, &self->watch, why,
+                                  sizeof why)) {
             ok = false;
             snprintf(args->err, sizeof args->err, "evaluator: %.240s", why);
-        } else if (zsock_connect(self->dealer, "%s", args->server) != 0) {
-            ok = false;
-            snprintf(args->err, sizeof args->err, "evaluator: cannot connect to %s", args->server);
         }
     } else
         snprintf(args->err, sizeof args->err, "evaluator: out of memory");
@@ -205,10 +229,13 @@ void hafl_evaluator_actor(zsock_t *pipe, void *args_)
         zloop_set_nonstop(self->loop, true);
         zloop_reader(self->loop, pipe, hafl_wire_pipe_term, self);
         zloop_reader(self->loop, self->dealer, s_on_dealer, self);
+        if (self->watch)
+            zloop_reader(self->loop, self->watch, s_on_watch, self);
         zloop_start(self->loop);
     }
     zloop_destroy(&self->loop);
     hafl_events_destroy(&self->events);
+    hafl_security_unwatch(self->dealer, &self->watch);
     zsock_destroy(&self->dealer);
     hafl_adapter_destroy(&self->adapter);
     free(self->present);

@@ -4,8 +4,9 @@
     the request describes (components present, merged base terms, head) and scores it with
     hafl_task_evaluate on the held-out set.
 
-    Runs until $TERM. When the server ends the federation (REJECT "full") or refuses it, the
-    actor sends "DONE" s(reason) on its pipe and waits for $TERM.
+    Runs until $TERM. When the server ends the federation (REJECT "full") or refuses it (REJECT,
+    or a refused handshake as for a client: hafl_client.h), the actor sends "DONE" s(reason) on
+    its pipe and waits for $TERM.
 */
 #ifndef HAFL_EVALUATOR_H
 #define HAFL_EVALUATOR_H
@@ -23,6 +24,7 @@ typedef struct {
     const hafl_task_t *task;  //  shared, must outlive the actor
     const char *server;       //  server endpoint to connect to
     const char *log_endpoint; //  logger PULL endpoint (NULL: no events)
+    const char *run_id;       //  run id of events sent before WELCOME (NULL: "")
     uint32_t max_examples;    //  0: the whole held-out set
     int64_t max_msg_bytes;    //  inbound frame cap (ZMQ_MAXMSGSIZE)
     const hafl_security_t *security; //  CURVE client role on tcp; NULL or off: none

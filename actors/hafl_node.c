@@ -126,7 +126,9 @@ static int s_resume_round(const hafl_node_t *self, const char *dir, uint32_t *ro
     return 0;
 }
 
-//  Many in-process clients need many sockets and file descriptors (each socket has a mailbox).
+//  Many in-process clients need many sockets and file descriptors (each socket has a mailbox):
+//  a client has its pipe (two), its dealer, the pool's, its events' and, off inproc, a
+//  handshake watch and libzmq's monitor socket for it.
 static void s_raise_limits(uint32_t clients)
 {
     struct rlimit limit;
@@ -134,7 +136,7 @@ static void s_raise_limits(uint32_t clients)
         limit.rlim_cur = limit.rlim_max;
         setrlimit(RLIMIT_NOFILE, &limit);
     }
-    size_t wanted = 64 + (size_t)clients * 6;
+    size_t wanted = 64 + (size_t)clients * 8;
     if (wanted > 1024)
         zsys_set_max_sockets(wanted);
 }
@@ -237,6 +239,7 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
         ea->task = self->task;
         ea->server = self->endpoints.server;
         ea->log_endpoint = self->endpoints.log;
+        ea->run_id = self->run_id;
         ea->max_examples = t->evaluator.max_examples;
         ea->max_msg_bytes = cap;
         ea->security = self->security;
@@ -265,6 +268,7 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
             ca->index = self->group.client_first + j;
             ca->server = self->endpoints.server;
             ca->log_endpoint = self->endpoints.log;
+            ca->run_id = self->run_id;
             ca->pool = hafl_pool_endpoint(self->pool);
             ca->max_msg_bytes = cap;
             ca->security = self->security;

@@ -5,7 +5,8 @@
     and the server (which starts the aggregator) when it hosts them, the evaluator, a compute
     pool and the clients, and then waits: a node with the server ends when the server reports
     DONE; a node without it ends when every local client and the evaluator were told the
-    federation is over. Progress lines from the server are printed to opts.progress: a single
+    federation is over, or gave up (a refused handshake, hafl_client.h): it then fails with the
+    last such reason. Progress lines from the server are printed to opts.progress: a single
     rewritten line when it is a terminal, one plain line per round otherwise.
 
     The node hosting the server creates the run folder (logger/run_dir/NAME-UTCSTAMP) unless

@@ -400,7 +400,7 @@ zsock_t *hafl_security_watch(zsock_t *sock, char *err, size_t errlen)
     snprintf(endpoint, sizeof endpoint, "inproc://hafl-security-watch-%p-%p", (void *)sock,
              (void *)watch);
     int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
     if (zmq_socket_monitor(zsock_resolve(sock), endpoint, events) != 0) {
         s_fail(err, errlen, "security: cannot monitor the socket: %s", zmq_strerror(zmq_errno()));
         zsock_destroy(&watch);
@@ -413,6 +413,22 @@ zsock_t *hafl_security_watch(zsock_t *sock, char *err, size_t errlen)
         return NULL;
     }
     return watch;
+}
+
+int hafl_security_connect(const hafl_security_t *self, zsock_t *sock, const char *endpoint,
+                          zsock_t **watch_p, char *err, size_t errlen)
+{
+    *watch_p = NULL;
+    if (hafl_security_apply_client(self, sock, endpoint, err, errlen))
+        return -1;
+    if (strncmp(endpoint, "inproc://", 9) != 0 &&
+        !(*watch_p = hafl_security_watch(sock, err, errlen)))
+        return -1;
+    if (zsock_connect(sock, "%s", endpoint) != 0) {
+        hafl_security_unwatch(sock, watch_p);
+        return s_fail(err, errlen, "cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
+    }
+    return 0;
 }
 
 static const char *s_protocol_reason(uint32_t code)
@@ -440,8 +456,12 @@ static const char *s_protocol_reason(uint32_t code)
     return "protocol error";
 }
 
-int hafl_security_refusal(zsock_t *watch, char *why, size_t whylen)
+//  A monitor event is [event u16, value u32] [endpoint]. On a connecting socket the endpoint is
+//  the server's; on a binding one it is its own (libzmq does not say which peer it was).
+int hafl_security_handshake(zsock_t *watch, bool connecting, char *why, size_t whylen)
 {
+    if (why && whylen)
+        why[0] = 0;
     zmsg_t *msg = zmsg_recv(watch);
     if (!msg)
         return -1;
@@ -455,29 +475,80 @@ int hafl_security_refusal(zsock_t *watch, char *why, size_t whylen)
         memcpy(&value, zframe_data(head) + 2, sizeof value);
         int alen = zframe_size(addr) > 200 ? 200 : (int)zframe_size(addr);
         const char *a = (const char *)zframe_data(addr);
-        rc = 1;
-        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-            snprintf(why, whylen,
-                     "CURVE handshake on %.*s refused by the authenticator: %s "
-                     "(ZAP status %u)",
-                     alen, a,
-                     value == 400   ? "the client's public key is not in the allow-list"
-                     : value == 300 ? "temporary failure"
-                                    : "authenticator failure",
-                     value);
-        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
-            snprintf(why, whylen, "CURVE handshake on %.*s failed: %s (0x%08x)", alen, a,
-                     s_protocol_reason(value), value);
-        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
-            snprintf(why, whylen,
-                     "CURVE handshake on %.*s failed: connection lost before it "
-                     "finished (errno %u)",
-                     alen, a, value);
-        else
-            rc = 0;
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            rc = HAFL_HANDSHAKE_OK;
+        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            //  ZAP status 300 is a temporary failure; 400 a refusal, 500 a broken handler.
+            rc = value == 300 ? HAFL_HANDSHAKE_LOST : HAFL_HANDSHAKE_REFUSED;
+            const char *what = value == 400   ? "the client's public key is not in the allow-list"
+                               : value == 300 ? "temporary failure"
+                                              : "authenticator failure";
+            if (connecting)
+                snprintf(why, whylen,
+                         "the server at %.*s refused the CURVE handshake: %s (ZAP status %u)", alen,
+                         a,
+                         value == 400 ? "this client's public key is not in its allow-list" : what,
+                         value);
+            else
+                snprintf(why, whylen,
+                         "CURVE handshake on %.*s refused by the authenticator: %s "
+                         "(ZAP status %u)",
+                         alen, a, what, value);
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+            rc = HAFL_HANDSHAKE_REFUSED;
+            if (connecting)
+                snprintf(why, whylen, "the handshake with the server at %.*s failed: %s (0x%08x)",
+                         alen, a, s_protocol_reason(value), value);
+            else
+                snprintf(why, whylen, "CURVE handshake on %.*s failed: %s (0x%08x)", alen, a,
+                         s_protocol_reason(value), value);
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            rc = HAFL_HANDSHAKE_LOST;
+            if (connecting)
+                snprintf(why, whylen,
+                         "the connection to the server at %.*s broke during the handshake "
+                         "(errno %u: %s)",
+                         alen, a, value, strerror((int)value));
+            else
+                snprintf(why, whylen,
+                         "CURVE handshake on %.*s failed: connection lost before it "
+                         "finished (errno %u)",
+                         alen, a, value);
+        } else
+            rc = HAFL_HANDSHAKE_OTHER;
     }
     zmsg_destroy(&msg);
     return rc;
+}
+
+int hafl_security_refusal(zsock_t *watch, char *why, size_t whylen)
+{
+    int rc = hafl_security_handshake(watch, false, why, whylen);
+    if (rc < 0)
+        return -1;
+    return rc == HAFL_HANDSHAKE_REFUSED || rc == HAFL_HANDSHAKE_LOST ? 1 : 0;
+}
+
+int hafl_security_refused(const hafl_security_t *self, zsock_t *watch, uint32_t *lost, char *why,
+                          size_t whylen)
+{
+    int rc = hafl_security_handshake(watch, true, why, whylen);
+    if (rc < 0)
+        return -1;
+    if (rc == HAFL_HANDSHAKE_OK)
+        *lost = 0;
+    if (rc == HAFL_HANDSHAKE_REFUSED)
+        return 1;
+    if (rc != HAFL_HANDSHAKE_LOST || ++*lost < HAFL_SECURITY_MAX_LOST)
+        return 0;
+    //  Lost again and again: not a passing network fault. A server that cannot read our
+    //  handshake drops the connection without a word, which is what this usually is.
+    size_t used = strlen(why);
+    snprintf(why + used, whylen - used, ", %u times in a row (%s)", *lost,
+             hafl_security_enabled(self)
+                 ? "what a CURVE server does when security/server_cert is not its certificate"
+                 : "what a CURVE server does to a client without CURVE: security/curve differs");
+    return 1;
 }
 
 void hafl_security_unwatch(zsock_t *sock, zsock_t **watch_p)

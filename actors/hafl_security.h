@@ -27,7 +27,10 @@
     socket before serve has succeeded. Refused peers: libzmq reports failed handshakes on a
     socket monitor; hafl_security_watch attaches one to a socket and hafl_security_refusal turns
     each event into a one-line reason (key not in the allow-list, peer without CURVE, wrong
-    server key...) for the owner to log. With serve's verbose flag zauth also prints each
+    server key...) for the owner to log. The connecting side watches too
+    (hafl_security_connect, hafl_security_refused): libzmq tries a refused handshake once (or,
+    when the server cannot read it, again and again), so a client refused by the server would
+    otherwise wait forever without a word. With serve's verbose flag zauth also prints each
     decision (with the peer's address) on stderr through zsys.
 
     Contract, in this order:
@@ -35,7 +38,8 @@
       2. In the process that binds server sockets: hafl_security_serve, before any bind.
       3. Before zsock_bind of a server-role socket: hafl_security_apply_server (and, to log
          refusals, hafl_security_watch on that socket from its owning thread).
-         Before zsock_connect of a client-role socket: hafl_security_apply_client.
+         Before zsock_connect of a client-role socket: hafl_security_apply_client (or
+         hafl_security_connect, which also watches and connects).
          Options set after bind or connect do not affect that endpoint.
       4. Destroy the sockets (or hafl_security_unwatch), then hafl_security_destroy, which
          stops the authenticator: CURVE sockets still open afterwards admit nobody new.
@@ -50,6 +54,7 @@
 #include <czmq.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 //  ZAP domain set on server sockets; zauth checks CURVE keys in every domain.
 #define HAFL_SECURITY_ZAP_DOMAIN "hafl"
@@ -93,16 +98,51 @@ int hafl_security_apply_server(const hafl_security_t *self, zsock_t *sock, const
 int hafl_security_apply_client(const hafl_security_t *self, zsock_t *sock, const char *endpoint,
                                char *err, size_t errlen);
 
-//  Reports sock's failed handshakes (either role): returns a new PAIR socket, owned by the
-//  caller and used in sock's thread, that becomes readable once per failed handshake; or NULL
-//  with err. Call it from the thread owning sock, before bind/connect. Read it whenever it is
-//  readable (its queue is unbounded so libzmq's I/O thread never waits on it) and end it with
-//  hafl_security_unwatch, never with zsock_destroy alone while sock lives.
+//  Reports the outcome of sock's handshakes (either role, any security mechanism): returns a
+//  new PAIR socket, owned by the caller and used in sock's thread, that becomes readable once
+//  per handshake that succeeded or failed; or NULL with err. Call it from the thread owning
+//  sock, before bind/connect. Read it whenever it is readable (its queue is unbounded so
+//  libzmq's I/O thread never waits on it) and end it with hafl_security_unwatch, never with
+//  zsock_destroy alone while sock lives.
 zsock_t *hafl_security_watch(zsock_t *sock, char *err, size_t errlen);
-//  Reads one event from a watch socket. Returns 1 with a one-line reason in why (a refused or
-//  failed handshake, naming the local endpoint), 0 for an event that is not a refusal, -1 if
-//  nothing could be read or the event is malformed.
+
+//  What one watch event says.
+typedef enum {
+    HAFL_HANDSHAKE_OTHER = 0, //  not a handshake outcome
+    HAFL_HANDSHAKE_OK,        //  a handshake succeeded
+    HAFL_HANDSHAKE_REFUSED,   //  refused for good: the authenticator said no (ZAP 400/500),
+                              //  or the two sides' security does not fit (mechanism, keys)
+    HAFL_HANDSHAKE_LOST,      //  the connection broke before the handshake finished, or the
+                              //  authenticator failed for now (ZAP 300): may pass on a retry
+} hafl_handshake_t;
+
+//  Reads one event from a watch socket and returns its hafl_handshake_t, with a one-line reason
+//  in why for REFUSED and LOST; -1 if nothing could be read or the event is malformed.
+//  connecting: sock connects, and the reason names the server's endpoint ("the server at
+//  tcp://... refused the CURVE handshake: ..."); otherwise it names sock's own endpoint.
+int hafl_security_handshake(zsock_t *watch, bool connecting, char *why, size_t whylen);
+//  Server side: reads one event. Returns 1 with a one-line reason in why for a refused or
+//  failed handshake, 0 for any other event, -1 as above.
 int hafl_security_refusal(zsock_t *watch, char *why, size_t whylen);
+
+//  Handshakes lost in a row after which a connecting side gives up (see hafl_security_refused).
+#define HAFL_SECURITY_MAX_LOST 5
+//  Connecting side (self: the socket's security, for the hint; NULL is off): reads one event
+//  and says whether to give up on the server. *lost (0 at the start) counts the handshakes
+//  lost in a row; a successful one resets it. Returns 1 with a one-line reason in why when the
+//  server refused the handshake, or when it was lost HAFL_SECURITY_MAX_LOST times in a row (a
+//  CURVE server that cannot read the handshake, another server key or no CURVE on this side,
+//  drops the connection without a word; the reason says which is likely); 0 to go on; -1 as
+//  above. A server that is not up yet (nothing listening) causes no handshake and so no
+//  event: clients may start first.
+int hafl_security_refused(const hafl_security_t *self, zsock_t *watch, uint32_t *lost, char *why,
+                          size_t whylen);
+
+//  Connecting side, in one call: arms sock with the client role (hafl_security_apply_client),
+//  watches its handshakes unless the endpoint is inproc:// (*watch_p: the watch, owned by the
+//  caller, or NULL), and connects. 0, or -1 with err and *watch_p NULL.
+int hafl_security_connect(const hafl_security_t *self, zsock_t *sock, const char *endpoint,
+                          zsock_t **watch_p, char *err, size_t errlen);
 //  Stops monitoring sock (NULL if it is already destroyed) and destroys *watch_p. NULL-safe.
 void hafl_security_unwatch(zsock_t *sock, zsock_t **watch_p);
 

@@ -5,6 +5,10 @@
     wrong server key get nothing through: the server's handshake watch reports each refusal
     with its reason (that event, not a timeout, is what the test waits for) while the allowed
     client keeps working, and every message the server receives is checked to come from it.
+    Each refused client's own watch (hafl_security_connect, hafl_security_refused) makes it
+    give up with a reason naming the server's endpoint, while the allowed client's reports a
+    successful handshake and nothing else; a client that connects before any server listens
+    hears nothing until a server binds and refuses it.
     Removing a file from the allow-list while the server runs refuses that key's next connection.
     Also: roles are no-ops when CURVE is off or the endpoint is inproc/ipc; serve is required
     before a server socket is armed and refuses a second authenticator in the process;
@@ -19,11 +23,14 @@
 #include "hafl_wire.h"
 
 #include <czmq.h>
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -247,17 +254,42 @@ static void s_expect_refusal(zsock_t *router, zsock_t *watch, const char *keywor
     CHECKF(false, "too many watch events before a refusal with '%s'", keyword);
 }
 
+//  A client DEALER connected as the actors connect (hafl_security_connect); *watch_p gets its
+//  handshake watch.
 static zsock_t *s_dealer(const char *identity, const hafl_security_t *security,
-                         const char *endpoint)
+                         const char *endpoint, zsock_t **watch_p)
 {
     zsock_t *dealer = zsock_new(ZMQ_DEALER);
     CHECK(dealer);
     zsock_set_identity(dealer, identity);
     char err[512] = "";
-    CHECKF(hafl_security_apply_client(security, dealer, endpoint, err, sizeof err) == 0,
-           "apply_client: %s", err);
-    CHECK(zsock_connect(dealer, "%s", endpoint) == 0);
+    CHECKF(hafl_security_connect(security, dealer, endpoint, watch_p, err, sizeof err) == 0,
+           "connect: %s", err);
+    CHECK(*watch_p != NULL);
     return dealer;
+}
+
+//  The client's own verdict (hafl_security_refused) must be to give up, with a one-line reason
+//  naming the server's endpoint and holding one of the two keywords.
+static void s_expect_given_up(const hafl_security_t *security, zsock_t *watch, const char *who,
+                              const char *endpoint, const char *keyword, const char *or_keyword)
+{
+    uint32_t lost = 0;
+    char why[512];
+    for (int events = 0; events < 1000; events++) {
+        CHECKF(s_wait(watch, NULL, S_DEADLINE_MS) == watch, "%s: its watch said nothing", who);
+        int rc = hafl_security_refused(security, watch, &lost, why, sizeof why);
+        CHECKF(rc >= 0, "%s: unreadable watch event", who);
+        if (rc == 0)
+            continue;
+        CHECKF(!strchr(why, '\n'), "reason is not one line: %s", why);
+        CHECKF(strstr(why, endpoint), "%s: reason '%s' does not name %s", who, why, endpoint);
+        CHECKF(strstr(why, keyword) || strstr(why, or_keyword), "%s: reason '%s' lacks '%s'", who,
+               why, keyword);
+        printf("%s gives up: %s\n", who, why);
+        return;
+    }
+    CHECKF(false, "%s: too many watch events before giving up", who);
 }
 
 //  Roles do nothing when CURVE is off or the endpoint stays on the host.
@@ -386,18 +418,60 @@ static void s_test_bad_files(const s_certs_t *c)
 }
 
 //  A client (security NULL: no CURVE) sends HELLO `index`; the server must report a refusal
-//  containing keyword, and alice's next HELLO (index + 1) must still get through.
+//  containing keyword, the client must give up with a reason holding mine or or_mine, and
+//  alice's next HELLO (index + 1) must still get through.
 static void s_rogue_refused(zsock_t *router, zsock_t *watch, const char *endpoint,
                             const hafl_security_t *security, const char *identity,
-                            const char *keyword, zsock_t *alice, uint32_t index)
+                            const char *keyword, const char *mine, const char *or_mine,
+                            zsock_t *alice, uint32_t index)
 {
-    zsock_t *rogue = s_dealer(identity, security, endpoint);
+    zsock_t *rogue_watch = NULL;
+    zsock_t *rogue = s_dealer(identity, security, endpoint, &rogue_watch);
     s_send_hello(rogue, NULL, index, identity);
     s_expect_refusal(router, watch, keyword);
+    s_expect_given_up(security, rogue_watch, identity, endpoint, mine, or_mine);
+    hafl_security_unwatch(rogue, &rogue_watch);
     s_send_hello(alice, NULL, index + 1, "alice");
     zframe_t *id = s_server_recv(router, watch, "alice", index + 1, "alice");
     zframe_destroy(&id);
     zsock_destroy(&rogue);
+}
+
+//  A server that is not up yet is no refusal: a client connecting to a port where nothing
+//  listens hears nothing from its watch; once a CURVE server binds there and refuses it, it
+//  gives up. (Needs the authenticator of the caller running.)
+static void s_test_not_up_yet(const hafl_security_t *server, const hafl_security_t *mallory_host)
+{
+    //  Hold a free port without listening: connections to it are refused, and closing it
+    //  frees the port at once for the server.
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    CHECK(bind(fd, (struct sockaddr *)&addr, len) == 0);
+    CHECK(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", ntohs(addr.sin_port));
+    zsock_t *watch = NULL;
+    zsock_t *mallory = s_dealer("early", mallory_host, endpoint, &watch);
+    s_send_hello(mallory, NULL, 12, "early");
+    CHECKF(s_wait(watch, NULL, S_QUIET_MS) == NULL,
+           "a handshake event while no server listens at %s", endpoint);
+    CHECK(close(fd) == 0);
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    CHECK(router);
+    char err[512] = "";
+    CHECKF(hafl_security_apply_server(server, router, endpoint, err, sizeof err) == 0, "%s", err);
+    CHECKF(zsock_bind(router, "%s", endpoint) >= 0, "bind %s: %s", endpoint,
+           zmq_strerror(zmq_errno()));
+    s_expect_given_up(mallory_host, watch, "early", endpoint, "not in its allow-list",
+                      "not in its allow-list");
+    hafl_security_unwatch(mallory, &watch);
+    zsock_destroy(&mallory);
+    zsock_destroy(&router);
 }
 
 //  The live exchange: allowed client both ways; rogue, plain and impostor clients refused.
@@ -432,32 +506,29 @@ static void s_test_exchange(const s_certs_t *c)
     //  Alice, on a client host that holds only the server's public certificate.
     hafl_security_t *alice_host = s_security(c->pubonly, c->allow, c->alice);
     CHECK(strcmp(hafl_security_server_key(alice_host), hafl_security_server_key(server)) == 0);
-    zsock_t *alice = s_dealer("alice", alice_host, endpoint);
+    zsock_t *alice_watch = NULL;
+    zsock_t *alice = s_dealer("alice", alice_host, endpoint, &alice_watch);
     CHECK(zsock_mechanism(alice) == ZMQ_CURVE);
     s_send_hello(alice, NULL, 3, "alice");
     zframe_t *alice_id = s_server_recv(router, watch, "alice", 3, "alice");
+    //  Her own watch saw the handshake succeed.
+    char why[512];
+    CHECKF(s_wait(alice_watch, NULL, S_DEADLINE_MS) == alice_watch, "alice's watch is silent");
+    CHECK(hafl_security_handshake(alice_watch, true, why, sizeof why) == HAFL_HANDSHAKE_OK);
     s_send_hello(router, alice_id, 99, "server");
     s_client_recv(alice, 99, "server");
 
     //  Mallory: valid CURVE certificate, right server key, not in the allow-list. Her own
     //  watch tells her why.
     hafl_security_t *mallory_host = s_security(c->pubonly, c->allow, c->mallory);
-    zsock_t *mallory = zsock_new(ZMQ_DEALER);
-    zsock_set_identity(mallory, "mallory");
-    zsock_t *mallory_watch = hafl_security_watch(mallory, err, sizeof err);
-    CHECKF(mallory_watch, "%s", err);
-    CHECK(hafl_security_apply_client(mallory_host, mallory, endpoint, err, sizeof err) == 0);
-    CHECK(zsock_connect(mallory, "%s", endpoint) == 0);
+    zsock_t *mallory_watch = NULL;
+    zsock_t *mallory = s_dealer("mallory", mallory_host, endpoint, &mallory_watch);
     s_send_hello(mallory, NULL, 4, "mallory");
     s_expect_refusal(router, watch, "not in the allow-list");
-    char why[512];
-    int got = 0;
-    while (!got) {
-        CHECKF(s_wait(mallory_watch, NULL, S_DEADLINE_MS) == mallory_watch,
-               "mallory's watch reported nothing");
-        got = s_read_watch(mallory_watch, why, sizeof why, "mallory");
-    }
-    CHECKF(strstr(why, "ZAP status 400"), "%s", why);
+    s_expect_given_up(mallory_host, mallory_watch, "mallory", endpoint,
+                      "refused the CURVE handshake: this client's public key is not in its "
+                      "allow-list (ZAP status 400)",
+                      "(ZAP status 400)");
     //  The allowed client is unaffected.
     s_send_hello(alice, NULL, 5, "alice");
     zframe_destroy(&alice_id);
@@ -467,10 +538,15 @@ static void s_test_exchange(const s_certs_t *c)
     zsock_destroy(&mallory);
 
     //  A client without CURVE.
-    s_rogue_refused(router, watch, endpoint, NULL, "plain", "mechanisms differ", alice, 6);
-    //  Alice's certificate but another server's public key: the server cannot read her.
+    //  (libzmq tells it the mechanisms differ, or drops it before the handshake ends.)
+    s_rogue_refused(router, watch, endpoint, NULL, "plain", "mechanisms differ",
+                    "mechanisms differ", "security/curve differs", alice, 6);
+    //  Alice's certificate but another server's public key: the server cannot read her, and
+    //  drops her without a word, handshake after handshake.
     hafl_security_t *fooled_host = s_security(c->impostor, c->allow, c->alice);
-    s_rogue_refused(router, watch, endpoint, fooled_host, "fooled", "cryptographic", alice, 8);
+    s_rogue_refused(router, watch, endpoint, fooled_host, "fooled", "cryptographic",
+                    "times in a row (what a CURVE server does when security/server_cert",
+                    "cryptographic", alice, 8);
     s_send_hello(router, alice_id, 100, "server");
     s_client_recv(alice, 100, "server");
 
@@ -480,8 +556,8 @@ static void s_test_exchange(const s_certs_t *c)
     s_path(listed, "%s/alice.cert", c->allow);
     s_path(hidden, "%s/.alice.cert", c->allow);
     CHECK(rename(listed, hidden) == 0);
-    s_rogue_refused(router, watch, endpoint, alice_host, "revoked", "not in the allow-list", alice,
-                    10);
+    s_rogue_refused(router, watch, endpoint, alice_host, "revoked", "not in the allow-list",
+                    "not in its allow-list", "not in its allow-list", alice, 10);
     CHECK(rename(hidden, listed) == 0);
 
     //  Quiet period: nothing else reaches the server (refusals of late retries may still come).
@@ -490,10 +566,17 @@ static void s_test_exchange(const s_certs_t *c)
         CHECKF(which == watch, "an unexpected message reached the server");
         s_read_watch(watch, why, sizeof why, "server");
     }
+    //  Alice's connection never failed: her watch holds no refusal.
+    uint32_t lost = 0;
+    while (s_wait(alice_watch, NULL, 0) == alice_watch)
+        CHECKF(hafl_security_refused(alice_host, alice_watch, &lost, why, sizeof why) == 0,
+               "alice would give up: %s", why);
     zframe_destroy(&alice_id);
+    hafl_security_unwatch(alice, &alice_watch);
     zsock_destroy(&alice);
     hafl_security_unwatch(router, &watch);
     zsock_destroy(&router);
+    s_test_not_up_yet(server, mallory_host);
     hafl_security_destroy(&fooled_host);
     hafl_security_destroy(&mallory_host);
     hafl_security_destroy(&alice_host);
