@@ -43,6 +43,8 @@ static hafl_node_t *s_node(const hafl_topology_t *t, const char *group, hafl_nod
     return node;
 }
 
+//  The run's events; read once the nodes are destroyed, when the logger has written them all
+//  (events travel on their own sockets, so a DONE on the pipe may overtake the last of them).
 static char *s_events(const char *run_dir)
 {
     char path[4300];
@@ -85,7 +87,11 @@ static void s_expect_timeout(const char *min_reports, bool with_clients, const c
         char chex[65], creason[512];
         CHECKF(hafl_node_wait(clients, chex, creason, sizeof creason) == 0, "clients: %s", creason);
     }
-    char *events = s_events(hafl_node_run_dir(server));
+    char run_dir[4096];
+    snprintf(run_dir, sizeof run_dir, "%s", hafl_node_run_dir(server));
+    hafl_node_destroy(&clients);
+    hafl_node_destroy(&server);
+    char *events = s_events(run_dir);
     char line[4096];
     s_event_line(events, "join-timeout", line, sizeof line);
     CHECKF(strstr(line, fields), "join-timeout '%s' lacks '%s'", line, fields);
@@ -97,8 +103,6 @@ static void s_expect_timeout(const char *min_reports, bool with_clients, const c
     CHECK(!strstr(events, "\"event\":\"round-start\""));
     printf("server: %s\n", reason);
     free(events);
-    hafl_node_destroy(&clients);
-    hafl_node_destroy(&server);
     hafl_topology_destroy(&t);
 }
 
@@ -127,7 +131,12 @@ static void s_expect_run(const char *min_reports, const char *join_timeout_ms, b
     CHECKF(hafl_node_wait(first, hex, reason, sizeof reason) == 0, "clients-0: %s", reason);
     if (second)
         CHECKF(hafl_node_wait(second, hex, reason, sizeof reason) == 0, "clients-1: %s", reason);
-    char *events = s_events(hafl_node_run_dir(server));
+    char run_dir[4096];
+    snprintf(run_dir, sizeof run_dir, "%s", hafl_node_run_dir(server));
+    hafl_node_destroy(&second);
+    hafl_node_destroy(&first);
+    hafl_node_destroy(&server);
+    char *events = s_events(run_dir);
     char line[4096];
     s_event_line(events, "federation-start", line, sizeof line);
     const char *field = strstr(line, "\"clients\":");
@@ -143,9 +152,6 @@ static void s_expect_run(const char *min_reports, const char *join_timeout_ms, b
     printf("joined: %ld clients at the start, %zu in all%s\n", at_start, joined,
            late ? " (4 of them late)" : "");
     free(events);
-    hafl_node_destroy(&second);
-    hafl_node_destroy(&first);
-    hafl_node_destroy(&server);
     hafl_topology_destroy(&t);
 }
 
