@@ -3,7 +3,10 @@
 # federation runs as separate processes over loopback tcp with CURVE on and must give the same
 # final adapter digest as the unsecured in-process run. Then clients holding a certificate the
 # server's allow-list lacks must be refused: the server's events report `peer-refused` with the
-# authenticator's reason, and the run is stopped through `hafl ctl`.
+# authenticator's reason, each client reports `handshake-refused` and gives up, and the run
+# ends by itself with status 1 and the reason on stderr. Last, a refused client node started
+# before its server waits for it rather than giving up, and the server, whose clients never
+# join, ends with status 1 after server/join_timeout_ms.
 set -u
 : "${HAFL_BINARY:?run through ctest}" "${HAFL_SOURCE_DIR:?run through ctest}"
 hafl=$HAFL_BINARY
@@ -20,8 +23,10 @@ digest_of() { sed -n 's/^final adapter sha256 \([0-9a-f]\{64\}\)$/\1/p' "$1"; }
 
 "$hafl" keygen "$work/keys" --name fleet >/dev/null || fail "keygen (allowed client)"
 "$hafl" keygen "$work/other" --name rogue >/dev/null || fail "keygen (rogue client)"
-# Ports: a per-run base so parallel test runs on one machine do not collide.
-base=$((20000 + $$ % 20000))
+# Ports: a block of 12 per run (three federations of 4), below the kernel's ephemeral range
+# (32768 and up) where outgoing connections take their ports, so that parallel test runs on
+# one machine do not collide.
+base=$((20000 + $$ % 1000 * 12))
 secure="--set placement/mode=processes --set placement/transport=tcp \
 --set security/curve=true --set security/server_cert=$work/keys/server.cert \
 --set security/client_certs=$work/keys/clients"
@@ -38,36 +43,55 @@ secured=$(digest_of "$work/secure")
 [ -n "$plain" ] && [ "$plain" = "$secured" ] || fail "digests differ: plain '$plain', CURVE '$secured'"
 echo "ok: CURVE over tcp, separate processes, same digest $secured"
 
-# A client certificate outside the allow-list: every client is refused.
-mkfifo "$work/out"
+# A client certificate outside the allow-list: every client (and the evaluator) is refused,
+# says so and gives up, and the launcher, with nobody left to join, stops the server: the run
+# ends by itself with status 1.
 # shellcheck disable=SC2086
-timeout 120 "$hafl" run "$topology" $secure --set placement/base_port=$((base + 100)) \
+timeout 60 "$hafl" run "$topology" $secure --set placement/base_port=$((base + 4)) \
     --set logger/run_dir="$work/refused-runs" \
-    --set security/client_cert="$work/other/rogue.cert_secret" >"$work/out" 2>&1 &
-pid=$!
-exec 3<"$work/out"
-control="" events=""
-while IFS= read -r line <&3; do
-    case $line in
-    "control "*) control=${line#control } ;;
-    "events "*) events=${line#events } ;;
-    esac
-    [ -n "$control" ] && [ -n "$events" ] && break
-done
-[ -n "$events" ] || fail "the run printed no endpoints"
-# The refused clients try once, as soon as they start, which may be before a subscriber could
-# join the PUB stream; the logger's file has every event, so poll it (deadline 30 s).
-deadline=$(($(date +%s) + 30))
-while ! grep -h '"event":"peer-refused"' "$work"/refused-runs/*/events.jsonl 2>/dev/null \
-    | head -n 1 >"$work/refused" || ! [ -s "$work/refused" ]; do
-    [ "$(date +%s)" -lt "$deadline" ] || fail "no peer-refused event within 30 s"
-    sleep 0.2
-done
+    --set security/client_cert="$work/other/rogue.cert_secret" >"$work/out" 2>"$work/err"
+status=$?
+[ "$status" -eq 1 ] || fail "refused run exited $status, not 1: $(cat "$work/out" "$work/err")"
+grep -q "^hafl node clients-0: client [0-3]: the server at tcp://127.0.0.1:$((base + 4)) refused the CURVE handshake: this client's public key is not in its allow-list (ZAP status 400)$" "$work/err" \
+    || fail "no refusal reason from the clients' node: $(cat "$work/err")"
+events=$(ls "$work"/refused-runs/*/events.jsonl) || fail "no events file"
+grep '"event":"peer-refused"' "$events" | head -n 1 >"$work/refused"
 grep -q 'not in the allow-list' "$work/refused" || fail "refusal without its reason: $(cat "$work/refused")"
-timeout 30 "$hafl" ctl "$control" stop >/dev/null || fail "ctl stop"
-wait "$pid"
-pid=""
-cat <&3 >/dev/null
-! grep -q '"event":"client-joined"' "$work"/refused-runs/*/events.jsonl \
+grep -q '"actor":"client-0","event":"handshake-refused","reason":"the server at tcp://127.0.0.1:[0-9]* refused the CURVE handshake' "$events" \
+    || fail "client-0 did not log its refusal"
+! grep -q '"event":"client-joined"' "$events" \
     || fail "a client with a certificate outside the allow-list joined"
 echo "ok: refused with reason: $(sed 's/.*"reason":"\([^"]*\)".*/\1/' "$work/refused")"
+echo "ok: the refused run ended by itself: $(grep -m 1 '^hafl node clients-0' "$work/err")"
+
+# The same by hand, the rogue clients' node started before the server's: connecting to a
+# server that is not up yet is no refusal, so it waits, then is refused and ends with status
+# 1; the server, whose clients never join, gives up after server/join_timeout_ms.
+# shellcheck disable=SC2086
+timeout 60 "$hafl" node "$topology" --host clients-0 $secure --set placement/base_port=$((base + 8)) \
+    --set logger/run_dir="$work/early-runs" \
+    --set security/client_cert="$work/other/rogue.cert_secret" >"$work/early.out" 2>"$work/early.err" &
+pid=$!
+# Its clients connect as the node starts; it prints its folder once they have (deadline 30 s).
+deadline=$(($(date +%s) + 30))
+until grep -q '^folder ' "$work/early.out" 2>/dev/null; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "the early client node did not start within 30 s"
+    sleep 0.1
+done
+# shellcheck disable=SC2086
+timeout 60 "$hafl" node "$topology" --host server $secure --set placement/base_port=$((base + 8)) \
+    --set logger/run_dir="$work/early-runs" --set evaluator/enabled=false \
+    --set server/deadline_ms=500 --set server/join_timeout_ms=3000 \
+    --set security/client_cert="$work/keys/fleet.cert_secret" >"$work/server.out" 2>"$work/server.err"
+status=$?
+wait "$pid"
+early=$?
+pid=""
+[ "$early" -eq 1 ] || fail "the early client node exited $early, not 1: $(cat "$work/early.err")"
+[ "$(wc -l <"$work/early.err")" -eq 1 ] && grep -q "refused the CURVE handshake" "$work/early.err" \
+    || fail "the early client node's stderr: $(cat "$work/early.err")"
+[ "$status" -eq 1 ] || fail "the server node exited $status, not 1: $(cat "$work/server.err")"
+[ "$(cat "$work/server.err")" = "hafl node server: join timeout: 0 of the 4 clients needed joined within 3000 ms (8 expected; missing: 0-7)" ] \
+    || fail "the server node's stderr: $(cat "$work/server.err")"
+echo "ok: $(cat "$work/early.err")"
+echo "ok: $(cat "$work/server.err")"

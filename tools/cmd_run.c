@@ -4,8 +4,12 @@
     and event endpoints on ipc:// so `hafl ctl` and `hafl tail` can reach them). With
     --processes, or placement/mode processes or hosts, it starts one `hafl node` child per
     placement group (hafl_placement.h) over ipc:// or loopback tcp://, passing each the run
-    folder, the run id and the resolved endpoints, and waits for them. Either way it ends by
-    printing `final adapter sha256 <hex>`, the digest the server also logs.
+    folder, the run id and the resolved endpoints, and waits for them: when the server's node
+    fails the others are terminated, and when every node running clients has ended and one of
+    them failed (e.g. refused by the server's authenticator) the server's node is stopped, as an
+    interrupt would, since nobody is left to join. Either way it ends by printing
+    `final adapter sha256 <hex>`, the digest the server also logs, and exits 1 if any node
+    failed.
 
     --resume RUNDIR continues a run from the checkpoint in RUNDIR (hafl_server_state.h) with
     every client's saved state (hafl_client_state.h), into a new run folder, in either mode;
@@ -127,9 +131,29 @@ typedef struct {
     pid_t pid;
     char name[64];
     bool server;
+    bool clients; //  runs clients
     int status;
     bool done;
+    bool failed;
 } s_child_t;
+
+//  The server's node, while it runs, when every node running clients (the server's own
+//  included, on a host that runs both) has ended and one of them failed (a refused handshake,
+//  a start that failed): no client is left to join or to train, so waiting on would last until
+//  server/join_timeout_ms or forever. NULL otherwise.
+static s_child_t *s_orphaned_server(s_child_t *children, uint32_t n)
+{
+    s_child_t *server = NULL;
+    bool failed = false;
+    for (uint32_t i = 0; i < n; i++) {
+        if (children[i].clients && !children[i].done)
+            return NULL;
+        if (children[i].server && !children[i].done)
+            server = &children[i];
+        failed |= children[i].clients && children[i].failed;
+    }
+    return failed ? server : NULL;
+}
 
 //  Before any node starts: the checkpoint's state and every client's state file at or before
 //  its round must be readable and intact. 0, or -1 with the first problem in err.
@@ -252,13 +276,16 @@ static int s_run_processes(const hafl_topology_t *t, const char *file, const cha
         c->pid = pid;
         snprintf(c->name, sizeof c->name, "%s", group->name);
         c->server = group->server;
+        c->clients = group->client_first <= group->client_last;
         c->done = false;
+        c->failed = false;
     }
     //  Children handle an interrupt themselves (the server node stops the run cleanly).
     signal(SIGINT, SIG_IGN);
     int failures = 0;
     uint32_t running = n_children;
     int64_t server_ended = -1;
+    bool server_stopped = false;
     //  Wait for children on SIGCHLD (blocked, so it stays pending until sigtimedwait takes it);
     //  a child that ended before the block is still reaped by the WNOHANG call below.
     sigset_t chld, old_mask;
@@ -289,6 +316,7 @@ static int s_run_processes(const hafl_topology_t *t, const char *file, const cha
             c->done = true;
             running--;
             bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            c->failed = !ok;
             if (!ok) {
                 failures++;
                 fprintf(stderr, "hafl run: node %s ended with %s %d\n", c->name,
@@ -297,11 +325,21 @@ static int s_run_processes(const hafl_topology_t *t, const char *file, const cha
             }
             if (c->server) {
                 server_ended = zclock_mono();
-                if (!ok)
+                //  A node that never reached the server (still starting when it was stopped)
+                //  would never hear that the run is over.
+                if (!ok || server_stopped)
                     for (uint32_t j = 0; j < n_children; j++)
                         if (!children[j].done)
                             kill(children[j].pid, SIGTERM);
             }
+        }
+        s_child_t *orphaned = s_orphaned_server(children, n_children);
+        if (orphaned && !server_stopped) {
+            //  As an interrupt would: the server ends the run cleanly (final adapter, summary).
+            fprintf(stderr, "hafl run: every node running clients has ended, not all well: "
+                            "stopping the server\n");
+            kill(orphaned->pid, SIGTERM);
+            server_stopped = true;
         }
     }
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
@@ -361,7 +399,7 @@ int hafl_cmd_run(int argc, char **argv)
     if (processes || t->placement.mode != HAFL_PLACEMENT_INPROC)
         rc = s_run_processes(t, file, overrides, n_overrides, slots, resume);
     else {
-        char err[512], hex[65], reason[256];
+        char err[512], hex[65], reason[512];
         hafl_node_opts_t opts = {0};
         opts.topology = t;
         opts.resume = resume;
