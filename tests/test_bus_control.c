@@ -112,13 +112,8 @@ int main(void)
     bus_csv_column(run_dir, "reported", reported, 512);
     //  Stop aborts the round in progress: the last complete round is first - 1 or later.
     CHECKF(n + 1 >= (size_t)first && n < 400, "%zu rounds", n);
-    char path[4300], err[256], again[65];
-    snprintf(path, sizeof path, "%s/final_adapter.bin", run_dir);
-    hafl_adapter_t *final = hafl_adapter_load(path, err, sizeof err);
-    CHECKF(final != NULL, "%s", err);
-    hafl_adapter_digest_hex(final, again);
-    CHECK(streq(again, hex));
-    hafl_adapter_destroy(&final);
+    bus_check_adapter_digest(run_dir, "final_adapter.bin", hex);
+    char path[4300];
 
     snprintf(path, sizeof path, "%s/events.jsonl", run_dir);
     char *events = bus_read_file(path);

@@ -5,6 +5,7 @@
 #ifndef TEST_BUS_UTIL_H
 #define TEST_BUS_UTIL_H
 
+#include "hafl_adapter.h"
 #include "hafl_node.h"
 #include "hafl_test.h"
 #include "hafl_topology.h"
@@ -154,6 +155,19 @@ static inline int bus_run_inproc(const hafl_topology_t *t, char hex[65], char *r
     snprintf(run_dir, run_dir_len, "%s", hafl_node_run_dir(node));
     hafl_node_destroy(&node);
     return rc;
+}
+
+//  The adapter file `name` in run_dir loads and has digest hex (fails the test otherwise).
+static inline void bus_check_adapter_digest(const char *run_dir, const char *name,
+                                            const char *hex)
+{
+    char path[4300], err[512], got[65];
+    snprintf(path, sizeof path, "%s/%s", run_dir, name);
+    hafl_adapter_t *adapter = hafl_adapter_load(path, err, sizeof err);
+    CHECKF(adapter != NULL, "%s", err);
+    hafl_adapter_digest_hex(adapter, got);
+    hafl_adapter_destroy(&adapter);
+    CHECKF(streq(got, hex), "%s has digest %s, expected %s", path, got, hex);
 }
 
 //  Column `name` of rounds.csv rows (as doubles), at most cap; returns the row count.
