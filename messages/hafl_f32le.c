@@ -12,8 +12,6 @@
 #define S_NONFINITE 0x7f800000u //  smallest magnitude bits of inf / NaN
 #define S_MAGNITUDE 0x7fffffffu
 
-static bool s_force_portable; //  hafl_f32le_force_portable
-
 static inline uint32_t s_load_bits(const unsigned char *p)
 {
     uint32_t v;
@@ -142,7 +140,7 @@ __attribute__((target("avx2"))) static bool s_check_avx2(const unsigned char *s,
 static bool s_avx2(void)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return !s_force_portable && __builtin_cpu_supports("avx2");
+    return __builtin_cpu_supports("avx2");
 #else
     return false;
 #endif
@@ -186,9 +184,14 @@ size_t hafl_f32le_first_nonfinite(const void *src, size_t n, float *value)
     return i;
 }
 
-void hafl_f32le_force_portable(bool on)
+bool hafl_f32le_copy_finite_portable(void *restrict dst, const void *restrict src, size_t n)
 {
-    s_force_portable = on;
+    return s_copy_portable(dst, src, n);
+}
+
+bool hafl_f32le_all_finite_portable(const void *src, size_t n)
+{
+    return s_check_portable(src, n);
 }
 
 bool hafl_f32le_host_order(void)

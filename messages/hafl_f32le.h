@@ -32,8 +32,9 @@ size_t hafl_f32le_first_nonfinite (const void *src, size_t n, float *value);
 //  Whether floats in wire order can be used where they lie (a little-endian host).
 bool hafl_f32le_host_order (void);
 
-//  For tests: run the portable loops even where the AVX2 ones could (true), or pick by CPU
-//  again (false), so both are checked on one machine. Not for use while other threads copy.
-void hafl_f32le_force_portable (bool on);
+//  The portable loops behind the two functions above, whatever the CPU, so that tests can
+//  hold the AVX2 versions to them on one machine. Same contracts.
+bool hafl_f32le_copy_finite_portable (void *restrict dst, const void *restrict src, size_t n);
+bool hafl_f32le_all_finite_portable (const void *src, size_t n);
 
 #endif

@@ -1122,6 +1122,7 @@ static int s_decode_rank1(zframe_t *frame, uint16_t minor, int merged, bool borr
     if (s_take_floats(b.ptr, r->d_out, borrow, &r->b, &r->borrowed, p, err))
         return -1;
     p = S_LEAF(path, "a");
+    //  Same decision as for b, but its own flag: a failure here must not clear b's.
     bool borrowed_a;
     if (s_take_floats(a.ptr, r->d_in, borrow, &r->a, &borrowed_a, p, err)) {
         hafl_msg_rank1_clear(r);

@@ -45,7 +45,10 @@ static void s_put_le(unsigned char *p, float value)
     memcpy(p, &v, 4);
 }
 
-static void s_check_lengths(const char *which)
+typedef bool (*s_copy_fn)(void *restrict, const void *restrict, size_t);
+typedef bool (*s_check_fn)(const void *, size_t);
+
+static void s_check_lengths(const char *which, s_copy_fn copy_finite, s_check_fn all_finite)
 {
     static const float specials[] = {NAN, INFINITY, -INFINITY};
     unsigned char src_buf[4 * S_MAX_N + 8], dst_buf[4 * S_MAX_N + 8];
@@ -59,19 +62,19 @@ static void s_check_lengths(const char *which)
                 for (size_t i = 0; i < n; i++)
                     s_put_le(src + 4 * i, values[i]);
                 memset(dst_buf, 0xa5, sizeof dst_buf);
-                CHECKF(hafl_f32le_copy_finite(dst, src, n), "%s: n %zu finite copy", which, n);
+                CHECKF(copy_finite(dst, src, n), "%s: n %zu finite copy", which, n);
                 CHECKF(memcmp(dst, values, 4 * n) == 0, "%s: n %zu bits changed", which, n);
                 CHECKF(dst_buf[dst_off + 4 * n] == 0xa5, "%s: n %zu wrote past the end", which,
                        n);
-                CHECKF(hafl_f32le_all_finite(src, n), "%s: n %zu finite check", which, n);
+                CHECKF(all_finite(src, n), "%s: n %zu finite check", which, n);
                 CHECK(hafl_f32le_first_nonfinite(src, n, NULL) == n);
                 //  One special value at each position in turn (all of them for short lengths).
                 for (size_t at = 0; at < n; at += n < 40 ? 1 : 7)
                     for (size_t s = 0; s < 3; s++) {
                         s_put_le(src + 4 * at, specials[s]);
-                        CHECKF(!hafl_f32le_copy_finite(dst, src, n), "%s: n %zu %g at %zu copied",
+                        CHECKF(!copy_finite(dst, src, n), "%s: n %zu %g at %zu copied",
                                which, n, (double)specials[s], at);
-                        CHECKF(!hafl_f32le_all_finite(src, n), "%s: n %zu %g at %zu passed", which,
+                        CHECKF(!all_finite(src, n), "%s: n %zu %g at %zu passed", which,
                                n, (double)specials[s], at);
                         float bad = 0.0f;
                         CHECK(hafl_f32le_first_nonfinite(src, n, &bad) == at);
@@ -84,10 +87,8 @@ static void s_check_lengths(const char *which)
 int main(void)
 {
     CHECK(hafl_f32le_host_order() == (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__));
-    s_check_lengths("dispatched");
-    hafl_f32le_force_portable(true);
-    s_check_lengths("portable");
-    hafl_f32le_force_portable(false);
+    s_check_lengths("dispatched", hafl_f32le_copy_finite, hafl_f32le_all_finite);
+    s_check_lengths("portable", hafl_f32le_copy_finite_portable, hafl_f32le_all_finite_portable);
     printf("test_f32le: all passed\n");
     return 0;
 }
