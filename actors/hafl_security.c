@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -396,9 +397,18 @@ zsock_t *hafl_security_watch(zsock_t *sock, char *err, size_t errlen)
     //  send from its I/O thread, which must never wait for the owner to read.
     int unlimited = 0;
     zmq_setsockopt(zsock_resolve(watch), ZMQ_RCVHWM, &unlimited, sizeof unlimited);
-    char endpoint[96];
-    snprintf(endpoint, sizeof endpoint, "inproc://hafl-security-watch-%p-%p", (void *)sock,
-             (void *)watch);
+    //  A random name: one made of the sockets' addresses could still be bound by the monitor
+    //  of an earlier socket at the same address, which libzmq releases asynchronously.
+    uint8_t nonce[12];
+    char nonce_hex[2 * sizeof nonce + 1], endpoint[96];
+    if (sodium_init() < 0) {
+        s_fail(err, errlen, "security: cannot initialise libsodium for the watch's name");
+        zsock_destroy(&watch);
+        return NULL;
+    }
+    randombytes_buf(nonce, sizeof nonce);
+    sodium_bin2hex(nonce_hex, sizeof nonce_hex, nonce, sizeof nonce);
+    snprintf(endpoint, sizeof endpoint, "inproc://hafl-security-watch-%s", nonce_hex);
     int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
     if (zmq_socket_monitor(zsock_resolve(sock), endpoint, events) != 0) {
