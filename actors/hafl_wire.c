@@ -118,14 +118,30 @@ int hafl_wire_take_components(hafl_adapter_t *dst, const hafl_rank1_t *component
     return 0;
 }
 
+//  Terms of matrix m among n.
+static uint32_t s_terms_of(const hafl_rank1_t *terms, uint32_t n, uint32_t m)
+{
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < n; i++)
+        count += terms[i].matrix == m;
+    return count;
+}
+
 int hafl_wire_take_merged(hafl_adapter_t *dst, const hafl_rank1_t *terms, uint32_t n, bool reset,
                           const char *what, char *err, size_t errlen)
 {
     const hafl_layout_t *L = &dst->layout;
+    //  The cap first, for every matrix, so a refused message changes nothing.
     for (uint32_t m = 0; m < L->n_matrices; m++) {
-        uint32_t count = 0;
-        for (uint32_t i = 0; i < n; i++)
-            count += terms[i].matrix == m;
+        uint32_t count = s_terms_of(terms, n, m), kept = reset ? 0 : dst->n_merged[m];
+        if ((uint64_t)kept + count > HAFL_ADAPTER_MAX_MERGED) {
+            snprintf(err, errlen, "%s: %u merged terms for matrix %u on top of %u exceed the cap "
+                     "of %u", what, count, m, kept, HAFL_ADAPTER_MAX_MERGED);
+            return -1;
+        }
+    }
+    for (uint32_t m = 0; m < L->n_matrices; m++) {
+        uint32_t count = s_terms_of(terms, n, m);
         if (reset && hafl_adapter_set_merged(dst, m, 0, NULL, NULL))
             goto nomem;
         if (count == 0)

@@ -61,7 +61,8 @@ void hafl_wire_peer(zframe_t *identity, char *text, size_t textlen);
 int hafl_wire_take_components(hafl_adapter_t *dst, const hafl_rank1_t *components, uint32_t n,
                               uint8_t *present);
 //  Merged terms: replace (reset) or extend dst's merged terms of each matrix, keeping order.
-//  0, or -1 with err naming `what` when memory runs out.
+//  0, or -1 with err naming `what` when a matrix would pass HAFL_ADAPTER_MAX_MERGED terms
+//  (nothing is changed then) or memory runs out.
 int hafl_wire_take_merged(hafl_adapter_t *dst, const hafl_rank1_t *terms, uint32_t n, bool reset,
                           const char *what, char *err, size_t errlen);
 //  Copy a head tensor into dst. The protocol lets a message carry no head (0 x 0); the

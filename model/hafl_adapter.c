@@ -28,7 +28,6 @@ static const char s_magic[8] = {'H', 'A', 'F', 'L', 'A', 'D', 'P', '1'};
 #define S_MAX_DIM (1u << 20)
 #define S_MAX_MATRICES 4096u
 #define S_MAX_RANK 1024u
-#define S_MAX_MERGED (1u << 16)
 
 int
 hafl_layout_copy (hafl_layout_t *dst, const hafl_layout_t *src)
@@ -157,7 +156,7 @@ hafl_adapter_grow_merged (hafl_adapter_t *self, uint32_t m, uint32_t n, float **
 {
     size_t d_out = self->layout.matrices[m].d_out, d_in = self->layout.matrices[m].d_in;
     size_t old = self->n_merged[m], total = old + n;
-    if (total > S_MAX_MERGED)
+    if (total > HAFL_ADAPTER_MAX_MERGED)
         return -1;
     float *nb = realloc (self->mbt[m], (total ? total : 1) * d_out * sizeof (float));
     if (!nb)
@@ -385,7 +384,7 @@ hafl_adapter_load (const char *path, char *err, size_t errlen)
         }
         info->name[HAFL_MATRIX_NAME_MAX - 1] = 0;
         if (info->d_out == 0 || info->d_in == 0 || info->d_out > S_MAX_DIM || info->d_in > S_MAX_DIM
-            || merged[m] > S_MAX_MERGED) {
+            || merged[m] > HAFL_ADAPTER_MAX_MERGED) {
             snprintf (err, errlen, "%s: matrix %u shape out of range", path, m);
             goto done;
         }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #define HAFL_MATRIX_NAME_MAX 32
+#define HAFL_ADAPTER_MAX_MERGED (1u << 16) //  merged terms per matrix
 
 //  Role of a component in one client's round: the ROUND message's roles bytes, the schemes'
 //  output and the trainers' input all use these values.

@@ -121,6 +121,28 @@ static void s_check_merged(zsock_t *out, zsock_t *in, hafl_adapter_t *receiver)
     CHECK(memcmp(receiver->ma[0] + 3 * 3, a0 + 2 * 3, 3 * sizeof(float)) == 0);
     hafl_msg_destroy(&got);
     hafl_adapter_destroy(&sender);
+
+    //  Past the per-matrix cap: refused with the numbers, and nothing changes (not even the
+    //  matrix that would have fitted).
+    uint32_t many = HAFL_ADAPTER_MAX_MERGED - 1;
+    hafl_rank1_t *terms = calloc(many + 1, sizeof *terms);
+    CHECK(terms);
+    terms[0] = (hafl_rank1_t){.matrix = 0, .d_out = 4, .d_in = 3, .b = bt0, .a = a0,
+                              .borrowed = true};
+    for (uint32_t i = 1; i <= many; i++)
+        terms[i] = (hafl_rank1_t){.matrix = 1, .d_out = 2, .d_in = 3, .b = bt1, .a = a1,
+                                  .borrowed = true};
+    CHECK(hafl_wire_take_merged(receiver, terms, many + 1, false, "round", text,
+                                sizeof text) == -1);
+    CHECKF(strstr(text, "round: 65535 merged terms for matrix 1 on top of 2 exceed the cap of "
+                        "65536"), "%s", text);
+    CHECK(receiver->n_merged[0] == 4 && receiver->n_merged[1] == 2);
+    //  The same terms replacing what is there fit.
+    CHECKF(hafl_wire_take_merged(receiver, terms, many + 1, true, "round", text, sizeof text) == 0,
+           "%s", text);
+    CHECK(receiver->n_merged[0] == 1 && receiver->n_merged[1] == many);
+    CHECK(memcmp(receiver->mbt[1] + (size_t)(many - 1) * 2, bt1, 2 * sizeof(float)) == 0);
+    free(terms);
 }
 
 int main(void)
