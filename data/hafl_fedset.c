@@ -17,8 +17,9 @@ struct hafl_fedset_t {
     uint32_t clients;
     uint32_t *client_rows; //  [n_train] client k's rows at offsets[k] .. offsets[k+1]
     uint32_t *offsets;     //  [clients + 1]
-    uint32_t *test_rows;   //  [n_test]
+    uint32_t *test_rows;   //  [n_test] rows of the held-out part
     uint32_t n_test;
+    int holdout_part;      //  HAFL_NEWSGROUPS_TEST, or _TRAIN when a validation set is carved
     uint8_t digest[32];
 };
 
@@ -34,9 +35,12 @@ static void s_digest(hafl_fedset_t *self, const hafl_fedset_opts_t *opts)
     uint64_t alpha_bits;
     double alpha = strcmp(opts->split, "dirichlet") == 0 ? opts->dirichlet_alpha : 0.0;
     memcpy(&alpha_bits, &alpha, 8);
-    uint64_t fields[5] = {opts->train_limit, opts->test_limit, opts->clients, opts->seed,
-                          alpha_bits};
-    for (int f = 0; f < 5; f++) {
+    uint64_t fields[6] = {opts->train_limit, opts->test_limit, opts->clients, opts->seed,
+                          alpha_bits, opts->validation};
+    //  validation = 0 hashes as the five fields did before it existed, so the digests (and the
+    //  tokenised caches and adapters keyed by them) of every earlier topology stay the same.
+    int n_fields = opts->validation ? 6 : 5;
+    for (int f = 0; f < n_fields; f++) {
         for (int i = 0; i < 8; i++)
             le[i] = (uint8_t)(fields[f] >> (8 * i));
         crypto_hash_sha256_update(&h, le, 8);
@@ -44,18 +48,63 @@ static void s_digest(hafl_fedset_t *self, const hafl_fedset_opts_t *opts)
     crypto_hash_sha256_final(&h, self->digest);
 }
 
+//  Carves the validation set out of the training part: a seeded draw of opts->validation
+//  rows (stream part 2, so it is independent of the train_limit draw) becomes the held-out set,
+//  and *pool, *n_pool the remaining rows, ascending, from which the training subset is taken.
+static int s_carve_validation(hafl_fedset_t *self, const hafl_fedset_opts_t *opts,
+                              uint32_t n_train, uint32_t **pool, uint32_t *n_pool, char *err,
+                              size_t errlen)
+{
+    if (opts->validation >= n_train) {
+        snprintf(err, errlen,
+                 "data: validation of %u documents leaves none of the %u training documents",
+                 opts->validation, n_train);
+        return -1;
+    }
+    uint32_t n_val;
+    uint32_t *drawn = hafl_split_subset(n_train, opts->validation, opts->seed, 2, &n_val);
+    uint8_t *held = calloc(n_train, 1);
+    *pool = malloc((size_t)n_train * sizeof **pool);
+    if (!drawn || !held || !*pool) {
+        free(drawn);
+        free(held);
+        free(*pool);
+        *pool = NULL;
+        snprintf(err, errlen, "data: out of memory for the validation set");
+        return -1;
+    }
+    for (uint32_t j = 0; j < n_val; j++)
+        held[drawn[j]] = 1;
+    *n_pool = 0;
+    for (uint32_t r = 0; r < n_train; r++)
+        if (!held[r])
+            (*pool)[(*n_pool)++] = r;
+    free(held);
+    self->test_rows = drawn; //  ascending: hafl_split_subset sorts what it keeps
+    self->n_test = n_val;
+    self->holdout_part = HAFL_NEWSGROUPS_TRAIN;
+    return 0;
+}
+
 //  Splits the training subset across the clients and maps positions back to rows.
 static int s_split(hafl_fedset_t *self, const hafl_fedset_opts_t *opts, char *err, size_t errlen)
 {
     hafl_tokset_part_t train = hafl_tokset_part(self->tokset, HAFL_NEWSGROUPS_TRAIN);
+    uint32_t *pool = NULL, n_pool = train.n;
+    if (opts->validation && s_carve_validation(self, opts, train.n, &pool, &n_pool, err, errlen))
+        return -1;
     uint32_t n;
-    uint32_t *rows = hafl_split_subset(train.n, opts->train_limit, opts->seed, 0, &n);
+    uint32_t *rows = hafl_split_subset(n_pool, opts->train_limit, opts->seed, 0, &n);
     uint32_t *labels = malloc((size_t)(n ? n : 1) * sizeof *labels);
     int rc = -1;
     if (!rows || !labels) {
         snprintf(err, errlen, "data: out of memory for %u training examples", train.n);
         goto done;
     }
+    //  Positions in the pool (everything but the validation set) back to training-part rows.
+    if (pool)
+        for (uint32_t j = 0; j < n; j++)
+            rows[j] = pool[rows[j]];
     for (uint32_t j = 0; j < n; j++)
         labels[j] = train.labels[rows[j]];
     uint32_t classes = hafl_tokset_classes(self->tokset);
@@ -81,6 +130,7 @@ static int s_split(hafl_fedset_t *self, const hafl_fedset_opts_t *opts, char *er
     }
     rc = 0;
 done:
+    free(pool);
     free(rows);
     free(labels);
     return rc;
@@ -111,6 +161,7 @@ hafl_fedset_t *hafl_fedset_new(const hafl_fedset_opts_t *opts, const hafl_tokeni
         return NULL;
     }
     self->clients = opts->clients;
+    self->holdout_part = HAFL_NEWSGROUPS_TEST;
     hafl_tokset_opts_t tokopts = {.max_tokens = opts->max_tokens,
                                   .keep_empty = opts->keep_empty,
                                   .cache_dir = opts->cache_dir,
@@ -123,7 +174,9 @@ hafl_fedset_t *hafl_fedset_new(const hafl_fedset_opts_t *opts, const hafl_tokeni
         return NULL;
     }
     hafl_tokset_part_t test = hafl_tokset_part(self->tokset, HAFL_NEWSGROUPS_TEST);
-    self->test_rows = hafl_split_subset(test.n, opts->test_limit, opts->seed, 1, &self->n_test);
+    if (!self->test_rows) //  no validation set: the held-out set is (a subset of) the test part
+        self->test_rows =
+            hafl_split_subset(test.n, opts->test_limit, opts->seed, 1, &self->n_test);
     if (!self->test_rows) {
         snprintf(err, errlen, "data: out of memory for %u test examples", test.n);
         hafl_fedset_destroy(&self);
@@ -182,6 +235,11 @@ void hafl_fedset_describe_client(const hafl_fedset_t *self, uint32_t client, cha
                                  size_t textlen)
 {
     hafl_split_describe(self->split, client, text, textlen);
+}
+
+int hafl_fedset_holdout_part(const hafl_fedset_t *self)
+{
+    return self->holdout_part;
 }
 
 const uint32_t *hafl_fedset_test_rows(const hafl_fedset_t *self, uint32_t *count)

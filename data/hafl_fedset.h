@@ -9,7 +9,12 @@
 
     Indices handed out are rows of the tokenised set's parts: client k trains on rows
     hafl_fedset_client_rows (k) of hafl_tokset_part (tokset, TRAIN); the evaluator scores rows
-    hafl_fedset_test_rows of the TEST part. Each list is ascending.
+    hafl_fedset_test_rows of the part hafl_fedset_holdout_part names. Each list is ascending.
+
+    Validation: with opts.validation = N > 0, N training documents (a seeded draw, independent of
+    the other draws) are taken out of the training part before train_limit and the client split,
+    and become the held-out set in place of the test documents (test_limit is then unused). This
+    is how hyper-parameters are chosen without ever scoring on the test set.
 
     Ownership: _new returns a set the caller owns; destroy frees it and nulls the pointer.
     Returned pointers live as long as the set. Immutable after _new, so threads may share it.
@@ -30,6 +35,7 @@ typedef struct {
     bool keep_empty;        //  keep documents that are empty after cleaning
     uint32_t train_limit;   //  0 = every training example
     uint32_t test_limit;    //  0 = every test example
+    uint32_t validation;    //  > 0: hold out this many training examples as the evaluation set
     const char *split;      //  "iid" or "dirichlet"
     double dirichlet_alpha; //  > 0, used by "dirichlet"
     uint32_t clients;       //  K >= 1
@@ -57,7 +63,10 @@ const uint32_t *hafl_fedset_client_histogram(const hafl_fedset_t *self, uint32_t
 //  One line per client for the log, as hafl_split_describe.
 void hafl_fedset_describe_client(const hafl_fedset_t *self, uint32_t client, char *text,
                                  size_t textlen);
-//  [*count] ascending TEST-part rows to evaluate on.
+//  The part the held-out rows index: HAFL_NEWSGROUPS_TEST, or HAFL_NEWSGROUPS_TRAIN when a
+//  validation set was carved out of the training documents.
+int hafl_fedset_holdout_part(const hafl_fedset_t *self);
+//  [*count] ascending rows of the held-out part to evaluate on.
 const uint32_t *hafl_fedset_test_rows(const hafl_fedset_t *self, uint32_t *count);
 //  SHA-256 of the tokenised set's digest and every split setting: equal digests mean equal
 //  data on every client. Part of a task's base digest.

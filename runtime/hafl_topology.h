@@ -60,6 +60,7 @@ typedef struct {
         uint32_t max_tokens;    //  data/max_tokens       1..4096                     default 128
         uint32_t train_limit;   //  data/train_limit      0 = all training documents  default 0
         uint32_t test_limit;    //  data/test_limit       0 = all test documents      default 0
+        uint32_t validation;    //  data/validation       training docs held out instead of test, default 0
         bool keep_empty;        //  data/keep_empty       keep documents empty after cleaning, default true
         uint32_t train_size;    //  data/train_size       synthetic: training samples in all default 4096
         uint32_t test_size;     //  data/test_size        synthetic: test samples      default 1024
@@ -88,6 +89,7 @@ typedef struct {
         uint32_t batch;         //  clients/batch         1..4096                     default 8
         float lr;               //  clients/lr            > 0                         default 1e-3
         float weight_decay;     //  clients/weight_decay  >= 0                        default 0.01
+        uint32_t threads;       //  clients/threads       worker threads per trainer  default 1
     } clients;
 
     struct {

@@ -26,6 +26,7 @@ typedef struct {
     hafl_layout_t layout;
     uint32_t T;                 //  tokens per example
     uint32_t batch;             //  clients/batch: the trainers' batch capacity
+    uint32_t threads;           //  clients/threads: worker threads of each client's trainer
     bool score_ibar;
     uint32_t n_clients;
     hafl_tokset_part_t train;   //  views into the tokenised set
@@ -246,7 +247,7 @@ s_trainer_new (void *impl, uint32_t client, char *err, size_t errlen)
     }
     //  Sized for the topology's batch (the batch every ROUND carries); BLAS single-threaded
     //  so that results are identical in every placement mode.
-    self->trainer = s_lora_trainer (task, task->batch, 1, err, errlen);
+    self->trainer = s_lora_trainer (task, task->batch, task->threads, err, errlen);
     if (!self->trainer || s_ensure_batch (self, task->batch)) {
         s_trainer_destroy (self);
         return NULL;
@@ -297,11 +298,13 @@ s_task_client_samples (const void *impl, uint32_t client)
     return count;
 }
 
+//  Score adapter (present as in hafl_task_evaluate) on n rows of the held-out part: row i is
+//  rows[i] when rows is given, else the i-th of n spread evenly over the task's held-out rows.
 static int
-s_task_evaluate (const void *impl, const hafl_adapter_t *adapter, const uint8_t *present,
-                 uint32_t max_examples, hafl_eval_stats_t *stats, char *err, size_t errlen)
+s_evaluate_rows (const s_task_t *self, const hafl_adapter_t *adapter, const uint8_t *present,
+                 const uint32_t *rows, uint32_t n, hafl_eval_stats_t *stats, char *err,
+                 size_t errlen)
 {
-    const s_task_t *self = impl;
     size_t n_roles = (size_t) self->layout.n_matrices * self->layout.rank;
     uint8_t *roles = malloc (n_roles ? n_roles : 1);
     uint32_t *tokens = malloc ((size_t) S_EVAL_BATCH * self->T * sizeof (uint32_t));
@@ -321,19 +324,18 @@ s_task_evaluate (const void *impl, const hafl_adapter_t *adapter, const uint8_t 
         roles[i] = !present || present[i] ? HAFL_ROLE_FROZEN : HAFL_ROLE_ABSENT;
     if (hafl_lora_trainer_load (trainer, adapter, roles, err, errlen))
         goto done;
-    //  The test rows are ordered by class, so a cap takes every (n_test / max_examples)-th row
-    //  rather than the first ones: the subset spans every class in proportion.
-    uint32_t total = self->n_test_used, n = total;
-    if (max_examples && max_examples < n)
-        n = max_examples;
+    //  The held-out rows are ordered by class, so a cap takes every (total / n)-th row rather
+    //  than the first ones: the subset spans every class in proportion.
+    uint32_t total = self->n_test_used;
     double loss_sum = 0.0;
     uint64_t correct = 0;
-    uint32_t rows[S_EVAL_BATCH];
+    uint32_t batch_rows[S_EVAL_BATCH];
     for (uint32_t start = 0; start < n; start += S_EVAL_BATCH) {
         uint32_t count = n - start < S_EVAL_BATCH ? n - start : S_EVAL_BATCH;
         for (uint32_t i = 0; i < count; i++)
-            rows[i] = self->test_rows[(uint32_t) ((uint64_t) (start + i) * total / n)];
-        s_gather (&self->test, rows, count, tokens, lengths, labels);
+            batch_rows[i] = rows ? rows[start + i]
+                                 : self->test_rows[(uint32_t) ((uint64_t) (start + i) * total / n)];
+        s_gather (&self->test, batch_rows, count, tokens, lengths, labels);
         hafl_lora_batch_stats_t batch;
         if (hafl_lora_trainer_evaluate (trainer, tokens, lengths, labels, count, self->T, NULL,
                                         &batch, err, errlen))
@@ -349,6 +351,84 @@ done:
     hafl_lora_trainer_destroy (&trainer);
     free (roles);
     free (tokens);
+    return rc;
+}
+
+static int
+s_task_evaluate (const void *impl, const hafl_adapter_t *adapter, const uint8_t *present,
+                 uint32_t max_examples, hafl_eval_stats_t *stats, char *err, size_t errlen)
+{
+    const s_task_t *self = impl;
+    uint32_t n = self->n_test_used;
+    if (max_examples && max_examples < n)
+        n = max_examples;
+    return s_evaluate_rows (self, adapter, present, NULL, n, stats, err, errlen);
+}
+
+//  Whether row is among the [n] ascending rows.
+static bool
+s_has_row (const uint32_t *rows, uint32_t n, uint32_t row)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (rows[mid] < row)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && rows[lo] == row;
+}
+
+//  Documents are named by their index within the held-out corpus part; the tokenised part may
+//  have dropped some (empty after cleaning, data/keep_empty = false), so each is looked up
+//  through doc_index (ascending) rather than used as a row. With data/validation the held-out
+//  part is the training part, which the clients train on, so only the validation draw may be
+//  named there: any other training document would be scored as if it were held out.
+static int
+s_task_evaluate_docs (const void *impl, const hafl_adapter_t *adapter, const uint32_t *docs,
+                      uint32_t n, hafl_eval_stats_t *stats, char *err, size_t errlen)
+{
+    const s_task_t *self = impl;
+    if (n == 0) {
+        snprintf (err, errlen, "no documents to score");
+        return -1;
+    }
+    uint32_t *rows = malloc ((size_t) n * sizeof *rows);
+    if (!rows) {
+        snprintf (err, errlen, "evaluate: out of memory for %u documents", n);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t lo = 0, hi = self->test.n;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (self->test.doc_index[mid] < docs[i])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == self->test.n || self->test.doc_index[lo] != docs[i]) {
+            snprintf (err, errlen,
+                      "document %u (entry %u of the list) is not among the %u held-out "
+                      "documents of the task (out of range, or dropped as empty)",
+                      docs[i], i + 1, self->test.n);
+            free (rows);
+            return -1;
+        }
+        if (hafl_fedset_holdout_part (self->data) == HAFL_NEWSGROUPS_TRAIN
+            && !s_has_row (self->test_rows, self->n_test_used, lo)) {
+            snprintf (err, errlen,
+                      "document %u (entry %u of the list) is a training document outside the "
+                      "%u-document validation set (data/validation)",
+                      docs[i], i + 1, self->n_test_used);
+            free (rows);
+            return -1;
+        }
+        rows[i] = lo;
+    }
+    int rc = s_evaluate_rows (self, adapter, NULL, rows, n, stats, err, errlen);
+    free (rows);
     return rc;
 }
 
@@ -374,6 +454,7 @@ static const hafl_task_ops_t s_task_ops = {
     .client_samples = s_task_client_samples,
     .trainer_new = s_trainer_new,
     .evaluate = s_task_evaluate,
+    .evaluate_docs = s_task_evaluate_docs,
     .describe = s_task_describe,
     .describe_client = s_task_describe_client,
 };
@@ -420,6 +501,7 @@ hafl_llama_task_new (const hafl_topology_t *topology, char *err, size_t errlen)
     }
     self->T = topology->data.max_tokens;
     self->batch = topology->clients.batch;
+    self->threads = topology->clients.threads ? topology->clients.threads : 1;
     self->n_clients = topology->clients.count;
     self->score_ibar = strcmp (topology->model.score, "ibar") == 0;
 
@@ -455,6 +537,7 @@ hafl_llama_task_new (const hafl_topology_t *topology, char *err, size_t errlen)
         .keep_empty = topology->data.keep_empty,
         .train_limit = topology->data.train_limit,
         .test_limit = topology->data.test_limit,
+        .validation = topology->data.validation,
         .split = topology->data.split,
         .dirichlet_alpha = topology->data.dirichlet_alpha,
         .clients = self->n_clients,
@@ -469,7 +552,7 @@ hafl_llama_task_new (const hafl_topology_t *topology, char *err, size_t errlen)
     }
     const hafl_tokset_t *tokset = hafl_fedset_tokset (self->data);
     self->train = hafl_tokset_part (tokset, HAFL_NEWSGROUPS_TRAIN);
-    self->test = hafl_tokset_part (tokset, HAFL_NEWSGROUPS_TEST);
+    self->test = hafl_tokset_part (tokset, hafl_fedset_holdout_part (self->data));
     self->test_rows = hafl_fedset_test_rows (self->data, &self->n_test_used);
 
     if (hafl_targets_parse (topology->model.targets, &self->targets, reason, sizeof reason)) {
@@ -485,10 +568,11 @@ hafl_llama_task_new (const hafl_topology_t *topology, char *err, size_t errlen)
 
     s_compute_digest (self);
     snprintf (self->description, sizeof self->description,
-              "llama dim %d layers %d, %u adapted matrices rank %u, 20news %u test examples, "
+              "llama dim %d layers %d, %u adapted matrices rank %u, 20news %u %s examples, "
               "T %u, %s split over %u clients; %s",
               self->checkpoint->config.dim, self->checkpoint->config.n_layers,
-              self->layout.n_matrices, self->layout.rank, self->n_test_used, self->T,
+              self->layout.n_matrices, self->layout.rank, self->n_test_used,
+              topology->data.validation ? "validation" : "test", self->T,
               topology->data.split, self->n_clients, hafl_tokset_note (tokset));
     return hafl_task_wrap (&s_task_ops, self);
 fail:

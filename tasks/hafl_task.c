@@ -105,6 +105,19 @@ hafl_task_evaluate (const hafl_task_t *self, const hafl_adapter_t *adapter, cons
     return self->ops->evaluate (self->impl, adapter, present, max_examples, stats, err, errlen);
 }
 
+int
+hafl_task_evaluate_docs (const hafl_task_t *self, const hafl_adapter_t *adapter,
+                         const uint32_t *docs, uint32_t n, hafl_eval_stats_t *stats, char *err,
+                         size_t errlen)
+{
+    if (!self->ops->evaluate_docs) {
+        snprintf (err, errlen, "the %s task has no named held-out documents to choose from",
+                  self->ops->kind);
+        return -1;
+    }
+    return self->ops->evaluate_docs (self->impl, adapter, docs, n, stats, err, errlen);
+}
+
 hafl_trainer_t *
 hafl_trainer_new (hafl_task_t *task, uint32_t client, char *err, size_t errlen)
 {

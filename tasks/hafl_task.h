@@ -58,6 +58,10 @@ typedef struct {
     hafl_trainer_t *(*trainer_new) (void *impl, uint32_t client, char *err, size_t errlen);
     int (*evaluate) (const void *impl, const hafl_adapter_t *adapter, const uint8_t *present,
                      uint32_t max_examples, hafl_eval_stats_t *stats, char *err, size_t errlen);
+    //  Optional (NULL when the kind has no named documents): score on the held-out documents
+    //  whose indices within the held-out part (hafl_task_evaluate_docs) are docs[0..n).
+    int (*evaluate_docs) (const void *impl, const hafl_adapter_t *adapter, const uint32_t *docs,
+                          uint32_t n, hafl_eval_stats_t *stats, char *err, size_t errlen);
     void (*describe) (const void *impl, char *text, size_t textlen);   //  one line for logs
     //  One line on a client's shard (size and class histogram) for the log; may be NULL.
     void (*describe_client) (const void *impl, uint32_t client, char *text, size_t textlen);
@@ -102,6 +106,17 @@ void hafl_task_describe_client (const hafl_task_t *self, uint32_t client, char *
 int hafl_task_evaluate (const hafl_task_t *self, const hafl_adapter_t *adapter,
                         const uint8_t *present, uint32_t max_examples, hafl_eval_stats_t *stats,
                         char *err, size_t errlen);
+
+//  Score an adapter, every component present, on exactly the held-out documents docs[0..n):
+//  indices into the held-out corpus part in its order (20 Newsgroups: by group, then numeric
+//  file id; see hafl_newsgroups.h), whatever data/test_limit drew. This lets a run be scored on
+//  the same documents as another tool. With data/validation the held-out part is the training
+//  part and only documents of the validation draw may be named (the rest are trained on).
+//  -1 with a reason naming the first bad index (out of range, a document the task dropped, or
+//  a training document outside the validation set) or when the kind has no documents.
+int hafl_task_evaluate_docs (const hafl_task_t *self, const hafl_adapter_t *adapter,
+                             const uint32_t *docs, uint32_t n, hafl_eval_stats_t *stats,
+                             char *err, size_t errlen);
 
 //  A trainer for one client's shard. Its local adapter starts as hafl_adapter_init(seed).
 hafl_trainer_t *hafl_trainer_new (hafl_task_t *task, uint32_t client, char *err, size_t errlen);
