@@ -1,12 +1,13 @@
-#   The centralised ceiling: one client holding all the training data trains rank R for as many
-#   optimiser steps per round as the ten federated clients together (10 x 15), same test set.
-#   docs/METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
-#   file here with seeds 1..3, on one split: with one client the split makes no difference).
+#   The centralised reference: one client holding all the training data trains rank R (both
+#   cores, batch 16) one epoch per round on the same token window as the federated runs.
+#   tools/reproduce.py tunes it: one run per learning rate with data/validation holding out
+#   training documents, then the (learning rate, epochs) best on validation is trained on all the
+#   training data and scored on the test set. Its per-round curve uses the same test subset.
 seed = 1
 model
     kind = llama
-    checkpoint = stories260K.bin
-    tokenizer = tok512.bin
+    checkpoint = base3M.bin
+    tokenizer = tok4096.bin
     targets = wq,wk,wv,wo
     rank = 8
     alpha = 16
@@ -14,20 +15,21 @@ data
     dataset = 20news
     path = 20news-bydate.tar.gz
     split = iid
-    dirichlet_alpha = 0.5
-    max_tokens = 32
-    test_limit = 400
+    max_tokens = 64
 server
-    rounds = 12
+    rounds = 3
     scheme = freeze
     aggregator = adaptive
 clients
     count = 1
     ranks = 8
-    local_steps = 150
-    batch = 8
-    lr = 0.005
+    local_steps = 0
+    local_epochs = 1
+    batch = 16
+    lr = 0.002
+    threads = 2
 evaluator
     client_start = false
+    max_examples = 300
 logger
     run_dir = runs

@@ -1,11 +1,11 @@
 #   FlexLoRA: SVD of the full update, each client gets its best rank-r_i factors. F2 baseline.
-#   docs/METHOD.md section 6 at the reduced size of docs/RESULTS.md (tools/reproduce.py runs every
-#   file here with seeds 1..3, on the IID split and with --set data/split=dirichlet).
+#   docs/METHOD.md section 6 on base3M at the reduced size of docs/RESULTS.md (tools/reproduce.py
+#   runs every file here with seeds 1..3, on the IID split and with --set data/split=dirichlet).
 seed = 1
 model
     kind = llama
-    checkpoint = stories260K.bin
-    tokenizer = tok512.bin
+    checkpoint = base3M.bin
+    tokenizer = tok4096.bin
     targets = wq,wk,wv,wo
     rank = 8
     alpha = 16
@@ -14,19 +14,19 @@ data
     path = 20news-bydate.tar.gz
     split = iid
     dirichlet_alpha = 0.5
-    max_tokens = 32
-    test_limit = 400
+    max_tokens = 64
 server
-    rounds = 12
+    rounds = 8
     scheme = truncate-prefix
     aggregator = flexlora
 clients
     count = 10
     ranks = 2,2,2,4,4,4,8,8,8,8
-    local_steps = 15
+    local_steps = 10
     batch = 8
     lr = 0.005
 evaluator
     client_start = false
+    max_examples = 300
 logger
     run_dir = runs
