@@ -365,6 +365,13 @@ s_task_evaluate (const void *impl, const hafl_adapter_t *adapter, const uint8_t 
     return s_evaluate_rows (self, adapter, present, NULL, n, stats, err, errlen);
 }
 
+static int
+s_compare_u32 (const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+    return x < y ? -1 : x > y;
+}
+
 //  Whether row is among the [n] ascending rows.
 static bool
 s_has_row (const uint32_t *rows, uint32_t n, uint32_t row)
@@ -427,6 +434,10 @@ s_task_evaluate_docs (const void *impl, const hafl_adapter_t *adapter, const uin
         }
         rows[i] = lo;
     }
+    //  Scored in row order, whatever the list's order: the batches, and so the float sums, are
+    //  then the same for any order of the same documents, and listing every held-out document
+    //  batches exactly as hafl_task_evaluate over all of them.
+    qsort (rows, n, sizeof *rows, s_compare_u32);
     int rc = s_evaluate_rows (self, adapter, NULL, rows, n, stats, err, errlen);
     free (rows);
     return rc;

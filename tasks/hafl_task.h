@@ -110,7 +110,8 @@ int hafl_task_evaluate (const hafl_task_t *self, const hafl_adapter_t *adapter,
 //  Score an adapter, every component present, on exactly the held-out documents docs[0..n):
 //  indices into the held-out corpus part in its order (20 Newsgroups: by group, then numeric
 //  file id; see hafl_newsgroups.h), whatever data/test_limit drew. This lets a run be scored on
-//  the same documents as another tool. With data/validation the held-out part is the training
+//  the same documents as another tool. The list's order does not change the result (the
+//  documents are scored in corpus order). With data/validation the held-out part is the training
 //  part and only documents of the validation draw may be named (the rest are trained on).
 //  -1 with a reason naming the first bad index (out of range, a document the task dropped, or
 //  a training document outside the validation set) or when the kind has no documents.

@@ -37,9 +37,9 @@ run_pair() {
 }
 
 if [ "${1:-}" = llama ]; then
-    topology="$src/topologies/quickstart.zpl"
+    topology="$src/topologies/stories260K.zpl"
     if ! "$hafl" check "$topology" >"$work/check" 2>&1; then
-        echo "skipped: the quickstart topology does not load here: $(cat "$work/check")"
+        echo "skipped: the stories260K topology does not load here: $(cat "$work/check")"
         exit 77
     fi
     expected_rounds=1

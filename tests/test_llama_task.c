@@ -1,13 +1,16 @@
 /*  test_llama_task: the real task (stories260K + 20 Newsgroups) behind the task interface.
 
-    Built from topologies/quickstart.zpl with small overrides: two clients on a 200-document
+    Built from topologies/stories260K.zpl with small overrides: two clients on a 200-document
     training subset and a 64-document test subset. Checks that shards cover the subset, that
     training is deterministic and moves only trainable components, that an absent component
     stays zero, that a trainer's cross-round state moves to another trainer exactly, that
     evaluation honours the present mask, and that the base digest follows the data settings.
+    With data/validation the task says so, scores that many training documents (the fedset's
+    draw, also by document index) and still trains on train_limit of the rest.
     Skips (77) when the assets are not found.
 */
 #include "hafl_asset.h"
+#include "hafl_split.h"
 #include "hafl_task.h"
 #include "hafl_test.h"
 #include "hafl_topology.h"
@@ -17,19 +20,71 @@
 #include <string.h>
 #include <unistd.h>
 
+//  stories260K.zpl made small; extra (may be NULL) is one more override.
 static hafl_topology_t *
-s_topology (const char *seed_override)
+s_topology_with (const char *seed_override, const char *extra)
 {
     const char *src = getenv ("HAFL_SOURCE_DIR");
     char path[4096];
-    snprintf (path, sizeof path, "%s/topologies/quickstart.zpl", src ? src : "..");
+    snprintf (path, sizeof path, "%s/topologies/stories260K.zpl", src ? src : "..");
     const char *overrides[] = {"clients/count=2",      "clients/ranks=2,4",
                                "data/train_limit=200", "data/test_limit=64",
-                               "data/max_tokens=32",   seed_override};
+                               "data/max_tokens=32",   seed_override,
+                               extra};
     hafl_topology_error_t err;
-    hafl_topology_t *topo = hafl_topology_load (path, overrides, 6, &err);
+    hafl_topology_t *topo = hafl_topology_load (path, overrides, extra ? 7 : 6, &err);
     CHECKF (topo, "%s", err.text);
     return topo;
+}
+
+static hafl_topology_t *
+s_topology (const char *seed_override)
+{
+    return s_topology_with (seed_override, NULL);
+}
+
+//  data/validation = 48 on the same settings as `task` (seed 1).
+static void
+s_test_validation (const hafl_task_t *task, const hafl_adapter_t *global)
+{
+    enum { N = 48, TRAIN_DOCS = 11314 };   //  documents in 20news-bydate-train
+    char err[512], text[512];
+    hafl_topology_t *topo = s_topology_with ("seed=1", "data/validation=48");
+    hafl_task_t *vtask = hafl_task_new (topo, err, sizeof err);
+    CHECKF (vtask, "%s", err);
+    hafl_task_describe (task, text, sizeof text);
+    CHECKF (strstr (text, " 64 test examples") && !strstr (text, "validation"), "%s", text);
+    hafl_task_describe (vtask, text, sizeof text);
+    CHECKF (strstr (text, " 48 validation examples"), "%s", text);
+    //  train_limit is taken from what the validation set leaves; other data, other digest.
+    CHECK (hafl_task_client_samples (vtask, 0) + hafl_task_client_samples (vtask, 1) == 200);
+    uint8_t plain[32], held[32];
+    hafl_task_base_digest (task, plain);
+    hafl_task_base_digest (vtask, held);
+    CHECK (memcmp (plain, held, 32) != 0);
+
+    hafl_eval_stats_t all, some, listed;
+    CHECKF (hafl_task_evaluate (vtask, global, NULL, 0, &all, err, sizeof err) == 0, "%s", err);
+    CHECK (all.examples == N && all.accuracy >= 0.0f && all.accuracy <= 1.0f);
+    CHECKF (hafl_task_evaluate (vtask, global, NULL, 16, &some, err, sizeof err) == 0, "%s", err);
+    CHECK (some.examples == 16);
+    //  The validation documents by index: the draw hafl_fedset makes (hafl_split_subset of the
+    //  training part, part 2; every document is kept, so rows are document indices) scores
+    //  exactly as the whole validation set; a training document outside it is refused.
+    uint32_t n;
+    uint32_t *docs = hafl_split_subset (TRAIN_DOCS, N, 1, 2, &n);
+    CHECK (docs && n == N);
+    CHECKF (hafl_task_evaluate_docs (vtask, global, docs, n, &listed, err, sizeof err) == 0, "%s",
+            err);
+    CHECK (listed.examples == N && listed.loss == all.loss && listed.accuracy == all.accuracy);
+    uint32_t outside = 0;
+    while (outside < n && docs[outside] == outside)
+        outside++;   //  the first index not drawn (docs ascending, so docs[outside] > outside)
+    CHECK (hafl_task_evaluate_docs (vtask, global, &outside, 1, &listed, err, sizeof err) == -1);
+    CHECKF (strstr (err, "validation"), "%s", err);
+    free (docs);
+    hafl_task_destroy (&vtask);
+    hafl_topology_destroy (&topo);
 }
 
 int
@@ -155,6 +210,8 @@ main (void)
     CHECKF (hafl_task_evaluate (task, global, present, 16, &again, err, sizeof err) == 0, "%s", err);
     CHECK (again.loss == partial.loss && again.accuracy == partial.accuracy);
 
+    s_test_validation (task, global);
+
     //  The base digest follows the data settings: another seed splits differently.
     uint8_t digest_a[32], digest_b[32];
     hafl_task_base_digest (task, digest_a);
@@ -186,7 +243,7 @@ main (void)
     for (int i = 0; i < 2; i++) {
         const char *src = getenv ("HAFL_SOURCE_DIR");
         char path[4096];
-        snprintf (path, sizeof path, "%s/topologies/quickstart.zpl", src ? src : "..");
+        snprintf (path, sizeof path, "%s/topologies/stories260K.zpl", src ? src : "..");
         const char *overrides[] = {bad_sets[i][0]};
         hafl_topology_error_t terr;
         hafl_topology_t *bad = hafl_topology_load (path, overrides, 1, &terr);

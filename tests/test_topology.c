@@ -77,8 +77,8 @@ static const char *S_SYNTH = "model\n    kind = synthetic\ndata\n    dataset = s
 
 static void s_test_examples(void)
 {
-    const char *names[] = {"quickstart", "smoke", "faults", "three-hosts"};
-    for (int i = 0; i < 4; i++) {
+    const char *names[] = {"stories260K", "smoke", "faults", "three-hosts", "quickstart"};
+    for (int i = 0; i < 5; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/topologies/%s.zpl", s_source, names[i]);
         hafl_topology_error_t err;
@@ -101,6 +101,19 @@ static void s_test_examples(void)
             //  Rounds, steps and evaluation size are tuned to the main job's time budget and
             //  may change; the loader's handling of them is checked on the other files.
             CHECK(t->server.rounds >= 1);
+        }
+        if (i == 4) {
+            //  The main job: base3M federated over the ten heterogeneous clients.
+            CHECK(strcmp(t->model.kind, "llama") == 0);
+            CHECK(strstr(t->model.checkpoint, "base3M.bin"));
+            CHECK(strstr(t->model.tokenizer, "tok4096.bin"));
+            CHECK(access(t->model.checkpoint, R_OK) == 0);
+            CHECK(t->clients.count == 10);
+            const uint32_t want[] = {2, 2, 2, 4, 4, 4, 8, 8, 8, 8};
+            for (int c = 0; c < 10; c++)
+                CHECK(t->clients.ranks[c] == want[c]);
+            CHECK(strcmp(t->server.scheme, "freeze") == 0);
+            CHECK(strcmp(t->server.aggregator, "adaptive") == 0);
         }
         if (i == 1) {
             CHECK(strcmp(t->model.kind, "synthetic") == 0);
@@ -167,6 +180,7 @@ static void s_test_defaults(void)
         CHECK(t->clients.ranks[c] == 8);
     CHECK(t->clients.local_epochs == 1 && t->clients.local_steps == 0 && t->clients.batch == 8);
     CHECK(t->clients.lr == 0.001f && t->clients.weight_decay == 0.01f);
+    CHECK(t->clients.threads == 1 && t->data.validation == 0);
     CHECK(t->faults.straggler_share == 0 && t->faults.delay_dist == HAFL_DELAY_UNIFORM);
     CHECK(t->faults.delay_min_ms == 0 && t->faults.delay_max_ms == 1000);
     CHECK(t->faults.dropout == 0 && t->faults.crash == 0 && t->faults.rejoin_rounds == 1);
@@ -198,6 +212,8 @@ static void s_test_defaults(void)
                            "clients/lr = 0.001\n",
                            "faults/stragglers/delay = uniform\n",
                            "placement/mode = inproc\n",
+                           "clients/threads = 1\n",
+                           "data/validation = 0\n",
                            "server/endpoint = \"\"\n",
                            "security/client_cert = \"\"\n"};
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
@@ -205,7 +221,7 @@ static void s_test_defaults(void)
     size_t n_lines = 0;
     for (char *c = printed; *c; c++)
         n_lines += *c == '\n';
-    CHECKF(n_lines == 60, "%zu lines printed", n_lines);
+    CHECKF(n_lines == 62, "%zu lines printed", n_lines);
     free(printed);
 }
 
@@ -267,6 +283,35 @@ static void s_test_overrides(void)
     s_expect_inline_error(S_SYNTH, count, 2, "0: clients/ranks: lists 2 rank budgets");
     const char *agg[] = {"server/aggregator=fedavg", "clients/count=2", "clients/ranks=2,4"};
     s_expect_inline_error(S_SYNTH, agg, 3, "0: server/aggregator: fedavg needs equal");
+    //  clients/threads: worker threads per trainer, 1..256, from the file or an override;
+    //  0 and 257 are refused naming the key (and the file's line for the file form).
+    const char *threads_ok[] = {"clients/threads=256"};
+    t = s_load_text(S_SYNTH, threads_ok, 1, &err);
+    CHECKF(t, "%s", err.text);
+    CHECK(t->clients.threads == 256);
+    hafl_topology_destroy(&t);
+    t = s_load_text("model\n    kind = synthetic\ndata\n    dataset = synthetic\nclients\n"
+                    "    threads = 2\n",
+                    NULL, 0, &err);
+    CHECKF(t, "%s", err.text);
+    CHECK(t->clients.threads == 2);
+    hafl_topology_destroy(&t);
+    const char *threads_zero[] = {"clients/threads=0"};
+    s_expect_inline_error(S_SYNTH, threads_zero, 1, "0: clients/threads: 0 is out of range 1..256");
+    const char *threads_over[] = {"clients/threads=257"};
+    s_expect_inline_error(S_SYNTH, threads_over, 1,
+                          "0: clients/threads: 257 is out of range 1..256");
+    s_expect_inline_error("model\n    kind = synthetic\ndata\n    dataset = synthetic\n"
+                          "clients\n    threads = 0\n",
+                          NULL, 0, "6: clients/threads: ");
+    //  data/validation: a count of training documents, checked against the corpus by the task.
+    const char *validation[] = {"data/validation=500"};
+    t = s_load_text(S_SYNTH, validation, 1, &err);
+    CHECKF(t, "%s", err.text);
+    CHECK(t->data.validation == 500);
+    hafl_topology_destroy(&t);
+    const char *validation_neg[] = {"data/validation=-1"};
+    s_expect_inline_error(S_SYNTH, validation_neg, 1, "0: data/validation: ");
     const char *fedavg_ok[] = {"server/aggregator=fedavg", "clients/count=2", "clients/ranks=2,2"};
     t = s_load_text(S_SYNTH, fedavg_ok, 3, &err);
     CHECKF(t, "%s", err.text);
@@ -562,7 +607,7 @@ static void s_test_command(void)
     CHECKF(eol && eol[1] == '\0', "stderr is not exactly one line: %s", text);
     free(text);
 
-    //  From outside any checkout, with no asset anywhere and downloads off, quickstart fails
+    //  From outside any checkout, with no asset anywhere and downloads off, stories260K fails
     //  with one line that names every place looked in.
     char copy[4200], empty[4200];
     snprintf(copy, sizeof copy, "%s/hafl", s_tmp);
@@ -583,10 +628,10 @@ static void s_test_command(void)
     }
     setenv("HAFL_ASSETS", empty, 1);
     setenv("HAFL_OFFLINE", "1", 1);
-    snprintf(topology, sizeof topology, "%s/topologies/quickstart.zpl", s_source);
+    snprintf(topology, sizeof topology, "%s/topologies/stories260K.zpl", s_source);
     CHECK(s_run_check(copy, s_tmp, topology, out_path, err_path) == 2);
     text = s_read(err_path);
-    //  The line of `checkpoint =` in quickstart.zpl (its comments may grow).
+    //  The line of `checkpoint =` in stories260K.zpl (its comments may grow).
     int checkpoint_line = 0;
     {
         char *zpl = s_read(topology);
