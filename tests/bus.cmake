@@ -1,6 +1,6 @@
 # Actor-bus tests: properties beyond the defaults of tests/CMakeLists.txt. The in-process ones
 # also run in the ASan+UBSan tree (label asan).
-set_tests_properties(bus_inproc bus_faults bus_control bus_resume bus_rogue
+set_tests_properties(bus_inproc bus_faults bus_control bus_resume bus_rogue bus_eval
     PROPERTIES TIMEOUT 120 LABELS "bus;asan")
 # Join timeouts of 1.5 s: a few seconds even under ASan; a server that never gives up hangs it.
 set_tests_properties(bus_join PROPERTIES TIMEOUT 60 LABELS "bus;asan")
