@@ -27,6 +27,7 @@ Outputs (all regenerated from the run folders on every call):
 Usage: tools/reproduce.py [--hafl PATH] [--seeds N] [--only NAME[,NAME]] [--splits iid,...]
                           [--rounds N] [--set KEY=VALUE]... [--quick] [--scratch DIR]
                           [--out DIR] [--report-only] [--jobs-list] [--check]
+A file named PAUSE in the scratch folder holds the queue between runs until it is removed.
 --quick, --rounds and --set keep their runs in their own subfolders of the scratch folder, so
 they never replace full-size runs; --set overrides a key of every topology (a larger budget,
 say) and the report's settings table shows the overridden values. Python 3 standard library and gnuplot only.
@@ -221,6 +222,12 @@ def s_run_job(args, job, folder, index, total, started, costs):
         with open(log_path, encoding="utf-8") as f:
             tail = f.read()[-2000:]
         s_fail("%s failed (exit %d): %s\n%s" % (job.key, rc, " ".join(cmd), tail))
+    #   A round that closed with no report (its deadline passed) leaves the model untrained
+    #   behind exit 0; such a run measures nothing and is refused, not reported.
+    empty = [r["round"] for r in s_read_rounds(s_run_folder(folder)) if int(r["reported"]) < 1]
+    if empty:
+        s_fail("%s: round(s) %s closed with no client report (server/deadline_ms too short for "
+               "this machine?); see %s" % (job.key, ",".join(empty), log_path))
     if job.tune_lr is None:
         #   The final global model on every test document (test_limit 0 keeps them all; the
         #   runs themselves score a fixed subset each round).
@@ -277,7 +284,15 @@ def s_run_all(args, jobs):
                                                               if not callable(j)])),
           flush=True)
     index = 0
+    pause = os.path.join(args.scratch, "PAUSE")
     while todo:
+        if os.path.exists(pause):
+            #   Between runs, a PAUSE file in the scratch folder holds the queue (to measure
+            #   speed on an idle machine, say) until it is removed.
+            print("reproduce: paused while %s exists" % pause, flush=True)
+            while os.path.exists(pause):
+                time.sleep(5)
+            print("reproduce: resumed", flush=True)
         job = todo.pop(0)
         if callable(job):
             todo = [j for j in job() if not s_done(j, os.path.join(args.scratch, j.key))] + todo

@@ -3,6 +3,7 @@
 #   tools/reproduce.py tunes it: one run per learning rate with data/validation holding out
 #   training documents, then the (learning rate, epochs) best on validation is trained on all the
 #   training data and scored on the test set. Its per-round curve uses the same test subset.
+#   A round is a whole epoch, so its deadline is a day rather than the default ten minutes.
 seed = 1
 model
     kind = llama
@@ -18,6 +19,7 @@ data
     max_tokens = 64
 server
     rounds = 3
+    deadline_ms = 86400000
     scheme = freeze
     aggregator = adaptive
 clients
