@@ -16,6 +16,7 @@
     the process's peak RSS at the end of the steps. cpu_ms_per_step (CPU time of all threads)
     tells, next to step_ms, how much of the machine the run actually had. Prints one JSON line.
 */
+#include "hafl_blas.h"
 #include "hafl_cmd.h"
 
 #include "hafl_asset.h"
@@ -267,11 +268,12 @@ int hafl_bench_train(int argc, char **argv)
            "\"batch\": %u, \"seq\": %u, \"threads\": %ld, \"steps\": %ld, "
            "\"tokens_per_s\": %.1f, \"step_ms\": %.3f, \"peak_rss_mb\": %.1f, "
            "\"flops_per_step\": %.0f, \"gflops\": %.2f, \"sgemm_gflops\": %.2f, "
-           "\"mfu\": %.4f, \"cpu_ms_per_step\": %.3f, \"loss\": %.6f}\n",
+           "\"mfu\": %.4f, \"cpu_ms_per_step\": %.3f, \"loss\": %.6f, \"blas_core\": \"%s\"}\n",
            ckpt->path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size,
            c->seq_len, target_list, rank, B, T, threads, steps, (double)B * T * (double)steps / dt,
            step_s * 1e3, (double)ru.ru_maxrss / 1024.0, flops, gflops, sgemm,
-           sgemm > 0.0 ? gflops / sgemm : 0.0, cpu / (double)steps * 1e3, (double)stats.loss);
+           sgemm > 0.0 ? gflops / sgemm : 0.0, cpu / (double)steps * 1e3, (double)stats.loss,
+           hafl_blas_core());
     rc = HAFL_EXIT_OK;
 done:
     hafl_lora_trainer_destroy(&trainer);

@@ -2,6 +2,7 @@
     tools/cmd_*.c. Exit codes, for every command: 0 success; 1 runtime failure; 2 usage or
     configuration error (bad flags, invalid topology, missing asset).
 */
+#include "hafl_blas.h"
 #include "hafl_cmd.h"
 
 #include <stdio.h>
@@ -48,6 +49,7 @@ s_usage (FILE *out)
 int
 main (int argc, char **argv)
 {
+    hafl_blas_choose_kernels (argv);
     if (argc < 2) {
         s_usage (stderr);
         return HAFL_EXIT_USAGE;

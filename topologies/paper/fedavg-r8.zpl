@@ -16,13 +16,13 @@ data
     dirichlet_alpha = 0.5
     max_tokens = 64
 server
-    rounds = 8
+    rounds = 12
     scheme = freeze
     aggregator = fedavg
 clients
     count = 10
     ranks = 8
-    local_steps = 10
+    local_steps = 20
     batch = 8
     lr = 0.005
 evaluator

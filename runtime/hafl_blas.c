@@ -1,0 +1,58 @@
+/*  hafl_blas: OpenBLAS kernel choice. See hafl_blas.h. */
+#include "hafl_blas.h"
+
+#include <cblas.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+//  Set in the re-executed process, so a choice OpenBLAS ignores cannot loop.
+#define S_REEXEC_MARK "HAFL_BLAS_REEXEC"
+
+//  OpenBLAS x86-64 cores without AVX2 + FMA: the ones an unrecognised modern CPU falls back to.
+static bool s_is_pre_avx2(const char *core)
+{
+    static const char *const old[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
+                                      "Atom", "Sandybridge", "Opteron", "Opteron_SSE3",
+                                      "Barcelona", "Bobcat", "Bulldozer", "Piledriver",
+                                      "Steamroller", "Nano", "Katmai", "Coppermine",
+                                      "Northwood", "Banias"};
+    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++)
+        if (strcmp(core, old[i]) == 0)
+            return true;
+    return false;
+}
+
+//  The best OpenBLAS core this CPU runs, or NULL when it has no AVX2 + FMA.
+static const char *s_best_core(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return __builtin_cpu_supports("avx512bf16") ? "Cooperlake" : "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "Haswell";
+    return NULL;
+}
+
+const char *hafl_blas_core(void)
+{
+    const char *core = openblas_get_corename();
+    return core ? core : "unknown";
+}
+
+void hafl_blas_choose_kernels(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE") || getenv(S_REEXEC_MARK))
+        return;
+    const char *best = s_best_core();
+    if (!best || !s_is_pre_avx2(hafl_blas_core()))
+        return;
+    if (setenv("OPENBLAS_CORETYPE", best, 1) || setenv(S_REEXEC_MARK, "1", 1))
+        return;
+    execv("/proc/self/exe", argv);
+    //  Not reached unless exec failed: carry on with the slow kernels rather than fail.
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv(S_REEXEC_MARK);
+}
