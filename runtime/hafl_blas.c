@@ -51,7 +51,14 @@ void hafl_blas_choose_kernels(char **argv)
         return;
     if (setenv("OPENBLAS_CORETYPE", best, 1) || setenv(S_REEXEC_MARK, "1", 1))
         return;
-    execv("/proc/self/exe", argv);
+    //  The executable's real path rather than /proc/self/exe, so the process keeps its name
+    //  ("hafl", not "exe") in ps, top and pkill.
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0) {
+        self[len] = '\0';
+        execv(self, argv);
+    }
     //  Not reached unless exec failed: carry on with the slow kernels rather than fail.
     unsetenv("OPENBLAS_CORETYPE");
     unsetenv(S_REEXEC_MARK);
