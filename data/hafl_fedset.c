@@ -164,6 +164,7 @@ hafl_fedset_t *hafl_fedset_new(const hafl_fedset_opts_t *opts, const hafl_tokeni
     self->holdout_part = HAFL_NEWSGROUPS_TEST;
     hafl_tokset_opts_t tokopts = {.max_tokens = opts->max_tokens,
                                   .keep_empty = opts->keep_empty,
+                                  .collapse_spaces = opts->collapse_spaces,
                                   .cache_dir = opts->cache_dir,
                                   .log = opts->log,
                                   .log_arg = opts->log_arg};

@@ -33,6 +33,7 @@ typedef struct {
     const char *path;       //  asset name ("20news-bydate.tar.gz") or a path (with a slash)
     uint32_t max_tokens;    //  T
     bool keep_empty;        //  keep documents that are empty after cleaning
+    bool collapse_spaces;   //  as hafl_tokset_opts_t
     uint32_t train_limit;   //  0 = every training example
     uint32_t test_limit;    //  0 = every test example
     uint32_t validation;    //  > 0: hold out this many training examples as the evaluation set

@@ -36,6 +36,7 @@ struct hafl_tokset_t {
     uint32_t max_tokens;
     uint32_t vocab;
     bool keep_empty;
+    bool collapse_spaces;
     uint32_t classes;
     char **class_names; //  [classes]
     s_part_t part[2];
@@ -97,6 +98,9 @@ static void s_input_digest(const hafl_newsgroups_t *corpus, const hafl_tokenizer
     s_hash_u32(&h, HAFL_CLEAN_VERSION);
     s_hash_u32(&h, opts->max_tokens);
     s_hash_u32(&h, opts->keep_empty ? 1 : 0);
+    //  Hashed only when on, so every cache made before the setting existed keeps its key.
+    if (opts->collapse_spaces)
+        crypto_hash_sha256_update(&h, (const uint8_t *)"collapse-spaces", 15);
     crypto_hash_sha256_final(&h, digest);
 }
 
@@ -219,6 +223,25 @@ static int s_encode_head(const hafl_tokenizer_t *tok, s_scratch_t *s, size_t len
     }
 }
 
+//  Public (see hafl_tokset.h) so a test can put the same text through SentencePiece.
+size_t hafl_tokset_collapse_spaces(char *text, size_t len)
+{
+    size_t out = 0;
+    bool pending = false; //  a run of spaces seen since the last kept byte
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') {
+            pending = out > 0;
+            continue;
+        }
+        if (pending)
+            text[out++] = ' ';
+        pending = false;
+        text[out++] = text[i];
+    }
+    text[out] = '\0';
+    return out;
+}
+
 static int s_build_part(hafl_tokset_t *self, const hafl_newsgroups_t *corpus,
                         const hafl_tokenizer_t *tok, hafl_newsgroups_part_t which, bool cut_safe,
                         s_scratch_t *s, char *err, size_t errlen)
@@ -248,6 +271,8 @@ static int s_build_part(hafl_tokset_t *self, const hafl_newsgroups_t *corpus,
             continue;
         size_t utf8_len = hafl_clean_latin1_to_utf8(s->text, len, s->utf8);
         s->utf8[utf8_len] = '\0';
+        if (self->collapse_spaces)
+            utf8_len = hafl_tokset_collapse_spaces(s->utf8, utf8_len);
         size_t n_ids;
         if (s_encode_head(tok, s, utf8_len, T, cut_safe, &n_ids)) {
             snprintf(err, errlen, "tokenised set: cannot encode document %u (%s %s/%llu)", i,
@@ -570,6 +595,7 @@ hafl_tokset_t *hafl_tokset_new(const hafl_newsgroups_t *corpus, const hafl_token
     }
     self->max_tokens = opts->max_tokens;
     self->keep_empty = opts->keep_empty;
+    self->collapse_spaces = opts->collapse_spaces;
     self->vocab = (uint32_t)hafl_tokenizer_vocab_size(tokenizer);
     s_input_digest(corpus, tokenizer, opts, self->digest);
 

@@ -9,6 +9,11 @@
     prefix of a long document is encoded when the tokenizer allows it exactly (no piece joins a
     non-space to a following space, so merges never cross a word boundary): the rows are the
     same as encoding whole documents, at a fraction of the cost.
+    With collapse_spaces, the UTF-8 text is normalised before encoding as SentencePiece's
+    default normaliser (remove_extra_whitespaces) does: leading and trailing spaces dropped, each
+    run of spaces made one; only U+0020 counts, tabs and newlines are kept. A tokenizer trained
+    with SentencePiece's defaults (base3M's tok4096) never saw runs of spaces, and llama2.c's
+    encoder, which this one follows, does not normalise. The setting is part of the cache key.
     A document is "empty" when its cleaned text is only whitespace (Python's str.strip() == "";
     515 of the 18,846). keep_empty = false drops those; doc_index still names each kept
     example's document in its part.
@@ -50,6 +55,7 @@ typedef struct hafl_tokset_t hafl_tokset_t;
 typedef struct {
     uint32_t max_tokens;   //  T, 1..HAFL_TOKSET_MAX_TOKENS
     bool keep_empty;       //  keep documents that are empty after cleaning
+    bool collapse_spaces;  //  normalise spaces as SentencePiece does by default (below)
     const char *cache_dir; //  NULL: $HOME/.cache/hafl; "": no cache (always build)
     //  Optional: receives one line for each notable event (cache hit, rebuild and its reason).
     void (*log)(void *arg, const char *line);
@@ -86,5 +92,11 @@ bool hafl_tokset_from_cache(const hafl_tokset_t *self);
 const char *hafl_tokset_note(const hafl_tokset_t *self);
 //  Path of the cache file used or written ("" when there is none).
 const char *hafl_tokset_cache_path(const hafl_tokset_t *self);
+
+//  SentencePiece's remove_extra_whitespaces on the UTF-8 text[0..len), as collapse_spaces applies
+//  it: drops leading and trailing spaces and makes each run of spaces one (U+0020 only; tabs,
+//  newlines and U+00A0 are kept). In place, then a NUL at text[result], so text needs len + 1
+//  bytes. Returns the new length.
+size_t hafl_tokset_collapse_spaces(char *text, size_t len);
 
 #endif

@@ -68,6 +68,7 @@ static const s_key_t s_keys[] = {
     {"model/alpha", S_F32, S_F(model.alpha), "16", 0, 1e6, true, NULL},
     {"model/dim", S_U32, S_F(model.dim), "32", 1, 4096, false, NULL},
     {"model/classes", S_U32, S_F(model.classes), "4", 2, 1024, false, NULL},
+    {"model/collapse_spaces", S_BOOL, S_F(model.collapse_spaces), "false", 0, 0, false, NULL},
     {"model/score", S_CHOICE, S_F(model.score), "sensitivity", 0, 0, false, "sensitivity|ibar"},
     {"data", S_SECTION, S_NO_FIELD, NULL, 0, 0, false, NULL},
     {"data/dataset", S_CHOICE, S_F(data.dataset), "20news", 0, 0, false, "20news|synthetic"},

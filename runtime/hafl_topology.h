@@ -50,6 +50,7 @@ typedef struct {
         uint32_t dim;       //  model/dim                 synthetic feature width     default 32
         uint32_t classes;   //  model/classes             synthetic classes           default 4
         char *score;        //  model/score               "sensitivity" | "ibar"      default sensitivity
+        bool collapse_spaces; // model/collapse_spaces    SentencePiece space normalisation, default false
     } model;
 
     struct {

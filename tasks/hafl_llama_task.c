@@ -546,6 +546,7 @@ hafl_llama_task_new (const hafl_topology_t *topology, char *err, size_t errlen)
         .path = topology->data.path,
         .max_tokens = self->T,
         .keep_empty = topology->data.keep_empty,
+        .collapse_spaces = topology->model.collapse_spaces,
         .train_limit = topology->data.train_limit,
         .test_limit = topology->data.test_limit,
         .validation = topology->data.validation,

@@ -221,7 +221,7 @@ static void s_test_defaults(void)
     size_t n_lines = 0;
     for (char *c = printed; *c; c++)
         n_lines += *c == '\n';
-    CHECKF(n_lines == 62, "%zu lines printed", n_lines);
+    CHECKF(n_lines == 63, "%zu lines printed", n_lines);
     free(printed);
 }
 

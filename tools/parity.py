@@ -109,7 +109,9 @@ def main():
     p.add_argument("--python", default="/usr/bin/python3", help="the peer's interpreter")
     p.add_argument("--skip-bf16", action="store_true", help="do not time the bf16 peer")
     p.add_argument("--scratch", default=os.path.join(ROOT, "runs", "parity"))
-    p.add_argument("--part", choices=("all", "accuracy", "speed"), default="all")
+    p.add_argument("--part", choices=("all", "accuracy", "hafl", "speed"), default="all",
+                   help="hafl: only hafl's side of the accuracy check (the peer's takes tens of "
+                        "minutes; compare with its figure from an earlier run of the same steps)")
     args = p.parse_args()
     if args.steps < 1 or not 1 <= args.test <= 7532:
         print("parity: --steps >= 1 and --test in 1..7532", file=sys.stderr)
@@ -128,15 +130,16 @@ def main():
     scratch = tempfile.mkdtemp(prefix="parity-", dir=args.scratch)
 
     result = {"steps": args.steps, "batch": batch, "seq": seq}
-    if args.part in ("all", "accuracy"):
-        result.update(s_accuracy(args, scratch, archive, model, spm_model, cls_peer, batch, seq))
+    if args.part in ("all", "accuracy", "hafl"):
+        result.update(s_accuracy(args, scratch, archive, model, spm_model, cls_peer, batch, seq,
+                                 with_peer=args.part != "hafl"))
     if args.part in ("all", "speed"):
         result.update(s_speed(args, model, spm_model, cls_peer, bench_peer, batch, seq))
     print(json.dumps(result), flush=True)
     return 0
 
 
-def s_accuracy(args, scratch, archive, model, spm_model, cls_peer, batch, seq):
+def s_accuracy(args, scratch, archive, model, spm_model, cls_peer, batch, seq, with_peer=True):
     docs, n_test_docs = s_peer_docs(archive, args.test)
     docs_file = os.path.join(scratch, "peer-test-docs.txt")
     with open(docs_file, "w") as f:
@@ -177,6 +180,9 @@ def s_accuracy(args, scratch, archive, model, spm_model, cls_peer, batch, seq):
           % (ours["accuracy"], ours["examples"], ours["loss"], hafl_run_s, train_ms / 1000),
           flush=True)
 
+    if not with_peer:
+        return {"test_documents": len(docs), "hafl_accuracy": round(ours["accuracy"], 4),
+                "hafl_run_s": round(hafl_run_s, 1), "hafl_train_s": round(train_ms / 1000, 1)}
     #   2. the peer, fp32, same recipe and documents.
     print("parity: cls_peer.py fp32, same recipe", flush=True)
     peer_lines = s_timed_lines([args.python, cls_peer, model, spm_model, str(args.steps),

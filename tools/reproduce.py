@@ -871,6 +871,9 @@ def s_settings_table(quick, seeds, rounds, splits):
          "%s steps of batch %s per round" % (v("clients/local_steps"), v("clients/batch"))),
         ("learning rate (AdamW, LoRA and head)", "1e-3", v("clients/lr")),
         ("tokens per document", "128", v("data/max_tokens")),
+        ("spaces before encoding", "not stated",
+         "collapsed as SentencePiece does" if v("model/collapse_spaces") == "true" else
+         "as in the text (llama2.c's encoder; `model/collapse_spaces` off)"),
         ("test set", "all 7,532 documents",
          "final model: all 7,532 documents (`hafl eval`); per-round curves: %s documents "
          "spread over the test set, the same for every run" % v("evaluator/max_examples")),
