@@ -7,18 +7,7 @@ set_tests_properties(data_newsgroups PROPERTIES SKIP_RETURN_CODE 77)
 # data_sklearn: the whole corpus cleaned by hafl and by scikit-learn's own functions must be
 # byte-identical. Needs a python3 that imports sklearn (the Debian package python3-sklearn
 # provides one for the system interpreter); without one the test reports a skip.
-find_program(HAFL_PYTHON3 python3)
-set(hafl_sklearn_python "${HAFL_PYTHON3}")
-foreach(candidate "${HAFL_PYTHON3}" /usr/bin/python3)
-  if(candidate AND EXISTS "${candidate}")
-    execute_process(COMMAND "${candidate}" -c "import sklearn"
-                    RESULT_VARIABLE hafl_sklearn_rc OUTPUT_QUIET ERROR_QUIET)
-    if(hafl_sklearn_rc EQUAL 0)
-      set(hafl_sklearn_python "${candidate}")
-      break()
-    endif()
-  endif()
-endforeach()
+hafl_python_with(hafl_sklearn_python sklearn)
 if(hafl_sklearn_python)
   add_test(NAME data_sklearn
            COMMAND "${hafl_sklearn_python}" ${CMAKE_CURRENT_SOURCE_DIR}/test_data_sklearn.py

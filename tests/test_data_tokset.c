@@ -6,6 +6,10 @@
     a second load comes from the cache with identical arrays; a change in any input (max_tokens,
     keep_empty, tokenizer, corpus) builds anew; a corrupt, truncated, foreign or forged cache is
     rebuilt with its reason in the note; an unwritable cache folder still gives the set.
+    collapse_spaces on a second crafted corpus: each row is BOS + the ids of the normalised text
+    written out here by hand (not computed), differs from the row without it exactly when the
+    text has spaces to remove, has its own digest and cache file; off, the digest is the one the
+    documented key (recomputed here from its parts) gives, as before the setting existed.
 */
 #include "hafl_clean.h"
 #include "hafl_tokset.h"
@@ -193,6 +197,154 @@ static void s_edit_forge(uint8_t *buf, size_t *size)
     crypto_hash_sha256(buf + *size - 32, buf, *size - 32);
 }
 
+//  collapse_spaces: documents whose cleaned text has leading and trailing spaces, runs of
+//  spaces, tabs, newlines, spaces around newlines, é and U+00A0 (never collapsed); norm is the
+//  text SentencePiece's remove_extra_whitespaces makes of the cleaned text's UTF-8 form.
+typedef struct {
+    fixture_file_t file;
+    const char *cleaned; //  latin-1, what hafl_clean_apply must leave
+    const char *norm;    //  UTF-8, what the encoder must see with collapse_spaces
+} s_spaced_t;
+
+static const s_spaced_t s_spaced[] = {
+    {{"20news-bydate-train/rec.x/50", "H: 1\n\n  the   the\tthe \n the  caf\xe9\xa0 \xa0  er  ", 0},
+     "  the   the\tthe \n the  caf\xe9\xa0 \xa0  er  ",
+     "the the\tthe \n the caf\xc3\xa9\xc2\xa0 \xc2\xa0 er"},
+    {{"20news-bydate-train/sci.y/51", "H: 2\n\nthe then\n", 0}, "the then\n", "the then\n"},
+    {{"20news-bydate-test/rec.x/60", "H: 3\n\n \t \n\t  x\n", 0}, " \t \n\t  x\n", "\t \n\t x\n"},
+    {{"20news-bydate-test/sci.y/61", "H: 4\n\n   ", 0}, "   ", ""}, //  BOS alone
+};
+#define S_SPACED (sizeof s_spaced / sizeof s_spaced[0])
+
+//  The cache key as hafl_tokset.h documents it, computed here from its parts: what every set
+//  made without collapse_spaces (and every cache from before it existed) is keyed by.
+static void s_documented_digest(const hafl_newsgroups_t *corpus, const hafl_tokenizer_t *tok,
+                                uint32_t max_tokens, bool keep_empty, uint8_t digest[32])
+{
+    crypto_hash_sha256_state h, th;
+    uint8_t part[32], le[4];
+#define S_U32(state, v)                                                                            \
+    do {                                                                                           \
+        uint32_t v_ = (v);                                                                         \
+        for (int b_ = 0; b_ < 4; b_++)                                                             \
+            le[b_] = (uint8_t)(v_ >> (8 * b_));                                                    \
+        crypto_hash_sha256_update(state, le, 4);                                                   \
+    } while (0)
+    crypto_hash_sha256_init(&h);
+    crypto_hash_sha256_update(&h, (const uint8_t *)"hafl-tokset", 11);
+    S_U32(&h, HAFL_TOKSET_VERSION);
+    hafl_newsgroups_digest(corpus, part);
+    crypto_hash_sha256_update(&h, part, 32);
+    crypto_hash_sha256_init(&th);
+    S_U32(&th, (uint32_t)hafl_tokenizer_vocab_size(tok));
+    for (int32_t id = 0; id < hafl_tokenizer_vocab_size(tok); id++) {
+        const char *piece = hafl_tokenizer_piece(tok, id);
+        float score = hafl_tokenizer_score(tok, id);
+        uint32_t bits;
+        memcpy(&bits, &score, 4);
+        S_U32(&th, (uint32_t)strlen(piece));
+        crypto_hash_sha256_update(&th, (const uint8_t *)piece, strlen(piece));
+        S_U32(&th, bits);
+    }
+    crypto_hash_sha256_final(&th, part);
+    crypto_hash_sha256_update(&h, part, 32);
+    S_U32(&h, HAFL_CLEAN_VERSION);
+    S_U32(&h, max_tokens);
+    S_U32(&h, keep_empty ? 1 : 0);
+    crypto_hash_sha256_final(&h, digest);
+#undef S_U32
+}
+
+static void s_test_collapse_spaces(const s_env_t *env)
+{
+    fixture_file_t files[S_SPACED];
+    for (size_t k = 0; k < S_SPACED; k++)
+        files[k] = s_spaced[k].file;
+    char archive[4096], cache[4096], err[512];
+    snprintf(archive, sizeof archive, "%s/spaced.tar.gz", env->dir);
+    snprintf(cache, sizeof cache, "%s/spaced-cache", env->dir);
+    fixture_write_archive(archive, files, S_SPACED, "");
+    hafl_newsgroups_t *corpus = hafl_newsgroups_load(archive, err, sizeof err);
+    CHECKF(corpus, "%s", err);
+    const uint32_t T = 64; //  longer than every document: rows hold whole encodings
+
+    //  The opts as written before the setting existed, and with it off and on.
+    hafl_tokset_opts_t before = {.max_tokens = T, .keep_empty = true, .cache_dir = cache};
+    hafl_tokset_opts_t off = before, on = before;
+    off.collapse_spaces = false;
+    on.collapse_spaces = true;
+    hafl_tokset_t *set_before = hafl_tokset_new(corpus, env->tok, &before, err, sizeof err);
+    CHECKF(set_before, "%s", err);
+    hafl_tokset_t *set_off = hafl_tokset_new(corpus, env->tok, &off, err, sizeof err);
+    CHECKF(set_off, "%s", err);
+    CHECK(hafl_tokset_from_cache(set_off)); //  the same key as set_before's
+    hafl_tokset_t *set_on = hafl_tokset_new(corpus, env->tok, &on, err, sizeof err);
+    CHECKF(set_on && !hafl_tokset_from_cache(set_on), "%s",
+           set_on ? hafl_tokset_note(set_on) : err);
+    CHECK(strcmp(hafl_tokset_cache_path(set_on), hafl_tokset_cache_path(set_off)) != 0);
+
+    uint8_t d_doc[32], d_before[32], d_off[32], d_on[32];
+    s_documented_digest(corpus, env->tok, T, true, d_doc);
+    hafl_tokset_digest(set_before, d_before);
+    hafl_tokset_digest(set_off, d_off);
+    hafl_tokset_digest(set_on, d_on);
+    CHECK(memcmp(d_before, d_doc, 32) == 0);
+    CHECK(memcmp(d_off, d_doc, 32) == 0);
+    CHECK(memcmp(d_on, d_off, 32) != 0);
+
+    hafl_tokset_part_t p_on[2], p_off[2];
+    for (int p = 0; p < 2; p++) {
+        p_on[p] = hafl_tokset_part(set_on, (hafl_newsgroups_part_t)p);
+        p_off[p] = hafl_tokset_part(set_off, (hafl_newsgroups_part_t)p);
+        CHECK(p_on[p].n == 2 && p_off[p].n == 2);
+    }
+    size_t with_runs = 0;
+    for (size_t k = 0; k < S_SPACED; k++) {
+        const s_spaced_t *c = &s_spaced[k];
+        int p = strncmp(c->file.path, "20news-bydate-test/", 19) == 0;
+        //  Documents sort by group, then id: rec.x before sci.y in each part.
+        uint32_t i = (uint32_t)(k % 2);
+        const hafl_newsgroups_doc_t *doc =
+            hafl_newsgroups_doc(corpus, (hafl_newsgroups_part_t)p, p_on[p].doc_index[i]);
+        char text[256], utf8[512];
+        CHECK(doc->len < sizeof text);
+        memcpy(text, doc->text, doc->len);
+        size_t len = hafl_clean_apply(text, doc->len, HAFL_CLEAN_ALL);
+        CHECKF(len == strlen(c->cleaned) && memcmp(text, c->cleaned, len) == 0, "%s cleaned",
+               c->file.path);
+        utf8[hafl_clean_latin1_to_utf8(text, len, utf8)] = '\0';
+
+        int32_t want_on[600], want_off[600];
+        size_t n_on, n_off;
+        CHECK(hafl_tokenizer_encode(env->tok, c->norm, true, false, want_on, 600, &n_on) == 0);
+        CHECK(hafl_tokenizer_encode(env->tok, utf8, true, false, want_off, 600, &n_off) == 0);
+        CHECK(n_on < T && n_off < T && want_on[0] == HAFL_TOKEN_BOS);
+        const int32_t *row_on = p_on[p].tokens + (size_t)i * T;
+        const int32_t *row_off = p_off[p].tokens + (size_t)i * T;
+        CHECKF(p_on[p].lengths[i] == n_on && memcmp(row_on, want_on, n_on * sizeof *row_on) == 0,
+               "%s: row with collapse_spaces is not the normalised text's ids", c->file.path);
+        CHECKF(p_off[p].lengths[i] == n_off &&
+                   memcmp(row_off, want_off, n_off * sizeof *row_off) == 0,
+               "%s: row without collapse_spaces is not the cleaned text's ids", c->file.path);
+        bool runs = strcmp(c->norm, utf8) != 0;
+        bool same = n_on == n_off && memcmp(row_on, row_off, n_on * sizeof *row_on) == 0;
+        CHECKF(same != runs, "%s: rows with and without collapse_spaces %s", c->file.path,
+               same ? "agree though spaces were removed" : "differ with nothing to remove");
+        with_runs += runs;
+    }
+    CHECK(with_runs == 3);
+
+    //  Its own cache, read back with the same rows.
+    hafl_tokset_t *again = hafl_tokset_new(corpus, env->tok, &on, err, sizeof err);
+    CHECKF(again && hafl_tokset_from_cache(again), "%s", again ? hafl_tokset_note(again) : err);
+    CHECK(s_same_sets(again, set_on));
+    hafl_tokset_destroy(&again);
+    hafl_tokset_destroy(&set_on);
+    hafl_tokset_destroy(&set_off);
+    hafl_tokset_destroy(&set_before);
+    hafl_newsgroups_destroy(&corpus);
+}
+
 int main(void)
 {
     CHECK(sodium_init() >= 0);
@@ -338,6 +490,8 @@ int main(void)
         hafl_tokset_destroy(&set);
         CHECK(!hafl_tokset_new_from_path(env.dir, env.tok, &opts, err, sizeof err));
     }
+
+    s_test_collapse_spaces(&env);
 
     hafl_tokset_destroy(&built);
     CHECK(built == NULL);
