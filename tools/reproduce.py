@@ -785,6 +785,13 @@ def s_diff_text(name_a, a, name_b, b):
         "resolved" if how != "noise" else "within noise"), how
 
 
+def s_verdict(against, supports):
+    """A split's verdict: the opposite measured (resolved) wins, then support, else noise."""
+    if against:
+        return "not supported"
+    return "supported" if supports else "within noise"
+
+
 def s_claim_f2(summary, split):
     hafl, r8, r2 = (s_find(summary, c, split) for c in ("freeze-adaptive", "fedavg-r8",
                                                         "fedavg-r2"))
@@ -792,12 +799,7 @@ def s_claim_f2(summary, split):
         return None, []
     cheaper = s_cheaper(hafl, r8)
     text, how = s_diff_text("HAFL", hafl, "FedAvg r=2", r2)
-    if cheaper == "no" or how == "lower":
-        v = "not supported"
-    elif how == "higher":
-        v = "supported"
-    else:
-        v = "within noise"
+    v = s_verdict(against=cheaper == "no" or how == "lower", supports=how == "higher")
     lines = ["- %s: %s. Upload to reach the target (%s): HAFL %s (%d/%d seeds), FedAvg r=8 %s "
              "(%d/%d), FedAvg r=2 %s (%d/%d); HAFL cheaper than FedAvg r=8: %s. Total upload: "
              "HAFL %s, FedAvg r=8 %s, FedAvg r=2 %s. Final accuracy on all test documents: %s."
@@ -831,12 +833,7 @@ def s_claim_f3(summary, split):
     else:
         speed = "tie"
     text, how = s_diff_text("adaptive", ad, "zeropad", zp)
-    if speed == "slower" or how == "lower":
-        v = "not supported"
-    elif speed == "faster":
-        v = "supported"
-    else:
-        v = "within noise"
+    v = s_verdict(against=speed == "slower" or how == "lower", supports=speed == "faster")
     lines = ["- %s: %s. Target %s: adaptive reaches it in %s, zeropad in %s (adaptive %s). "
              "Final accuracy on all test documents: %s."
              % (SPLIT_NAME[split], v, s_pct(ad["target"]), rounds_text(ad), rounds_text(zp),
