@@ -1075,7 +1075,7 @@ def s_results_md(args, data, finals, starts, summary, targets, plots, wall, tuni
            "vocabulary trained on children's stories) ended at 10-16% for every method, on the "
            "line that random frozen features reach: that model cannot learn this task, so those "
            "runs could not tell the methods apart. They are kept, with their settings and "
-           "verdicts, in [stories260K/RESULTS.md](stories260K/RESULTS.md).", ""]
+           "verdicts, in [appendix-tiny-model/RESULTS.md](appendix-tiny-model/RESULTS.md).", ""]
     flags = " --rounds %d" % args.rounds if args.rounds else ""
     if args.quick:
         flags += " --quick"
