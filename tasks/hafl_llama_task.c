@@ -512,7 +512,7 @@ hafl_llama_task_new (const hafl_topology_t *topology, char *err, size_t errlen)
     }
     self->T = topology->data.max_tokens;
     self->batch = topology->clients.batch;
-    self->threads = topology->clients.threads ? topology->clients.threads : 1;
+    self->threads = topology->clients.threads; //  1..256, checked by the loader
     self->n_clients = topology->clients.count;
     self->score_ibar = strcmp (topology->model.score, "ibar") == 0;
 

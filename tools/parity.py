@@ -82,14 +82,15 @@ def s_timed_lines(cmd):
     """Runs cmd, returning [(seconds since start, line)] of its stdout as it prints them."""
     t0 = time.time()
     out = []
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    #   stderr joins stdout: read separately after it, a chatty stderr could fill its pipe and
+    #   stall the peer. Callers look for their lines by content, so warnings do no harm.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=ROOT, env=dict(os.environ, HAFL_ASSETS=s_assets()))
     for line in proc.stdout:
         out.append((time.time() - t0, line.rstrip("\n")))
         print("    peer: " + line.rstrip("\n"), flush=True)
-    err = proc.stderr.read()
     if proc.wait() != 0:
-        s_fail("%s failed:\n%s" % (" ".join(cmd), err[-2000:]))
+        s_fail("%s failed:\n%s" % (" ".join(cmd), "\n".join(l for _, l in out[-20:])))
     return out
 
 
