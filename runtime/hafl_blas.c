@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,6 +25,13 @@ static bool s_is_pre_avx2(const char *core)
     return false;
 }
 
+//  OpenBLAS x86-64 cores with AVX-512 kernels.
+static bool s_is_avx512(const char *core)
+{
+    return strcmp(core, "SkylakeX") == 0 || strcmp(core, "Cooperlake") == 0 ||
+           strcmp(core, "SapphireRapids") == 0;
+}
+
 //  The best OpenBLAS core this CPU runs, or NULL when it has no AVX2 + FMA.
 static const char *s_best_core(void)
 {
@@ -34,6 +42,16 @@ static const char *s_best_core(void)
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         return "Haswell";
     return NULL;
+}
+
+//  True when OpenBLAS's own choice leaves vector width on the table: a pre-AVX2 fallback on a
+//  CPU with AVX2, or a 256-bit core (Haswell, Zen) on a CPU with AVX-512, as 0.3.21 does for
+//  AMD Zen 4 (sgemm about 1.9 times slower there than with the AVX-512 kernels).
+static bool s_below(const char *core, const char *best)
+{
+    if (s_is_pre_avx2(core))
+        return true;
+    return s_is_avx512(best) && !s_is_avx512(core);
 }
 
 const char *hafl_blas_core(void)
@@ -47,7 +65,7 @@ void hafl_blas_choose_kernels(char **argv)
     if (getenv("OPENBLAS_CORETYPE") || getenv(S_REEXEC_MARK))
         return;
     const char *best = s_best_core();
-    if (!best || !s_is_pre_avx2(hafl_blas_core()))
+    if (!best || !s_below(hafl_blas_core(), best))
         return;
     if (setenv("OPENBLAS_CORETYPE", best, 1) || setenv(S_REEXEC_MARK, "1", 1))
         return;
@@ -62,4 +80,18 @@ void hafl_blas_choose_kernels(char **argv)
     //  Not reached unless exec failed: carry on with the slow kernels rather than fail.
     unsetenv("OPENBLAS_CORETYPE");
     unsetenv(S_REEXEC_MARK);
+}
+
+const char *hafl_blas_note(void)
+{
+    static char note[256];
+    const char *set = getenv("OPENBLAS_CORETYPE");
+    const char *best = s_best_core();
+    if (!set || getenv(S_REEXEC_MARK) || !best || !s_below(hafl_blas_core(), best))
+        return NULL;
+    snprintf(note, sizeof note,
+             "OPENBLAS_CORETYPE=%s keeps OpenBLAS on its %s kernels; this CPU runs %s ones "
+             "(unset the variable to let hafl choose them: faster, other last bits)",
+             set, hafl_blas_core(), best);
+    return note;
 }

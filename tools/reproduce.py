@@ -10,11 +10,16 @@ learning rate of TUNE_LRS on a validation split carved from the training set
 (data/validation), and the (learning rate, epochs) with the best validation accuracy is then
 trained on all the training data and scored on the test set; the test set never chooses
 anything. Runs go in priority order: the configurations the claims compare (all seeds), then
-the reference, then the other baselines. Each finished run leaves SCRATCH/KEY/done.json (and
-final.json); a later call skips those runs (resumable), so an interrupted reproduction
-continues where it stopped, and a report can be written from whatever has finished.
+the reference, then the other baselines. Each finished run leaves a record, RECORDS/KEY/
+(done.json with its settings, topology digest and final adapter digest; rounds.csv; final.json;
+start.json, the starting accuracies by rank budget): a later call skips the runs that have one
+(resumable), so an interrupted reproduction continues where it stopped, and a report can be
+written from whatever has finished. The records of full-size runs are docs/data/runs/, part of
+the project, so a reproduction can be continued on another machine; --quick, --rounds and --set
+runs keep theirs in their scratch folder.
 
 Outputs (all regenerated from the run folders on every call):
+    docs/data/runs/KEY/     the record of each finished run (kept, never regenerated)
     docs/data/rounds.csv    one row per (config, split, seed, round): accuracy, start accuracy,
                             losses, bytes; the measured data behind every plot and table
     docs/data/summary.csv   one row per (config, split): final test accuracy (all test
@@ -178,20 +183,74 @@ def s_read_final(folder):
         return None
 
 
-def s_done(job, folder):
-    """True when the job's folder holds a finished run made with exactly these settings (and,
-    but for tuning runs, its final model scored on the test set)."""
+def s_record(args, job):
+    """The folder holding a job's record (see the module comment)."""
+    return os.path.join(args.records, job.key)
+
+
+def s_read_done(args, job):
     try:
-        with open(os.path.join(folder, "done.json"), encoding="utf-8") as f:
-            done = json.load(f)
+        with open(os.path.join(s_record(args, job), "done.json"), encoding="utf-8") as f:
+            return json.load(f)
     except (OSError, ValueError):
+        return None
+
+
+def s_done(args, job):
+    """True when the job has a record of a finished run made with exactly these settings and
+    this topology file (and, but for tuning runs, its final model scored on the test set)."""
+    done = s_read_done(args, job)
+    record = s_record(args, job)
+    try:
+        rounds = s_read_rounds(record)
+    except OSError:
         return False
+    return (done is not None and done.get("sets") == job.sets
+            and done.get("topology") == job.digest() and len(rounds) == job.rounds()
+            and (job.tune_lr is not None or s_read_final(record) is not None))
+
+
+def s_start_events(run, ranks):
+    """{round: {rank budget: mean starting accuracy}} from a run's start-eval events (one per
+    client per round, when the run scored starting models), keyed by strings as JSON keeps
+    them."""
+    per = {}
+    with open(os.path.join(run, "events.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            if '"start-eval"' not in line:
+                continue
+            e = json.loads(line)
+            if e.get("event") != "start-eval" or e.get("accuracy") is None:
+                continue
+            rank = ranks[e["client"]] if len(ranks) > 1 else ranks[0]
+            per.setdefault(str(e["round"]), {}).setdefault(str(rank), []).append(e["accuracy"])
+    return {rnd: {rank: statistics.mean(v) for rank, v in by.items()}
+            for rnd, by in per.items()}
+
+
+def s_write_record(args, job, folder, seconds, final):
+    """Copy what the report needs out of a finished run folder into the job's record; the
+    record's done.json is written last, so a record without it does not count."""
+    record = s_record(args, job)
+    if os.path.isdir(record):
+        shutil.rmtree(record)
+    os.makedirs(record)
     run = s_run_folder(folder)
-    return (done.get("sets") == job.sets and done.get("topology") == job.digest()
-            and run is not None
-            and os.path.exists(os.path.join(run, "final_adapter.bin"))
-            and len(s_read_rounds(run)) == job.rounds()
-            and (job.tune_lr is not None or s_read_final(folder) is not None))
+    shutil.copyfile(os.path.join(run, "rounds.csv"), os.path.join(record, "rounds.csv"))
+    if final is not None:
+        with open(os.path.join(record, "final.json"), "w", encoding="utf-8") as f:
+            json.dump(final, f)
+    ranks = [int(r) for r in s_topology_value(job.config, "clients/ranks").split(",")]
+    start = s_start_events(run, ranks)
+    if start:
+        with open(os.path.join(record, "start.json"), "w", encoding="utf-8") as f:
+            json.dump(start, f, sort_keys=True)
+    with open(os.path.join(run, "final_adapter.bin"), "rb") as f:
+        adapter = hashlib.sha256(f.read()).hexdigest()
+    with open(os.path.join(record, "done.json"), "w", encoding="utf-8") as f:
+        json.dump({"sets": job.sets, "topology": job.digest(), "seconds": round(seconds, 1),
+                   "final_adapter_sha256": adapter}, f, indent=1)
+        f.write("\n")
 
 
 def s_hms(seconds):
@@ -242,12 +301,10 @@ def s_run_job(args, job, folder, index, total, started, costs):
         final = json.loads(proc.stdout.strip().splitlines()[-1])
         print("    %s final model on %d test documents: accuracy %.4f"
               % (job.key, final["examples"], final["accuracy"]), flush=True)
-        with open(os.path.join(folder, "final.json"), "w", encoding="utf-8") as f:
-            json.dump(final, f)
+    else:
+        final = None
     seconds = time.time() - t0
-    with open(os.path.join(folder, "done.json"), "w", encoding="utf-8") as f:
-        json.dump({"sets": job.sets, "topology": job.digest(), "seconds": round(seconds, 1)},
-                  f)
+    s_write_record(args, job, folder, seconds, final)
     costs.setdefault(job.config, []).append(seconds)
     return seconds
 
@@ -272,10 +329,8 @@ def s_run_all(args, jobs):
         if callable(job):
             todo.append(job)
             continue
-        folder = os.path.join(args.scratch, job.key)
-        if s_done(job, folder):
-            with open(os.path.join(folder, "done.json"), encoding="utf-8") as f:
-                costs.setdefault(job.config, []).append(json.load(f).get("seconds", 0.0))
+        if s_done(args, job):
+            costs.setdefault(job.config, []).append(s_read_done(args, job).get("seconds", 0.0))
         else:
             todo.append(job)
     print("reproduce: %d runs planned, %d already complete"
@@ -295,7 +350,7 @@ def s_run_all(args, jobs):
             print("reproduce: resumed", flush=True)
         job = todo.pop(0)
         if callable(job):
-            todo = [j for j in job() if not s_done(j, os.path.join(args.scratch, j.key))] + todo
+            todo = [j for j in job() if not s_done(args, j)] + todo
             continue
         index += 1
         seconds = s_run_job(args, job, os.path.join(args.scratch, job.key), index,
@@ -312,11 +367,10 @@ def s_tuning(args, tune_jobs):
     go to the smaller learning rate and the fewer epochs."""
     table = {}
     for job in tune_jobs:
-        folder = os.path.join(args.scratch, job.key)
-        if not s_done(job, folder):
+        if not s_done(args, job):
             return None
         table[job.tune_lr] = [s_float(r["accuracy"])
-                              for r in s_read_rounds(s_run_folder(folder))]
+                              for r in s_read_rounds(s_record(args, job))]
     best = None
     for lr in sorted(table, key=float):
         for epoch, acc in enumerate(table[lr], 1):
@@ -354,15 +408,14 @@ def s_collect(args, jobs):
     data, finals = {}, {}
     seconds = 0.0
     for job in jobs:
-        folder = os.path.join(args.scratch, job.key)
-        if not s_done(job, folder):
+        if not s_done(args, job):
             continue
-        with open(os.path.join(folder, "done.json"), encoding="utf-8") as f:
-            seconds += json.load(f).get("seconds", 0.0)
+        folder = s_record(args, job)
+        seconds += s_read_done(args, job).get("seconds", 0.0)
         if job.tune_lr is not None:
             continue
         rows = []
-        for r in s_read_rounds(s_run_folder(folder)):
+        for r in s_read_rounds(folder):
             rows.append({k: s_float(r[k]) for k in CSV_COLUMNS})
         data.setdefault((job.config, job.split), {})[job.seed] = rows
         finals.setdefault((job.config, job.split), {})[job.seed] = \
@@ -372,27 +425,18 @@ def s_collect(args, jobs):
 
 def s_start_by_rank(args, jobs):
     """{(config, split): {seed: {round: {rank budget: mean starting accuracy}}}} from the
-    start-eval events (one per client per round) of runs that scored starting models."""
+    records of runs that scored starting models."""
     out = {}
     for job in jobs:
-        folder = os.path.join(args.scratch, job.key)
-        if not s_done(job, folder):
+        if not s_done(args, job):
             continue
-        ranks = [int(r) for r in s_topology_value(job.config, "clients/ranks").split(",")]
-        per = {}
-        with open(os.path.join(s_run_folder(folder), "events.jsonl"), encoding="utf-8") as f:
-            for line in f:
-                if '"start-eval"' not in line:
-                    continue
-                e = json.loads(line)
-                if e.get("event") != "start-eval" or e.get("accuracy") is None:
-                    continue
-                rank = ranks[e["client"]] if len(ranks) > 1 else ranks[0]
-                per.setdefault(e["round"], {}).setdefault(rank, []).append(e["accuracy"])
-        if per:
-            out.setdefault((job.config, job.split), {})[job.seed] = {
-                rnd: {rank: statistics.mean(v) for rank, v in by.items()}
-                for rnd, by in per.items()}
+        try:
+            with open(os.path.join(s_record(args, job), "start.json"), encoding="utf-8") as f:
+                per = json.load(f)
+        except OSError:
+            continue
+        out.setdefault((job.config, job.split), {})[job.seed] = {
+            int(rnd): {int(rank): acc for rank, acc in by.items()} for rnd, by in per.items()}
     return out
 
 
@@ -1171,6 +1215,9 @@ def main():
         tag = hashlib.sha256(" ".join(sorted(args.set)).encode()).hexdigest()[:10]
         args.scratch = os.path.join(args.scratch, "set-" + tag)
     args.scratch = os.path.abspath(args.scratch)
+    full_size = not (args.quick or args.rounds or OVERRIDES)
+    args.records = os.path.abspath(os.path.join(args.out, "data", "runs")) if full_size \
+        else os.path.join(args.scratch, "records")
     args.results = os.path.join(args.out, "RESULTS.md")
 
     seeds = list(range(1, args.seeds + 1))
@@ -1220,7 +1267,7 @@ def main():
     all_jobs = claims + tune + s_central_jobs(args, tune, central_seeds) + others
     data, finals, wall = s_collect(args, all_jobs)
     if not data:
-        s_fail("no finished runs in %s" % args.scratch)
+        s_fail("no finished runs recorded in %s" % args.records)
     tuning = s_tuning(args, tune) if tune else None
     targets = {split: s_target(finals, split) for split in ("iid", "dirichlet")
                if any(sp == split for _, sp in data)}

@@ -6,6 +6,7 @@ model
     kind = llama
     checkpoint = base3M.bin
     tokenizer = tok4096.bin
+    collapse_spaces = true
     targets = wq,wk,wv,wo
     rank = 8
     alpha = 16
