@@ -7,6 +7,11 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 TOPOLOGY   ?= topologies/quickstart.zpl
 
+# cmake --build runs make three levels deep, and a make run from another prints "Entering
+# directory" and "Leaving directory" around everything it does; this make and every make below it
+# (MAKEFLAGS is passed down) keep quiet about directories.
+MAKEFLAGS += --no-print-directory
+
 .PHONY: all bootstrap build run test test-asan clean
 
 all: build
@@ -21,9 +26,15 @@ build: bootstrap
 run: build
 	$(BUILD)/hafl run $(TOPOLOGY)
 
+# Both suites always run, the sanitizer one even when the first failed; the target fails once, at
+# the end, naming each suite that failed.
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
-	@$(MAKE) --no-print-directory test-asan
+	@failed=""; \
+	echo "cd $(BUILD) && ctest --output-on-failure -j $(JOBS)"; \
+	(cd $(BUILD) && ctest --output-on-failure -j $(JOBS)) || failed="$$failed, the main suite ($(BUILD))"; \
+	$(MAKE) test-asan || failed="$$failed, the ASan+UBSan suite ($(ASAN_BUILD))"; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED: $${failed#, }" >&2; exit 1; fi; \
+	echo "make test: both suites passed"
 
 test-asan: bootstrap
 	@cmake -S . -B $(ASAN_BUILD) -DHAFL_WERROR=ON -DHAFL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null

@@ -1,13 +1,14 @@
 /*  hafl_asset: the asset lookup and the registry of known assets of hafl_asset.h.
 
-    A bare name is looked for in three places, in order: $HAFL_ASSETS, ../shared/assets beside
-    the checkout, ~/.cache/hafl. A known asset with a public address that is nowhere is
-    downloaded with libcurl into ~/.cache/hafl: written to a temporary file in that folder while
-    its SHA-256 is computed, refused as soon as it grows past the registered size, checked against
-    the registered size and digest, synced and renamed into place, so a half-written or corrupt
-    download is never seen under the asset's name. HAFL_OFFLINE=1 disables downloads. Every
-    failure is one line naming the asset and each place looked in. hafl_asset_verify streams a
-    found file through the same digest; the lookup itself never reads the file.
+    A bare name that is a file in the working directory is that file; any other bare name is
+    looked for in three places, in order: $HAFL_ASSETS, ../shared/assets beside the checkout,
+    ~/.cache/hafl. A known asset with a public address that is nowhere is downloaded with libcurl
+    into ~/.cache/hafl: written to a temporary file in that folder while its SHA-256 is computed,
+    refused as soon as it grows past the registered size, checked against the registered size and
+    digest, synced and renamed into place, so a half-written or corrupt download is never seen
+    under the asset's name. HAFL_OFFLINE=1 disables downloads. Every failure is one line naming
+    the value and each place looked in, the working directory included. hafl_asset_verify streams
+    a found file through the same digest; the lookup itself never reads the file.
 */
 #include "hafl_asset.h"
 
@@ -305,6 +306,15 @@ static char *s_find(const char *name, bool download, char *err, size_t errlen)
         snprintf(err, errlen, "'%s' is not an asset name", name);
         return NULL;
     }
+    //  A bare name that is a file in the working directory is that file, as if written ./name:
+    //  `checkpoint = model.bin` beside the caller means that file, even where an asset has the
+    //  same name.
+    if (s_is_file(name)) {
+        char *path = strdup(name);
+        if (!path)
+            snprintf(err, errlen, "%s: out of memory", name);
+        return path;
+    }
 
     //  The places, in lookup order; `looked` collects them for the error line.
     char looked[1024] = "";
@@ -349,8 +359,11 @@ static char *s_find(const char *name, bool download, char *err, size_t errlen)
         snprintf(why, sizeof why, "no ~/.cache/hafl to download into (HOME unset)");
     else
         path = s_download(known, home, cache, why, sizeof why);
-    if (!path)
-        snprintf(err, errlen, "%s: not found in %s; %s", name, looked, why);
+    if (!path) {
+        char cwd[PATH_MAX];
+        snprintf(err, errlen, "%s: not found in %s, nor in the working directory (%s); %s", name,
+                 looked, getcwd(cwd, sizeof cwd) ? cwd : "unknown", why);
+    }
     free(shared);
     free(cache);
     return path;

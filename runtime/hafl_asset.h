@@ -1,12 +1,15 @@
 /*  hafl_asset: finds models and datasets, which are never part of the project, and checks them.
 
-    A name with a slash is a path and is used as given. A bare name (e.g. "stories260K.bin") is
-    looked up, in order, in: $HAFL_ASSETS; ../shared/assets beside the checkout (found by walking
-    up from the working directory and from the running executable to the folder holding the
-    project's CMakeLists.txt); ~/.cache/hafl. When it is nowhere and the asset is a known one with
-    a public address, it is downloaded from that address into ~/.cache/hafl, its size and SHA-256
-    checked, and that copy used. Offline and missing, the error names the file and every place
-    looked in; a known asset without a public address is never downloaded, and the error says so.
+    A name with a slash is a path and is used as given (relative to the working directory). A
+    bare name (e.g. "stories260K.bin" or "model.bin") that is a regular file in the working
+    directory is that file, returned as given, before any asset of the same name. Any other bare
+    name is looked up, in order, in: $HAFL_ASSETS; ../shared/assets beside the checkout (found by
+    walking up from the working directory and from the running executable to the folder holding
+    the project's CMakeLists.txt); ~/.cache/hafl. When it is nowhere and the asset is a known one
+    with a public address, it is downloaded from that address into ~/.cache/hafl, its size and
+    SHA-256 checked, and that copy used. Missing (offline, or not a known asset), the error is one
+    line naming the value, the three places with their folders and the working directory; a known
+    asset without a public address is never downloaded, and the error says so.
 
     Every known asset is registered with the exact size and SHA-256 of its file. A lookup does not
     read the file (a model is opened many times per run); hafl_asset_verify checks a found copy
@@ -34,9 +37,9 @@ typedef struct {
 //  Returns a new path string (caller frees) or NULL with a one-line reason in err.
 char *hafl_asset_find (const char *name, char *err, size_t errlen);
 
-//  Like hafl_asset_find, but never downloads: a bare name that is in none of the three places
-//  gives NULL with the same one-line reason, ending "not downloaded by this lookup" for an asset
-//  that could be.
+//  Like hafl_asset_find, but never downloads: a bare name that is neither a file in the working
+//  directory nor in any of the three places gives NULL with the same one-line reason, ending "not
+//  downloaded by this lookup" for an asset that could be.
 char *hafl_asset_find_local (const char *name, char *err, size_t errlen);
 
 //  The index-th known asset (0, 1, ... in registry order), or NULL past the last one.
