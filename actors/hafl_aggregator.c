@@ -6,6 +6,7 @@
 #include "hafl_aggregator.h"
 #include "hafl_logger.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -115,6 +116,8 @@ void hafl_aggregator_actor(zsock_t *pipe, void *args_)
     zsock_signal(pipe, ok ? 0 : 1);
     while (ok) {
         zmsg_t *msg = zmsg_recv(pipe);
+        if (!msg && zmq_errno() == EINTR)
+            continue; //  a signal: the server decides when the run ends, and sends $TERM
         if (!msg)
             break;
         char *command = zmsg_popstr(msg);

@@ -73,8 +73,8 @@ static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg);
 static int s_on_watch(zloop_t *loop, zsock_t *sock, void *arg);
 
 //  Save the state as it stands after `round` (the trainer's EMAs, or fresh without a trainer)
-//  and drop the files no checkpoint can need any more: all but this one and the newest at or
-//  before the last checkpoint round before it. On failure, forget every file (see header).
+//  and drop the files no checkpoint can need any more (hafl_client_state_prune). On failure,
+//  forget every file (see header).
 static int s_save_state(s_self_t *self, uint32_t round, char *err, size_t errlen)
 {
     if (!self->state_dir)
@@ -94,9 +94,11 @@ static int s_save_state(s_self_t *self, uint32_t round, char *err, size_t errlen
         hafl_client_state_forget(self->state_dir, self->index);
         return -1;
     }
+    //  The server keeps two checkpoint generations and may resume from the older one.
     uint32_t every = self->topology->server.checkpoint_every;
     uint32_t last_checkpoint = round > 0 ? (round - 1) / every * every : 0;
-    hafl_client_state_prune(self->state_dir, self->index, round, last_checkpoint);
+    uint32_t older = last_checkpoint > every ? last_checkpoint - every : 0;
+    hafl_client_state_prune(self->state_dir, self->index, round, older);
     return 0;
 }
 
@@ -477,9 +479,13 @@ static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg)
         s_done(self, msg->u.reject.text);
         break;
     case HAFL_MSG_ROUND:
+        //  Not ours to train: before welcome, while crashed, an older round, or the round we
+        //  are training now. The round we trained last comes again when nobody's upload
+        //  reached the server (hafl_server.h: a failed round is attempted again); train it.
         if (self->phase == S_JOINING || self->phase == S_CRASHED ||
-            msg->u.round.round <= self->last_round)
-            break; //  not ours to train (stale or before welcome)
+            msg->u.round.round < self->last_round ||
+            (msg->u.round.round == self->last_round && (self->job_out || self->last_round == 0)))
+            break;
         if (self->job_out) {
             hafl_msg_destroy(&self->pending_round);
             self->pending_round = msg;
@@ -577,10 +583,21 @@ void hafl_client_actor(zsock_t *pipe, void *args_)
         zloop_start(self->loop);
     //  A job still at the pool owns the trainer: wait for it before freeing anything.
     bool leak = false;
+    //  Signals do not cut this wait short (a second Ctrl-C arrives here): the job and the
+    //  trainer are freed only once the pool has handed them back.
     if (self->job_out) {
         zpoller_t *poller = zpoller_new(self->pool, NULL);
-        leak = !poller || zpoller_wait(poller, 60000) != self->pool ||
-               hafl_pool_collect(self->pool) != &self->job;
+        if (poller)
+            zpoller_set_nonstop(poller, true);
+        int64_t until = zclock_mono() + 600000;
+        leak = true;
+        while (poller && leak && zclock_mono() < until) {
+            void *which = zpoller_wait(poller, 1000);
+            if (which == self->pool)
+                leak = hafl_pool_collect(self->pool) != &self->job;
+            else if (zpoller_terminated(poller))
+                break;
+        }
         zpoller_destroy(&poller);
     }
     zloop_destroy(&self->loop);

@@ -19,7 +19,7 @@
     instead of continuing from an older state. With resume_dir set, it starts from its newest
     state in resume_dir at or before resume_round, and copies it into state_dir; a missing or
     corrupt file fails the start with a one-line reason naming it. When resume_round is 0 (a
-    client host whose folder has no checkpoint.state) the bound is the round before the first
+    client host whose folder has no checkpoint/) the bound is the round before the first
     ROUND it receives, and a failure there ends the actor with that reason.
 
     Refusal: on any endpoint but inproc:// the client watches its handshakes

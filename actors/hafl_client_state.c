@@ -121,8 +121,11 @@ typedef struct {
 static void s_visit_delete(uint32_t round, const char *path, void *arg)
 {
     const s_prune_t *prune = arg;
+    //  Every file from the newest at or before the limit up to `keep`: each checkpoint
+    //  generation the server keeps (the last and the one before) finds its state among them.
     bool kept = !prune->all &&
-                (round == prune->keep || (prune->newest.found && round == prune->newest.round));
+                (round == prune->keep ||
+                 (prune->newest.found && round >= prune->newest.round && round <= prune->keep));
     if (!kept)
         unlink(path);
 }

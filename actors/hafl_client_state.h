@@ -11,9 +11,9 @@
     (seed, round, client).
 
     Where: RUN/clients/client-C-round-R.state, written atomically (hafl_file.h). The client
-    keeps the newest file and the newest one at or before the last round the server may have
-    checkpointed before it (hafl_client_state_prune), so the folder holds at most two per
-    client.
+    keeps the newest file and those from the newest one at or before the older of the two
+    checkpoint generations the server may hold up to it (hafl_client_state_prune), so the
+    folder holds at most checkpoint_every + 2 per client.
 
     File (little-endian):
         "HAFLCLST" | u32 version (1) | u32 client | u32 round | u32 reserved (0) | u64 n
@@ -49,8 +49,9 @@ void hafl_client_state_path(const char *dir, uint32_t client, uint32_t round, ch
 //  (its clients/ folder is created when missing). 0, or -1 with a reason in err.
 int hafl_client_state_save(const char *dir, uint32_t client, uint32_t round, const float *values,
                            size_t n, char *err, size_t errlen);
-//  Delete the client's files in dir except round `keep` and the newest one at or before
-//  keep_upto (the state a checkpoint of round keep_upto, or of an earlier one, needs).
+//  Delete the client's files in dir except round `keep` and every one from the newest at or
+//  before keep_upto up to keep (the states the checkpoint generations at or after keep_upto
+//  need: the server keeps two, hafl_server_checkpoint.h).
 void hafl_client_state_prune(const char *dir, uint32_t client, uint32_t keep, uint32_t keep_upto);
 //  Delete every file of the client in dir: after a failed save, so that no older file can
 //  stand in for the state that was lost (a resume then refuses instead of drifting).

@@ -4,8 +4,10 @@
     The actor reads LOG_EVENTs from its PULL socket in batches; after each batch (once nothing
     more is queued) it flushes the file, so a reader sees every line within one poll cycle.
     Both sides of the PUSH/PULL pair have a high water mark of S_EVENT_HWM messages, and the
-    PUSH side never drops (ZeroMQ blocks a PUSH sender at its HWM), so an event is lost only if
-    its emitter's process dies before delivering it. On $TERM the actor keeps reading until the
+    PUSH side waits rather than drops (ZeroMQ blocks a PUSH sender at its HWM, or with no logger
+    connected), for at most S_EMITTER_SEND_MS: an event is lost only if its emitter's process
+    dies before delivering it, or the logger is gone for that long (it is never left waiting
+    forever on a logger another process took down). Signals end neither side. On $TERM the actor keeps reading until the
     socket has been quiet for S_DRAIN_QUIET_MS, then flushes, syncs and closes the file.
 
     Republishing: each event goes out on PUB as its topic frame (hafl_log_event_topic), then the
@@ -27,6 +29,7 @@
 #define S_MAX_EVENT_BYTES (4 << 20) //  inbound frame cap: 64 fields of 1 KiB fit many times
 #define S_BATCH           1024      //  events handled before the pipe is looked at again
 #define S_DRAIN_QUIET_MS  50        //  on $TERM, stop once the socket was quiet this long
+#define S_EMITTER_SEND_MS 10000     //  an emitter gives an event up after this long blocked
 #define S_EMITTER_LINGER  10000     //  ms an emitter's queued events may take to reach the logger
 
 //  --------------------------------------------------------------------------------------------
@@ -253,6 +256,8 @@ hafl_events_t *hafl_events_new(const char *endpoint, const char *run_id, const c
     }
     zsock_set_sndhwm(self->push, S_EVENT_HWM);
     zsock_set_linger(self->push, S_EMITTER_LINGER);
+    //  A logger that is gone (another process killed) must not hold an actor forever.
+    zsock_set_sndtimeo(self->push, S_EMITTER_SEND_MS);
     if (zsock_connect(self->push, "%s", endpoint) != 0) {
         hafl_events_destroy(&self);
         return NULL;
@@ -336,8 +341,10 @@ int hafl_events_send(hafl_events_t *self, hafl_log_event_t **event_p)
     hafl_msg_destroy(&msg);
     int rc = -1;
     if (zmsg) {
-        //  Blocks at the high water mark rather than dropping the event.
-        rc = zmsg_send(&zmsg, self->push);
+        //  Blocks at the high water mark rather than dropping the event, for at most
+        //  S_EMITTER_SEND_MS (a logger that is gone); a signal does not drop it either.
+        while ((rc = zmsg_send(&zmsg, self->push)) == -1 && zmq_errno() == EINTR)
+            ;
         zmsg_destroy(&zmsg);
     }
     return rc;
@@ -531,8 +538,12 @@ static void s_logger_run(zsock_t *pipe, const hafl_logger_args_t *args, int *sta
     if (status)
         *status = 0;
     zsock_signal(pipe, 0);
+    //  Signals do not end the logger: the node destroys it last, after every emitter, so
+    //  nobody is left pushing to a socket that no longer reads (which would block them).
     zpoller_t *poller = zpoller_new(pipe, self->pull, NULL);
     bool terminated = !poller;
+    if (poller)
+        zpoller_set_nonstop(poller, true);
     while (!terminated) {
         void *which = zpoller_wait(poller, -1);
         if (which == pipe)

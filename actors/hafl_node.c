@@ -6,12 +6,15 @@
 #include "hafl_msg.h"
 #include "hafl_pool.h"
 #include "hafl_server.h"
+#include "hafl_server_checkpoint.h"
 #include "hafl_server_state.h"
+#include "hafl_signals.h"
 
 #include <cblas.h>
 #include <czmq.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -26,6 +29,7 @@ struct hafl_node_t {
     char run_dir[4096];
     char run_id[HAFL_MSG_MAX_NAME];
     char events_path[4200];
+    char unreproducible[256]; //  from the server's DONE: "" when the run is reproducible
     FILE *progress;
     bool tty;
     hafl_task_t *task;
@@ -108,17 +112,19 @@ int hafl_node_make_run_dir(const hafl_topology_t *t, char *dir, size_t dirlen, c
     return s_make_run_dir(t, NULL, dir, dirlen, err, errlen);
 }
 
-//  The round of the checkpoint in a resume folder, for the clients (hafl_client.h): 0 when the
-//  folder has no checkpoint.state and this node has no server (a client host's own folder).
+//  The round of the checkpoint in a resume folder, for the clients (hafl_client.h): the
+//  generation the server resumes from (hafl_server_checkpoint.h), or 0 when the folder has no
+//  checkpoint and this node has no server (a client host's own folder).
 static int s_resume_round(const hafl_node_t *self, const char *dir, uint32_t *round, char *err,
                           size_t errlen)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, HAFL_CHECKPOINT_STATE);
+    char path[4200], note[700];
+    snprintf(path, sizeof path, "%s/%s", dir, HAFL_CHECKPOINT_DIR);
     *round = 0;
     if (!self->group.server && access(path, F_OK) != 0)
         return 0;
-    hafl_server_state_t *state = hafl_server_state_load(path, err, errlen);
+    hafl_server_state_t *state = hafl_server_checkpoint_load(dir, NULL, note, sizeof note, err,
+                                                             errlen);
     if (!state)
         return -1;
     *round = state->round;
@@ -369,17 +375,26 @@ int hafl_node_wait(hafl_node_t *self, char hex[65], char *reason, size_t reasonl
         zpoller_add(poller, self->clients[j]);
     uint32_t waiting = (self->evaluator ? 1 : 0) + self->n_clients;
     bool server_done = false, stop_sent = false, failed = false, reason_set = false;
+    unsigned signals_seen = hafl_signals_count();
     int rc = -1;
     double cum_up = 0, cum_down = 0;
     while (true) {
         if (self->server ? server_done : waiting == 0)
             break;
         void *which = zpoller_wait(poller, 200);
-        if (zsys_interrupted) {
+        //  A signal: hafl_signals (the hafl binary) counts it; CZMQ's own handler (programs
+        //  that embed a node without it) raises zsys_interrupted.
+        if (zsys_interrupted || hafl_signals_count() != signals_seen) {
             zsys_interrupted = 0;
+            signals_seen = hafl_signals_count();
             if (stop_sent || !self->server)
                 break;
-            zstr_send(self->server, "STOP");
+            int sig = hafl_signals_last();
+            zstr_sendx(self->server, "STOP",
+                       sig == SIGTERM  ? "SIGTERM"
+                       : sig == SIGINT ? "SIGINT"
+                                       : "an interrupt",
+                       NULL);
             stop_sent = true;
             continue;
         }
@@ -395,6 +410,10 @@ int hafl_node_wait(hafl_node_t *self, char hex[65], char *reason, size_t reasonl
             char *status = zmsg_popstr(msg);
             char *digest = zmsg_popstr(msg);
             char *text = zmsg_popstr(msg);
+            char *timing = zmsg_popstr(msg);
+            snprintf(self->unreproducible, sizeof self->unreproducible, "%s",
+                     timing ? timing : "");
+            zstr_free(&timing);
             rc = status && streq(status, "0") ? 0 : -1;
             snprintf(hex, 65, "%s", digest ? digest : "");
             snprintf(reason, reasonlen, "%s", text ? text : "");
@@ -451,4 +470,9 @@ const hafl_endpoints_t *hafl_node_endpoints(const hafl_node_t *self)
 hafl_task_t *hafl_node_task(hafl_node_t *self)
 {
     return self->task;
+}
+
+const char *hafl_node_unreproducible(const hafl_node_t *self)
+{
+    return self->unreproducible;
 }

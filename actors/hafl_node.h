@@ -17,7 +17,7 @@
     Resume (opts.resume): the server starts from the folder's checkpoint (hafl_server.h) and
     every client from its state file there at or before the checkpoint's round (hafl_client.h);
     on a client host the folder is that host's own earlier run folder, which has no
-    checkpoint.state, and each client then takes the state before the first round it is sent.
+    checkpoint/, and each client then takes the state before the first round it is sent.
 
     Threads: BLAS is set single-threaded (the compute pool gives parallelism, and results must
     not depend on thread counts). Ownership: _new returns a node the caller owns.
@@ -54,6 +54,10 @@ void hafl_node_destroy(hafl_node_t **self_p);
 //  completed, -1 otherwise; hex gets the final adapter digest ("" when this node has no
 //  server) and reason a one-line account.
 int hafl_node_wait(hafl_node_t *self, char hex[65], char *reason, size_t reasonlen);
+
+//  After hafl_node_wait on the server's node: why the result depends on timing rather than on
+//  the topology and seed alone ("" when it does not; hafl_server.h).
+const char *hafl_node_unreproducible(const hafl_node_t *self);
 
 //  The run folder ("" when the node has neither the server nor a client state folder), the
 //  run id ("" when the node does not host the server and was given none), and the endpoints.

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 void hafl_placement_groups(const hafl_topology_t *t, hafl_placement_t *p)
@@ -99,4 +100,44 @@ void hafl_placement_endpoints(const hafl_topology_t *t, bool in_process, const c
     s_pick(e->control, e->control_bind, t->server.control, connect[1], bind[1]);
     s_pick(e->log, e->log_bind, t->logger.pull, connect[2], bind[2]);
     s_pick(e->pub, e->pub_bind, t->logger.pub, connect[3], bind[3]);
+}
+
+uint32_t hafl_placement_max_clients_per_process(const hafl_topology_t *t, bool in_process)
+{
+    if (in_process || t->placement.mode == HAFL_PLACEMENT_INPROC)
+        return t->clients.count;
+    hafl_placement_t p;
+    hafl_placement_groups(t, &p);
+    uint32_t most = 0;
+    for (uint32_t g = 0; g < p.n_groups; g++) {
+        const hafl_group_t *group = &p.groups[g];
+        uint32_t n = group->client_first <= group->client_last
+                         ? group->client_last - group->client_first + 1
+                         : 0;
+        most = n > most ? n : most;
+    }
+    return most;
+}
+
+int hafl_placement_check_limits(const hafl_topology_t *t, bool in_process, char *err,
+                                size_t errlen)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_max == RLIM_INFINITY)
+        return 0;
+    uint32_t clients = hafl_placement_max_clients_per_process(t, in_process);
+    uint64_t need =
+        (uint64_t)clients * HAFL_PLACEMENT_FDS_PER_CLIENT + HAFL_PLACEMENT_FDS_BASE;
+    if (need <= (uint64_t)limit.rlim_max)
+        return 0;
+    uint64_t fit = limit.rlim_max > HAFL_PLACEMENT_FDS_BASE
+                       ? (limit.rlim_max - HAFL_PLACEMENT_FDS_BASE) / HAFL_PLACEMENT_FDS_PER_CLIENT
+                       : 0;
+    snprintf(err, errlen,
+             "%s: clients/count: %u clients in one process need about %llu open files, and this "
+             "system allows %llu per process (ulimit -Hn), enough for %llu: spread them over "
+             "more processes (placement/mode hosts) or raise the hard limit",
+             t->path, clients, (unsigned long long)need, (unsigned long long)limit.rlim_max,
+             (unsigned long long)fit);
+    return -1;
 }

@@ -7,6 +7,8 @@
 */
 #include "hafl_pool.h"
 
+#include <errno.h>
+
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,8 +45,13 @@ static void s_worker(zsock_t *pipe, void *args)
     while (true) {
         char *command = NULL;
         void *pointer = NULL;
-        if (zsock_recv(pipe, "sp", &command, &pointer) == -1)
+        if (zsock_recv(pipe, "sp", &command, &pointer) == -1) {
+            //  A signal (Ctrl-C) interrupts the receive; the pool's $TERM ends the worker, so
+            //  that a job is never abandoned half-way by an interrupt.
+            if (zmq_errno() == EINTR)
+                continue;
             break;
+        }
         bool term = command && streq(command, "$TERM");
         bool job = command && streq(command, "JOB");
         zstr_free(&command);
@@ -85,13 +92,20 @@ static void s_pool_actor(zsock_t *pipe, void *args)
         for (uint32_t w = 0; poller && w < n; w++)
             zpoller_add(poller, workers[w]);
         ok = poller != NULL;
+        //  Signals do not end the pool: only $TERM does, once every client has collected the
+        //  job it still had here (hafl_node_destroy's order), so no job outlives its owner.
+        if (ok)
+            zpoller_set_nonstop(poller, true);
     }
     a->ok = ok;
     zsock_signal(pipe, ok ? 0 : 1);
     while (ok) {
         void *which = zpoller_wait(poller, -1);
-        if (!which)
-            break; //  interrupted or context terminated
+        if (!which) {
+            if (zpoller_terminated(poller))
+                break; //  the context is terminating
+            continue;  //  a signal
+        }
         if (which == pipe) {
             char *command = zstr_recv(pipe);
             bool term = !command || streq(command, "$TERM");
@@ -202,7 +216,8 @@ int hafl_pool_submit(zsock_t *dealer, hafl_pool_job_t *job)
 hafl_pool_job_t *hafl_pool_collect(zsock_t *dealer)
 {
     void *pointer = NULL;
-    if (zsock_recv(dealer, "p", &pointer) == -1)
-        return NULL;
-    return (hafl_pool_job_t *)pointer;
+    int rc;
+    while ((rc = zsock_recv(dealer, "p", &pointer)) == -1 && zmq_errno() == EINTR)
+        ;
+    return rc == -1 ? NULL : (hafl_pool_job_t *)pointer;
 }

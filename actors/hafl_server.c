@@ -12,6 +12,7 @@
 #include "hafl_logger.h"
 #include "hafl_rng.h"
 #include "hafl_scheme.h"
+#include "hafl_server_checkpoint.h"
 #include "hafl_server_state.h"
 #include "hafl_strategy.h"
 #include "hafl_traffic.h"
@@ -20,6 +21,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -93,6 +95,11 @@ typedef struct {
     s_phase_t phase;
     uint32_t round;       //  current (or last) round, 1-based; 0 before the first
     uint32_t first_round; //  1, or the resumed round + 1
+    uint32_t checkpointed; //  the round of the newest checkpoint generation, 0: none yet
+    uint32_t failed_attempts; //  consecutive attempts at this round that nobody reported in
+    bool quorum_lost;     //  waiting, between rounds, for the clients a round needs
+    int64_t join_started; //  when the current join phase began (the start, or quorum-lost)
+    char unreproducible[256]; //  why timing, not the topology and seed, chose who took part
     uint32_t participants;
     uint32_t reported;
     uint32_t late; //  late uploads this round
@@ -120,11 +127,27 @@ typedef struct {
     uint64_t malformed, unexpected, late_total;
     bool stop_requested;
     const char *stop_reason; //  who asked: a control command, or the node (a signal)
+    char stop_text[64];      //  "stopped by SIGINT": the reason when a signal asked
+    char resume_note[700];   //  a newer checkpoint generation was refused (s_resume), or ""
     FILE *csv;
     int64_t started;
 } s_self_t;
 
 static int s_evaluator_marker; //  address used as the peers-table value of the evaluator
+
+//  The first reason the run's result depends on timing rather than on its topology and seed
+//  alone; the final event and `hafl run`'s digest line say so.
+static void s_unreproducible(s_self_t *self, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+static void s_unreproducible(s_self_t *self, const char *format, ...)
+{
+    if (self->unreproducible[0])
+        return;
+    va_list args;
+    va_start(args, format);
+    vsnprintf(self->unreproducible, sizeof self->unreproducible, format, args);
+    va_end(args);
+}
 
 static int64_t s_ms_since(int64_t since)
 {
@@ -229,23 +252,20 @@ static void s_welcome(s_self_t *self, zframe_t *identity, uint32_t index, hafl_t
 //  ---------------------------------------------------------------------------------------
 //  Files
 
-//  Checkpoint of this round: checkpoint.bin (the global adapter), then checkpoint.state (the
-//  rest of the server's cross-round state, with the adapter's digest; hafl_server_state.h).
-static void s_checkpoint(s_self_t *self)
+//  Checkpoint of this round: a new generation (hafl_server_checkpoint.h) of the global adapter
+//  and the rest of the server's cross-round state (hafl_server_state.h). 0, or -1 when it could
+//  not be written (reason in err): the run then stops, keeping the last good generation,
+//  rather than run on with work it could not save.
+static int s_checkpoint(s_self_t *self, char *err, size_t errlen)
 {
     uint32_t every = self->topo->server.checkpoint_every;
     if (every == 0 || self->round % every != 0)
-        return;
-    char path[4096], err[256];
-    snprintf(path, sizeof path, "%s/%s", self->args->run_dir, HAFL_CHECKPOINT_ADAPTER);
-    if (hafl_adapter_save(self->global, path, err, sizeof err)) {
-        s_log_text(self, (int32_t)self->round, "checkpoint-failed", "reason", err);
-        return;
-    }
+        return 0;
     hafl_server_state_t *state = hafl_server_state_new(self->count);
-    if (!state) {
-        s_log_text(self, (int32_t)self->round, "checkpoint-failed", "reason", "out of memory");
-        return;
+    if (!state || !(state->settings = hafl_server_checkpoint_settings(self->topo, self->digest))) {
+        snprintf(err, errlen, "out of memory writing the checkpoint of round %u", self->round);
+        hafl_server_state_destroy(&state);
+        return -1;
     }
     state->round = self->round;
     snprintf(state->strategy, sizeof state->strategy, "%s", self->strategy);
@@ -261,10 +281,11 @@ static void s_checkpoint(s_self_t *self)
         state->clients[i].ctl_drop = self->clients[i].ctl_drop;
         state->clients[i].ctl_straggle_ms = self->clients[i].ctl_straggle_ms;
     }
-    snprintf(path, sizeof path, "%s/%s", self->args->run_dir, HAFL_CHECKPOINT_STATE);
-    if (hafl_server_state_save(state, path, err, sizeof err))
-        s_log_text(self, (int32_t)self->round, "checkpoint-failed", "reason", err);
+    int rc = hafl_server_checkpoint_save(self->args->run_dir, self->global, state, err, errlen);
     hafl_server_state_destroy(&state);
+    if (rc == 0)
+        self->checkpointed = self->round;
+    return rc;
 }
 
 //  The checkpoint's adapter layout against ours; reason in mismatch when they differ.
@@ -290,45 +311,35 @@ static bool s_same_layout(const s_self_t *self, const hafl_adapter_t *loaded, ch
     return same;
 }
 
-//  Resume: load checkpoint.state and checkpoint.bin from a previous run folder, check that
-//  they belong together and to this federation, and take over the state.
+//  Resume: the newest intact checkpoint generation of a previous run folder, checked against
+//  this federation's settings (hafl_server_checkpoint.h), taken over as our state.
 static int s_resume(s_self_t *self, const char *dir, char *err, size_t errlen)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, HAFL_CHECKPOINT_STATE);
-    hafl_server_state_t *state = hafl_server_state_load(path, err, errlen);
+    hafl_adapter_t *loaded = NULL;
+    char note[700], why[600];
+    hafl_server_state_t *state =
+        hafl_server_checkpoint_load(dir, &loaded, note, sizeof note, err, errlen);
     if (!state)
         return -1;
-    if (state->n_clients != self->count) {
-        snprintf(err, errlen, "%.200s: %u clients, the topology has clients/count %u", path,
-                 state->n_clients, self->count);
-        hafl_server_state_destroy(&state);
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/%s", dir, HAFL_CHECKPOINT_ADAPTER);
-    hafl_adapter_t *loaded = hafl_adapter_load(path, err, errlen);
-    if (!loaded) {
-        hafl_server_state_destroy(&state);
-        return -1;
-    }
     char mismatch[256];
-    uint8_t digest[32];
-    hafl_adapter_digest(loaded, digest);
     int rc = -1;
-    if (memcmp(digest, state->adapter, 32) != 0)
-        snprintf(err, errlen,
-                 "%.150s: not the adapter %s describes (round %u): the two come from "
-                 "different rounds",
-                 path, HAFL_CHECKPOINT_STATE, state->round);
+    if (state->n_clients != self->count)
+        snprintf(err, errlen, "%.200s: the checkpoint has %u clients, the topology clients/count %u",
+                 dir, state->n_clients, self->count);
+    else if (hafl_server_checkpoint_compare(state, self->topo, self->digest, why, sizeof why))
+        snprintf(err, errlen, "%.200s: %.600s", dir, why);
     else if (!s_same_layout(self, loaded, mismatch, sizeof mismatch) ||
              hafl_adapter_copy_from(self->global, loaded))
-        snprintf(err, errlen, "%.100s: layout differs: %.120s", path, mismatch);
+        snprintf(err, errlen, "%.100s: the checkpoint's layout differs: %.120s", dir, mismatch);
     else
         rc = 0;
     hafl_adapter_destroy(&loaded);
     if (rc == 0) {
+        //  Logged once the events emitter exists (s_setup), which is after this.
+        snprintf(self->resume_note, sizeof self->resume_note, "%s", note);
         self->first_round = state->round + 1;
         self->round = state->round;
+        self->checkpointed = state->round;
         snprintf(self->strategy, sizeof self->strategy, "%s", state->strategy);
         snprintf(self->pending_swap, sizeof self->pending_swap, "%s", state->pending_swap);
         self->total_up = state->up;
@@ -380,6 +391,9 @@ static void s_finish(s_self_t *self, bool ok, const char *reason)
         hafl_log_event_add_string(ev, "sha256", hex);
         hafl_log_event_add_string(ev, "reason", rc ? err : reason);
         hafl_log_event_add_bool(ev, "ok", rc == 0 && ok);
+        hafl_log_event_add_bool(ev, "reproducible", !self->unreproducible[0]);
+        if (self->unreproducible[0])
+            hafl_log_event_add_string(ev, "unreproducible", self->unreproducible);
         hafl_log_event_add_string(ev, "path", path);
         hafl_log_event_add_int(ev, "rounds", self->round);
         hafl_log_event_add_int(ev, "bytes_up", (int64_t)hafl_traffic_total(&self->total_up));
@@ -395,7 +409,8 @@ static void s_finish(s_self_t *self, bool ok, const char *reason)
             s_send_reject(self, self->clients[i].identity, HAFL_REJECT_FULL, "federation ended");
     if (self->evaluator)
         s_send_reject(self, self->evaluator, HAFL_REJECT_FULL, "federation ended");
-    zsock_send(self->pipe, "ssss", "DONE", rc || !ok ? "1" : "0", hex, rc ? err : reason);
+    zsock_send(self->pipe, "sssss", "DONE", rc || !ok ? "1" : "0", hex, rc ? err : reason,
+               self->unreproducible);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -403,6 +418,20 @@ static void s_finish(s_self_t *self, bool ok, const char *reason)
 
 static void s_begin_round(s_self_t *self);
 static void s_next_round(s_self_t *self);
+
+//  A stop (control command or signal) ends the run at once, as failed unless every round was
+//  done: the reason says who stopped it and after which round, so a partial adapter is never
+//  taken for a finished run's.
+static void s_stop_now(s_self_t *self)
+{
+    uint32_t rounds = self->topo->server.rounds;
+    char reason[256];
+    snprintf(reason, sizeof reason, "%s after round %u of %u%s", self->stop_reason, self->round,
+             rounds, self->round >= rounds ? " (every round done)" : "");
+    s_finish(self, self->round >= rounds, reason);
+}
+static uint32_t s_joined(s_self_t *self);
+static uint32_t s_needed(s_self_t *self);
 
 static void s_progress(s_self_t *self, uint64_t up, uint64_t down, int64_t wall)
 {
@@ -520,7 +549,9 @@ static void s_end_round(s_self_t *self)
                 hafl_traffic_total(&self->total_down), wall, self->strategy);
         fflush(self->csv);
     }
-    s_checkpoint(self);
+    self->failed_attempts = 0;
+    char why[600] = "";
+    int saved = s_checkpoint(self, why, sizeof why);
     s_progress(self, hafl_traffic_total(&up), hafl_traffic_total(&down), wall);
     for (uint32_t i = 0; i < self->count; i++) {
         s_client_t *c = &self->clients[i];
@@ -529,8 +560,22 @@ static void s_end_round(s_self_t *self)
         c->state = C_IDLE;
         c->straggle_ms = 0;
     }
-    if (self->stop_requested)
-        s_finish(self, true, self->stop_reason);
+    if (saved != 0) {
+        char reason[900];
+        if (self->checkpointed)
+            snprintf(reason, sizeof reason,
+                     "the checkpoint of round %u could not be written (%s): stopped; the run "
+                     "folder keeps the checkpoint of round %u, resume from it",
+                     self->round, why, self->checkpointed);
+        else
+            snprintf(reason, sizeof reason,
+                     "the checkpoint of round %u could not be written (%s): stopped before any "
+                     "checkpoint was saved",
+                     self->round, why);
+        s_log_text(self, (int32_t)self->round, "checkpoint-failed", "reason", why);
+        s_finish(self, false, reason);
+    } else if (self->stop_requested)
+        s_stop_now(self);
     else if (self->round >= self->topo->server.rounds)
         s_finish(self, true, "all rounds done");
     else
@@ -593,16 +638,67 @@ static void s_evaluate(s_self_t *self)
         zloop_timer(self->loop, self->topo->server.deadline_ms, 1, s_on_eval_timeout, self);
 }
 
+//  A stop that arrives during a round lets its aggregation and evaluation finish (the round
+//  is recorded whole), then s_end_round stops.
 static void s_after_aggregate(s_self_t *self)
 {
-    if (self->stop_requested) {
-        //  The round was aggregated: record it (without evaluation), then s_end_round stops.
-        self->phase = P_EVAL;
-        self->accuracy = self->loss = NAN;
-        s_end_round(self);
+    s_evaluate(self);
+}
+
+//  After a round that no report came in: true when some participant was sent the round and
+//  then missed the deadline or died (the federation failed), false when every participant was
+//  taken out by an injected fault (dropout, crash: the simulation's own outcome, which counts).
+static bool s_nobody_came(s_self_t *self)
+{
+    for (uint32_t i = 0; i < self->count; i++)
+        if (self->clients[i].state == C_MISSED || self->clients[i].state == C_DEAD)
+            return true;
+    return false;
+}
+
+#define S_MAX_ATTEMPTS 3u //  attempts at one round before the run ends failed
+
+//  A round nobody reported in does not count: nothing is aggregated, written or checkpointed,
+//  and the round is attempted again (same round number, so the same seeds and faults) once the
+//  clients it needs are there; after S_MAX_ATTEMPTS such attempts the run ends failed, with the
+//  checkpoint of the last real round intact.
+static void s_fail_round(s_self_t *self)
+{
+    char missed[4096] = "";
+    for (uint32_t i = 0; i < self->count; i++) {
+        s_client_t *c = &self->clients[i];
+        if (c->state == C_MISSED || c->state == C_DEAD)
+            s_append_list(missed, sizeof missed, i);
+        hafl_traffic_add(&self->total_up, &c->up);
+        hafl_traffic_add(&self->total_down, &c->down);
+        memset(&c->up, 0, sizeof c->up);
+        memset(&c->down, 0, sizeof c->down);
+        c->state = C_IDLE;
+        c->straggle_ms = 0;
+    }
+    self->failed_attempts++;
+    hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "round-failed");
+    if (ev) {
+        hafl_log_event_add_string(ev, "missed", missed);
+        hafl_log_event_add_int(ev, "attempt", self->failed_attempts);
+        hafl_log_event_add_int(ev, "max_attempts", S_MAX_ATTEMPTS);
+        hafl_log_event_add_int(ev, "joined", s_joined(self));
+        s_send_event(self, &ev);
+    }
+    uint32_t round = self->round--;
+    if (self->failed_attempts >= S_MAX_ATTEMPTS) {
+        char reason[512];
+        snprintf(reason, sizeof reason,
+                 "round %u failed %u times: no client reported within server/deadline_ms "
+                 "(%u ms); %s%u",
+                 round, self->failed_attempts, self->topo->server.deadline_ms,
+                 self->checkpointed ? "the run folder keeps the checkpoint of round "
+                                    : "no checkpoint was written; last round done: ",
+                 self->checkpointed ? self->checkpointed : self->round);
+        s_finish(self, false, reason);
         return;
     }
-    s_evaluate(self);
+    s_next_round(self);
 }
 
 static void s_close_round(s_self_t *self)
@@ -628,6 +724,10 @@ static void s_close_round(s_self_t *self)
         hafl_log_event_add_int(ev, "participants", self->participants);
         hafl_log_event_add_bool(ev, "extended", self->extended);
         s_send_event(self, &ev);
+    }
+    if (n == 0 && s_nobody_came(self)) {
+        s_fail_round(self);
+        return;
     }
     if (n == 0) {
         s_log_text(self, (int32_t)self->round, "no-reports", "global", "unchanged");
@@ -710,10 +810,41 @@ static uint32_t s_pick_participants(s_self_t *self, uint32_t *chosen)
     return want;
 }
 
+static int s_on_join_tick(zloop_t *loop, int timer_id, void *arg);
+static int s_on_join_limit(zloop_t *loop, int timer_id, void *arg);
+
+//  Between rounds with fewer clients alive than a round needs (all dead after a partition,
+//  say): back to the join phase, whose rules and limit (server/join_timeout_ms) apply again,
+//  rather than run rounds nobody is in.
+static void s_wait_quorum(s_self_t *self)
+{
+    self->phase = P_JOIN;
+    self->quorum_lost = true;
+    self->join_grace_over = true;
+    self->join_started = zclock_mono();
+    hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "quorum-lost");
+    if (ev) {
+        hafl_log_event_add_int(ev, "joined", s_joined(self));
+        hafl_log_event_add_int(ev, "needed", s_needed(self));
+        hafl_log_event_add_int(ev, "next_round", self->round + 1);
+        hafl_log_event_add_int(ev, "join_timeout_ms", self->topo->server.join_timeout_ms);
+        s_send_event(self, &ev);
+    }
+    self->join_timer = zloop_timer(self->loop, self->topo->server.deadline_ms, 0, s_on_join_tick,
+                                   self);
+    if (self->topo->server.join_timeout_ms > 0)
+        self->join_limit_timer = zloop_timer(self->loop, self->topo->server.join_timeout_ms, 1,
+                                             s_on_join_limit, self);
+}
+
 //  The round boundary: a pending swap replaces the strategy before the next round's views, so
 //  the round that was running aggregates with the old strategy and the next with the new one.
 static void s_next_round(s_self_t *self)
 {
+    if (s_joined(self) < s_needed(self)) {
+        s_wait_quorum(self);
+        return;
+    }
     if (!self->pending_swap[0]) {
         s_begin_round(self);
         return;
@@ -841,7 +972,8 @@ static void s_on_views(s_self_t *self)
     if (self->stop_requested) {
         for (size_t j = 0; j < job->n; j++)
             hafl_adapter_destroy(&job->views[j]);
-        s_finish(self, true, self->stop_reason);
+        self->round--; //  it never went out
+        s_stop_now(self);
         return;
     }
     self->phase = P_COLLECT;
@@ -923,6 +1055,23 @@ static void s_start_rounds(s_self_t *self)
 {
     s_stop_timer(self, &self->join_timer);
     s_stop_timer(self, &self->join_limit_timer);
+    if (self->quorum_lost) {
+        self->quorum_lost = false;
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "quorum-regained");
+        if (ev) {
+            hafl_log_event_add_int(ev, "joined", s_joined(self));
+            hafl_log_event_add_int(ev, "needed", s_needed(self));
+            hafl_log_event_add_int(ev, "waited_ms", s_ms_since(self->join_started));
+            s_send_event(self, &ev);
+        }
+        s_next_round(self);
+        return;
+    }
+    if (s_joined(self) < self->count)
+        s_unreproducible(self,
+                         "round 1 started with %u of %u clients joined (server/deadline_ms passed "
+                         "first): who joins in time depends on timing",
+                         s_joined(self), self->count);
     hafl_log_event_t *ev = s_event(self, -1, "federation-start");
     if (ev) {
         hafl_log_event_add_int(ev, "clients", s_joined(self));
@@ -948,7 +1097,7 @@ static void s_log_joins(s_self_t *self, const char *name, const char *missing)
         hafl_log_event_add_int(ev, "expected", self->count);
         hafl_log_event_add_string(ev, "missing", missing);
         hafl_log_event_add_bool(ev, "evaluator", self->evaluator != NULL);
-        hafl_log_event_add_int(ev, "waited_ms", s_ms_since(self->started));
+        hafl_log_event_add_int(ev, "waited_ms", s_ms_since(self->join_started));
         hafl_log_event_add_int(ev, "join_timeout_ms", self->topo->server.join_timeout_ms);
         s_send_event(self, &ev);
     }
@@ -985,14 +1134,21 @@ static int s_on_join_limit(zloop_t *loop, int timer_id, void *arg)
         s_start_rounds(self);
         return 0;
     }
-    char missing[HAFL_MSG_MAX_TEXT], few[64], reason[256];
+    char missing[HAFL_MSG_MAX_TEXT], few[64], reason[400], kept[96] = "";
     s_missing(self, missing, sizeof missing);
     s_log_joins(self, "join-timeout", missing);
     s_missing(self, few, sizeof few); //  the reason is one short line; the event has them all
+    if (self->quorum_lost && self->checkpointed)
+        snprintf(kept, sizeof kept,
+                 " after round %u; the run folder keeps the checkpoint of round %u",
+                 self->round, self->checkpointed);
+    else if (self->quorum_lost)
+        snprintf(kept, sizeof kept, " after round %u", self->round);
     snprintf(reason, sizeof reason,
              "join timeout: %u of the %u clients needed joined within %u ms (%u expected; "
-             "missing: %s)",
-             s_joined(self), s_needed(self), self->topo->server.join_timeout_ms, self->count, few);
+             "missing: %s)%s",
+             s_joined(self), s_needed(self), self->topo->server.join_timeout_ms, self->count, few,
+             kept);
     s_finish(self, false, reason);
     return 0;
 }
@@ -1329,6 +1485,8 @@ static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg)
             continue;
         if (now - c->last_seen > limit) {
             c->joined = false;
+            s_unreproducible(self, "client %u was declared dead in round %u (heartbeats missed)",
+                             i, self->round);
             hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "client-dead");
             if (ev) {
                 hafl_log_event_add_int(ev, "client", i);
@@ -1375,7 +1533,7 @@ static int s_on_aggregator(zloop_t *loop, zsock_t *sock, void *arg)
         zstr_free(&status);
         zstr_free(&text);
         if (self->stop_requested)
-            s_finish(self, true, self->stop_reason);
+            s_stop_now(self);
         else
             s_begin_round(self);
     }
@@ -1452,6 +1610,12 @@ static bool s_control(s_self_t *self, const hafl_control_t *c, char *json, size_
             snprintf(json, jsonlen, "{\"error\":\"the federation has ended\"}");
             return false;
         }
+        char why[256], why_json[300];
+        if (hafl_topology_strategy_fits(self->topo, c->argv[0], why, sizeof why)) {
+            s_json_string(why_json, sizeof why_json, why);
+            snprintf(json, jsonlen, "{\"error\":\"%s\"}", why_json);
+            return false;
+        }
         snprintf(self->pending_swap, sizeof self->pending_swap, "%s", c->argv[0]);
         //  Applied at the next round boundary (s_next_round): the round in progress, if any,
         //  still aggregates with the current strategy.
@@ -1523,9 +1687,11 @@ static void s_apply_stop(s_self_t *self)
         s_end_round(self); //  aggregated already: record it; it then finishes
         return;
     }
-    if (self->phase == P_COLLECT)
+    if (self->phase == P_COLLECT) {
         s_log_text(self, (int32_t)self->round, "round-aborted", "reason", "stop");
-    s_finish(self, true, self->stop_reason);
+        self->round--; //  not done: the last round done is the one before
+    }
+    s_stop_now(self);
 }
 
 //  A peer failed the CURVE handshake (unknown key, no CURVE, wrong server key): log why.
@@ -1605,19 +1771,27 @@ static int s_on_control(zloop_t *loop, zsock_t *sock, void *arg)
 static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
 {
     s_self_t *self = (s_self_t *)arg;
-    char *command = zstr_recv(pipe);
+    zmsg_t *msg = zmsg_recv(pipe);
+    char *command = msg ? zmsg_popstr(msg) : NULL;
     if (!command || streq(command, "$TERM")) {
         zstr_free(&command);
+        zmsg_destroy(&msg);
         return -1;
     }
     if (streq(command, "STOP")) {
-        //  The node asks only when it got SIGINT or SIGTERM (hafl_node_wait).
-        if (!self->stop_requested)
-            self->stop_reason = "stopped by an interrupt or termination signal";
+        //  The node asks only when it got a signal (hafl_node_wait), and names it.
+        char *signal_name = zmsg_popstr(msg);
+        if (!self->stop_requested) {
+            snprintf(self->stop_text, sizeof self->stop_text, "stopped by %s",
+                     signal_name && signal_name[0] ? signal_name : "a signal");
+            self->stop_reason = self->stop_text;
+        }
+        zstr_free(&signal_name);
         self->stop_requested = true;
         s_apply_stop(self);
     }
     zstr_free(&command);
+    zmsg_destroy(&msg);
     return 0;
 }
 
@@ -1702,6 +1876,8 @@ static int s_setup(s_self_t *self, hafl_server_args_t *args)
             return -1;
         }
     }
+    if (self->resume_note[0])
+        s_log_text(self, (int32_t)self->round, "resume-fallback", "reason", self->resume_note);
     char path[4096];
     snprintf(path, sizeof path, "%s/rounds.csv", args->run_dir);
     bool exists = access(path, F_OK) == 0;
@@ -1766,6 +1942,7 @@ void hafl_server_actor(zsock_t *pipe, void *args_)
     self->task = args->task;
     self->deadline_timer = self->join_timer = self->join_limit_timer = self->eval_timer = -1;
     self->started = zclock_mono();
+    self->join_started = self->started;
     args->err[0] = 0;
     int rc = s_setup(self, args);
     args->status = rc;

@@ -25,17 +25,30 @@
     (joined, needed, expected, missing client indexes), the final event and DONE "1" with the
     reason. Clients may join later, and rejoin after a crash, at any time while the run goes.
 
-    Run folder (run_dir): rounds.csv, checkpoint.bin + checkpoint.state after each round
-    (server/checkpoint_every; hafl_server_state.h), final_adapter.bin at the end. With resume
-    set, it starts from the checkpoint of that folder: the adapter, the round, the strategy and
-    a pending swap, each client's crash exclusion and pending runtime faults, and the
-    cumulative traffic and counters; the clients restore their own state (hafl_client.h).
+    Quorum: no round runs with nobody in it. At each round boundary, with fewer clients alive
+    than a round needs (all declared dead after a partition, say), the server goes back to the
+    join phase (quorum-lost event) under the same rules and limit: rounds go on once enough
+    have rejoined (quorum-regained), or the run ends failed at server/join_timeout_ms. A round
+    that closes with no report although some participant was sent it (they missed the deadline
+    or died; rounds emptied by injected dropout or crash faults count as they are) does not
+    count: a round-failed event, nothing aggregated, no CSV row, no checkpoint; it is attempted
+    again under the same round number (same seeds and faults), and after three failed attempts
+    the run ends failed, the checkpoint of the last real round intact.
+
+    Run folder (run_dir): rounds.csv, a checkpoint generation after each round
+    (server/checkpoint_every; hafl_server_checkpoint.h), final_adapter.bin at the end. A
+    checkpoint that cannot be written (a full disk) ends the run failed at once, the previous
+    generation intact. With resume set, it starts from the newest intact checkpoint of that
+    folder, refusing settings that would change the result: the adapter, the round, the
+    strategy and a pending swap, each client's crash exclusion and pending runtime faults, and
+    the cumulative traffic and counters; the clients restore their own state (hafl_client.h).
 
     Pipe: in "$TERM", "STOP" (end now, cleanly; the node sends it on SIGINT or SIGTERM, and
     the final event's reason says so). Out, unsolicited: "PROGRESS" followed by the
     string frames round, rounds, accuracy, loss, bytes up, bytes down, round wall ms, reported,
     participants; and at the end "DONE" s(status "0" ok / "1" failed) s(final adapter sha256 hex)
-    s(reason). After DONE the actor waits for $TERM (late joiners are refused as "full").
+    s(reason) s(why the result depends on timing, not on the topology and seed alone: a late
+    join, a client declared dead; "" when it does not). After DONE the actor waits for $TERM (late joiners are refused as "full").
 */
 #ifndef HAFL_SERVER_H
 #define HAFL_SERVER_H
@@ -60,7 +73,7 @@ typedef struct {
     const hafl_security_t *security; //  CURVE on the client endpoint; NULL or off: none
     //  Out: 0 once started, -1 with err.
     int status;
-    char err[256];
+    char err[1024];
 } hafl_server_args_t;
 
 zactor_t *hafl_server_new(hafl_server_args_t *args);

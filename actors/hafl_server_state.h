@@ -1,22 +1,26 @@
 /*  hafl_server_state: the server's bookkeeping that outlives a round, saved beside its
     checkpointed adapter so that `hafl run --resume` continues the run exactly.
 
-    A checkpoint of round N is two files in the run folder: checkpoint.bin (the global adapter:
-    factors, scores, head, merged terms; hafl_adapter_save) and checkpoint.state (this). The
-    state holds what the next rounds depend on besides the adapter:
+    A checkpoint of round N is one generation of two files (hafl_server_checkpoint.h): the
+    global adapter (factors, scores, head, merged terms; hafl_adapter_save) and this state,
+    which holds what the next rounds depend on besides the adapter:
     - round N, the current strategy and a swap requested for the next round boundary;
     - per client: the last round it sits out after a crash (down_until), and the one-shot
       runtime faults (`hafl ctl fault`) waiting for round N + 1;
     - the cumulative traffic and counters the per-round CSV and the final event report;
-    - the SHA-256 of the adapter in checkpoint.bin, so a pair of files from different rounds
-      (a crash between the two atomic writes) is refused rather than mixed.
+    - the SHA-256 of the adapter file's content, so an adapter of another round is refused
+      rather than mixed;
+    - the settings the run was made with ("key = value" lines, opaque here), so that a resume
+      with settings that would change the result is refused, naming the key;
+    - a SHA-256 of every byte before it, checked before anything is parsed: an edited or damaged
+      byte anywhere is refused, never read as state.
     Everything else is either derived from (seed, round, client) (participants, faults, batch
     order, scheme draws, fresh flora/flexlora factors), sent again after a resume (each
     client's view with merged terms reset), or kept by the clients themselves
     (hafl_client_state.h).
 
     File: text, one key per line, in this order:
-        hafl-checkpoint-state 2
+        hafl-checkpoint-state 3
         round N
         strategy NAME
         pending_swap NAME | -
@@ -26,13 +30,16 @@
         counters MALFORMED UNEXPECTED LATE
         clients COUNT
         client I DOWN_UNTIL CTL_DROP(0|1) CTL_STRAGGLE_MS      (COUNT lines, I = 0, 1, ...)
-    Reading is strict: every line, key, number and strategy name is checked, numbers are
-    decimal without sign, and anything else is refused with a one-line reason naming the file
-    and line. The first line is the version; a file without it (written before client state
-    existed) is refused as such. Writes are atomic (hafl_file.h).
+        settings COUNT
+        setting TEXT                                           (COUNT lines, printable)
+        sha256 HEX64                                           (of every byte above)
+    Reading is strict: the checksum first, then every line, key, number and strategy name, with
+    numbers decimal without sign; anything else is refused with a one-line reason naming the
+    file and line. A file of another version (older ones had no checksum or settings) is
+    refused as such. Writes are atomic (hafl_file.h).
 
-    Ownership: _new and _load return a state the caller owns; _destroy frees it and nulls the
-    pointer.
+    Ownership: _new and _load return a state the caller owns; _destroy frees it (and its
+    settings) and nulls the pointer.
 */
 #ifndef HAFL_SERVER_STATE_H
 #define HAFL_SERVER_STATE_H
@@ -43,9 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HAFL_CHECKPOINT_ADAPTER   "checkpoint.bin"
-#define HAFL_CHECKPOINT_STATE     "checkpoint.state"
-#define HAFL_SERVER_STATE_VERSION 2
+#define HAFL_SERVER_STATE_VERSION 3
 
 typedef struct {
     uint32_t down_until;      //  not selected in rounds <= this (after a crash)
@@ -62,6 +67,7 @@ typedef struct {
     uint64_t malformed, unexpected, late;
     uint32_t n_clients;
     hafl_server_state_client_t *clients; //  [n_clients]
+    char *settings; //  "key = value\n" lines, malloc'd (or NULL: none); see the header
 } hafl_server_state_t;
 
 //  A zeroed state for n_clients clients, or NULL.

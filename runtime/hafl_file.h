@@ -1,6 +1,6 @@
 /*  hafl_file: whole-file writes that are atomic and whole-file reads that are bounded.
 
-    State files (the server's checkpoint.state, each client's state file, the tokenised corpus
+    State files (the server's checkpoint state, each client's state file, the tokenised corpus
     cache) must never be seen half-written, even after a crash or with a full disk:
     hafl_file_write_atomic writes a temporary file beside the target (PATH.tmp.XXXXXX, a name
     of its own even when several threads or processes write the same file), fsyncs it, renames

@@ -789,16 +789,9 @@ static int s_check_federation(s_loader_t *L, hafl_topology_t *self)
         return s_fail(
             L, "data/dataset",
             "the synthetic dataset is for model/kind synthetic only (model/kind is llama)");
-    //  fedavg averages whole matrices, which only means something when every client holds the
-    //  same components; heterogeneous budgets need a rank-aware aggregator.
-    if (strcmp(self->server.aggregator, "fedavg") == 0) {
-        for (uint32_t i = 1; i < n; i++)
-            if (self->clients.ranks[i] != self->clients.ranks[0])
-                return s_fail(L, "server/aggregator",
-                              "fedavg needs equal rank budgets, but client 0 has %u and client "
-                              "%u has %u (use adaptive, zeropad or flexlora)",
-                              self->clients.ranks[0], i, self->clients.ranks[i]);
-    }
+    char why[256];
+    if (hafl_topology_strategy_fits(self, self->server.aggregator, why, sizeof why))
+        return s_fail(L, "server/aggregator", "%s", why);
     if (self->server.participants > n)
         return s_fail(L, "server/participants", "%u participants per round but only %u clients",
                       self->server.participants, n);
@@ -1266,5 +1259,23 @@ int hafl_topology_take_overrides(int *argc_p, char **argv, const char ***overrid
     *argc_p = kept;
     *overrides_p = list;
     *n_p = n;
+    return 0;
+}
+
+//  fedavg averages whole matrices, which only means something when every client holds the
+//  same components; heterogeneous budgets need a rank-aware aggregator.
+int hafl_topology_strategy_fits(const hafl_topology_t *self, const char *strategy, char *why,
+                                size_t whylen)
+{
+    if (strcmp(strategy, "fedavg") != 0)
+        return 0;
+    for (uint32_t i = 1; i < self->clients.count; i++)
+        if (self->clients.ranks[i] != self->clients.ranks[0]) {
+            snprintf(why, whylen,
+                     "fedavg needs equal rank budgets, but client 0 has %u and client %u has %u "
+                     "(use adaptive, zeropad or flexlora)",
+                     self->clients.ranks[0], i, self->clients.ranks[i]);
+            return -1;
+        }
     return 0;
 }

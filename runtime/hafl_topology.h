@@ -146,6 +146,12 @@ void hafl_topology_destroy (hafl_topology_t **self_p);
 //  their resolved client ranges, empty strings as "".
 void hafl_topology_print (const hafl_topology_t *self, FILE *out);
 
+//  0 when the aggregation strategy (a known name) suits this federation's rank budgets; else
+//  -1 with why. The loader checks server/aggregator with it, and `hafl ctl swap-aggregator`
+//  the strategy it would swap in, so the two never disagree.
+int hafl_topology_strategy_fits (const hafl_topology_t *self, const char *strategy, char *why,
+                                 size_t whylen);
+
 //  Takes every "--set KEY=VALUE" (or "--set=KEY=VALUE") out of argv, compacting argv in place
 //  (*argc_p updated, argv[*argc_p] = NULL), so commands share one way of collecting overrides.
 //  *overrides_p gets a new array of the n pointers into argv's strings; the caller frees the

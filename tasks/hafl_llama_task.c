@@ -11,6 +11,7 @@
 #include "hafl_targets.h"
 #include "hafl_tokenizer.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +20,17 @@
 
 #define S_EVAL_BATCH 32u
 
+//  The evaluation trainer, kept between evaluations: building one per call cost a fifth of
+//  each evaluation in fresh pages the kernel zeroes. One is cached; a caller that finds it
+//  taken (evaluations may run concurrently, hafl_task.h) builds its own for that call.
+typedef struct {
+    pthread_mutex_t lock;
+    hafl_lora_trainer_t *trainer; //  NULL: none yet, or taken
+} s_eval_cache_t;
+
 typedef struct {
     hafl_checkpoint_t *checkpoint;
+    s_eval_cache_t *eval_cache; //  mutable behind the immutable task
     hafl_fedset_t *data;        //  tokenised corpus, subsets and client shards
     hafl_targets_t targets;
     hafl_layout_t layout;
@@ -264,6 +274,11 @@ s_task_destroy (void *impl)
     s_task_t *self = impl;
     if (!self)
         return;
+    if (self->eval_cache) {
+        hafl_lora_trainer_destroy (&self->eval_cache->trainer);
+        pthread_mutex_destroy (&self->eval_cache->lock);
+        free (self->eval_cache);
+    }
     hafl_layout_clear (&self->layout);
     hafl_fedset_destroy (&self->data);
     hafl_checkpoint_destroy (&self->checkpoint);
@@ -311,8 +326,14 @@ s_evaluate_rows (const s_task_t *self, const hafl_adapter_t *adapter, const uint
     uint32_t lengths[S_EVAL_BATCH], labels[S_EVAL_BATCH];
     //  Evaluation uses both cores: it runs while the clients wait for the next round.
     long cores = sysconf (_SC_NPROCESSORS_ONLN);
-    hafl_lora_trainer_t *trainer
-        = s_lora_trainer (self, S_EVAL_BATCH, cores > 1 ? (uint32_t) cores : 1, err, errlen);
+    hafl_lora_trainer_t *trainer = NULL;
+    pthread_mutex_lock (&self->eval_cache->lock);
+    trainer = self->eval_cache->trainer;
+    self->eval_cache->trainer = NULL;
+    pthread_mutex_unlock (&self->eval_cache->lock);
+    if (!trainer)
+        trainer = s_lora_trainer (self, S_EVAL_BATCH, cores > 1 ? (uint32_t) cores : 1, err,
+                                  errlen);
     int rc = -1;
     if (!roles || !tokens || !trainer) {
         if (roles && tokens)
@@ -348,6 +369,16 @@ s_evaluate_rows (const s_task_t *self, const hafl_adapter_t *adapter, const uint
     stats->loss = n ? (float) (loss_sum / n) : 0.0f;
     rc = 0;
 done:
+    //  Back into the cache when it is free and this call went well (a trainer an error
+    //  left behind is not trusted again).
+    if (rc == 0 && trainer) {
+        pthread_mutex_lock (&self->eval_cache->lock);
+        if (!self->eval_cache->trainer) {
+            self->eval_cache->trainer = trainer;
+            trainer = NULL;
+        }
+        pthread_mutex_unlock (&self->eval_cache->lock);
+    }
     hafl_lora_trainer_destroy (&trainer);
     free (roles);
     free (tokens);
@@ -506,10 +537,12 @@ hafl_llama_task_new (const hafl_topology_t *topology, char *err, size_t errlen)
     hafl_tokenizer_t *tokenizer = NULL;
     char *path = NULL;
     char reason[512];
-    if (!self) {
+    if (!self || !(self->eval_cache = calloc (1, sizeof (s_eval_cache_t)))) {
         snprintf (err, errlen, "llama task: out of memory");
+        free (self);
         return NULL;
     }
+    pthread_mutex_init (&self->eval_cache->lock, NULL);
     self->T = topology->data.max_tokens;
     self->batch = topology->clients.batch;
     self->threads = topology->clients.threads; //  1..256, checked by the loader

@@ -3,6 +3,7 @@
     line each. Invalid: prints the one-line error "FILE:LINE: KEY: reason" and exits 2.
 */
 #include "hafl_cmd.h"
+#include "hafl_placement.h"
 #include "hafl_topology.h"
 
 #include <stdio.h>
@@ -45,6 +46,12 @@ int hafl_cmd_check(int argc, char **argv)
     free(overrides);
     if (!topology) {
         fprintf(stderr, "%s\n", err.text);
+        return HAFL_EXIT_USAGE;
+    }
+    char why[512];
+    if (hafl_placement_check_limits(topology, false, why, sizeof why)) {
+        fprintf(stderr, "%s\n", why);
+        hafl_topology_destroy(&topology);
         return HAFL_EXIT_USAGE;
     }
     hafl_topology_print(topology, stdout);

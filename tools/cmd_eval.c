@@ -3,9 +3,9 @@
 
     The task is built exactly as `hafl run` builds it (same model, tokenizer, cleaning, token
     window and test subset, so the same overrides apply: `--set data/test_limit=0` scores every
-    test document). ADAPTER is a file the server wrote (final_adapter.bin, checkpoint.bin); its
-    layout must be the task's, merged base terms included (FLoRA, FlexLoRA). Every component is
-    in the model, as the evaluator scores the global model. --examples N takes N of the held-out
+    test document). ADAPTER is a file the server wrote (final_adapter.bin,
+    checkpoint/round-R.bin); its layout must be the task's, merged base terms included (FLoRA,
+    FlexLoRA). Every component is in the model, as the evaluator scores the global model. --examples N takes N of the held-out
     documents spread evenly over it (0 = all), as evaluator/max_examples does. --docs LIST
     scores exactly the documents a file names, one index per line into the held-out part of the
     corpus in its order (20 Newsgroups: by group, then numeric file id; '#' starts a comment),
@@ -40,9 +40,9 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: hafl eval FILE ADAPTER [--set KEY=VALUE]... [--examples N | --docs LIST]\n"
             "\n"
-            "Score ADAPTER (a final_adapter.bin or checkpoint.bin of a run) on the held-out set\n"
-            "of the task the topology FILE describes, with the overrides applied exactly as\n"
-            "`hafl run` would apply them (`--set data/test_limit=0` scores all test documents).\n"
+            "Score ADAPTER (a final_adapter.bin or checkpoint/round-R.bin of a run) on the\n"
+            "held-out set of the task the topology FILE describes, with the overrides applied\n"
+            "exactly as `hafl run` would apply them (`--set data/test_limit=0` scores all test documents).\n"
             "Prints one JSON line: adapter sha256, accuracy, loss, examples, wall_ms.\n"
             "\n"
             "options:\n"

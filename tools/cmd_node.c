@@ -4,6 +4,7 @@
 */
 #include "hafl_cmd.h"
 #include "hafl_node.h"
+#include "hafl_signals.h"
 #include "hafl_topology.h"
 
 #include <czmq.h>
@@ -37,6 +38,7 @@ static void s_usage(FILE *out)
 
 int hafl_cmd_node(int argc, char **argv)
 {
+    hafl_signals_catch();
     const char **overrides = NULL;
     size_t n_overrides = 0;
     hafl_topology_error_t terr;

@@ -19,10 +19,13 @@
 */
 #include "hafl_cmd.h"
 #include "hafl_adapter.h"
+#include "hafl_blas.h"
 #include "hafl_client_state.h"
 #include "hafl_node.h"
 #include "hafl_placement.h"
+#include "hafl_server_checkpoint.h"
 #include "hafl_server_state.h"
+#include "hafl_signals.h"
 #include "hafl_topology.h"
 
 #include <czmq.h>
@@ -57,10 +60,65 @@ static void s_usage(FILE *out)
             "exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error\n");
 }
 
-static int s_print_digest_of(const char *run_dir)
+//  Speed, not results, is at stake: said once on stderr, the run goes on.
+static void s_blas_note(void)
+{
+    const char *note = hafl_blas_note();
+    if (note)
+        fprintf(stderr, "hafl run: note: %s\n", note);
+}
+
+//  The digest line: "final adapter sha256" only for a run that ended well; a failed or stopped
+//  run's adapter is labelled unfinished, so it is never taken for a result.
+static void s_print_digest(const char *hex, bool finished)
+{
+    if (finished)
+        printf("final adapter sha256 %s\n", hex);
+    else
+        printf("unfinished adapter sha256 %s (the run did not complete; see the reason above)\n",
+               hex);
+}
+
+//  After the digest: a run whose participants timing chose cannot be replayed from its
+//  topology and seed, so its digest is not one to compare.
+static void s_print_timing(const char *unreproducible)
+{
+    if (unreproducible && unreproducible[0])
+        printf("not reproducible: %s\n", unreproducible);
+}
+
+//  The "unreproducible" text of run_dir's final event (--processes: the server's node wrote
+//  it), "" when there is none.
+static void s_unreproducible_of(const char *run_dir, char *out, size_t outlen)
+{
+    char path[4200], line[8192];
+    out[0] = 0;
+    snprintf(path, sizeof path, "%s/events.jsonl", run_dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    const char *key = "\"unreproducible\":\"";
+    while (fgets(line, sizeof line, f)) {
+        const char *at = strstr(line, "\"event\":\"final\"") ? strstr(line, key) : NULL;
+        if (!at)
+            continue;
+        at += strlen(key);
+        size_t n = 0;
+        while (at[n] && at[n] != '"' && n + 1 < outlen)
+            n++;
+        snprintf(out, outlen, "%.*s", (int)n, at);
+    }
+    fclose(f);
+}
+
+//  The digest of run_dir's final_adapter.bin, for --processes (the nodes wrote it). A failed
+//  run without one says nothing more (its reason was printed). 0, or -1.
+static int s_print_digest_of(const char *run_dir, bool finished)
 {
     char path[4200], err[256], hex[65];
     snprintf(path, sizeof path, "%s/final_adapter.bin", run_dir);
+    if (!finished && access(path, F_OK) != 0)
+        return -1;
     hafl_adapter_t *adapter = hafl_adapter_load(path, err, sizeof err);
     if (!adapter) {
         fprintf(stderr, "hafl run: %s\n", err);
@@ -68,7 +126,7 @@ static int s_print_digest_of(const char *run_dir)
     }
     hafl_adapter_digest_hex(adapter, hex);
     hafl_adapter_destroy(&adapter);
-    printf("final adapter sha256 %s\n", hex);
+    s_print_digest(hex, finished);
     return 0;
 }
 
@@ -155,19 +213,25 @@ static s_child_t *s_orphaned_server(s_child_t *children, uint32_t n)
     return failed ? server : NULL;
 }
 
-//  Before any node starts: the checkpoint's state and every client's state file at or before
-//  its round must be readable and intact. 0, or -1 with the first problem in err.
+//  Before any node starts: the checkpoint the server will resume from (the newest intact
+//  generation), its settings against this topology, and every client's state file at or
+//  before its round must be readable and intact. 0, or -1 with the first problem in err.
 static int s_check_resume(const hafl_topology_t *t, const char *dir, char *err, size_t errlen)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, HAFL_CHECKPOINT_STATE);
-    hafl_server_state_t *state = hafl_server_state_load(path, err, errlen);
+    char note[700], why[600];
+    hafl_server_state_t *state = hafl_server_checkpoint_load(dir, NULL, note, sizeof note, err,
+                                                             errlen);
     if (!state)
         return -1;
+    if (note[0])
+        fprintf(stderr, "hafl run: %s\n", note);
     int rc = 0;
     if (state->n_clients != t->clients.count) {
-        snprintf(err, errlen, "%.200s: %u clients, the topology has clients/count %u", path,
-                 state->n_clients, t->clients.count);
+        snprintf(err, errlen, "%.200s: the checkpoint has %u clients, the topology clients/count %u",
+                 dir, state->n_clients, t->clients.count);
+        rc = -1;
+    } else if (hafl_server_checkpoint_compare(state, t, NULL, why, sizeof why)) {
+        snprintf(err, errlen, "%.200s: %.600s", dir, why);
         rc = -1;
     }
     for (uint32_t i = 0; rc == 0 && i < t->clients.count; i++) {
@@ -183,7 +247,7 @@ static int s_check_resume(const hafl_topology_t *t, const char *dir, char *err, 
 static int s_run_processes(const hafl_topology_t *t, const char *file, const char *const *overrides,
                            size_t n_overrides, uint32_t slots, const char *resume)
 {
-    char run_dir[4096], err[512];
+    char run_dir[4096], err[1024];
     if (resume && s_check_resume(t, resume, err, sizeof err)) {
         fprintf(stderr, "hafl run: %s\n", err);
         return HAFL_EXIT_FAILURE;
@@ -220,6 +284,7 @@ static int s_run_processes(const hafl_topology_t *t, const char *file, const cha
              t->placement.mode == HAFL_PLACEMENT_HOSTS ? "hosts" : "processes");
     char slots_text[16];
     snprintf(slots_text, sizeof slots_text, "%u", slots);
+    s_blas_note();
     printf("run %s\nfolder %s\ncontrol %s\nevents %s\n", run_id, run_dir, e.control, e.pub);
     fflush(stdout);
 
@@ -280,8 +345,10 @@ static int s_run_processes(const hafl_topology_t *t, const char *file, const cha
         c->done = false;
         c->failed = false;
     }
-    //  Children handle an interrupt themselves (the server node stops the run cleanly).
-    signal(SIGINT, SIG_IGN);
+    //  Children handle a terminal's Ctrl-C themselves (it reaches the whole process group: the
+    //  server node stops the run cleanly); a SIGTERM meant for the launcher alone is passed on
+    //  to the server node, which stops the run the same way.
+    unsigned signals_seen = hafl_signals_count();
     int failures = 0;
     uint32_t running = n_children;
     int64_t server_ended = -1;
@@ -293,6 +360,12 @@ static int s_run_processes(const hafl_topology_t *t, const char *file, const cha
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_BLOCK, &chld, &old_mask);
     while (running > 0) {
+        if (hafl_signals_count() != signals_seen) {
+            signals_seen = hafl_signals_count();
+            for (uint32_t i = 0; hafl_signals_last() == SIGTERM && i < n_children; i++)
+                if (children[i].server && !children[i].done)
+                    kill(children[i].pid, SIGTERM);
+        }
         int status = 0;
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid == 0) {
@@ -343,15 +416,18 @@ static int s_run_processes(const hafl_topology_t *t, const char *file, const cha
         }
     }
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
-    signal(SIGINT, SIG_DFL);
     s_print_summary(run_dir);
-    int rc = s_print_digest_of(run_dir);
+    int rc = s_print_digest_of(run_dir, failures == 0);
+    char timing[256];
+    s_unreproducible_of(run_dir, timing, sizeof timing);
+    s_print_timing(timing);
     printf("run folder %s\n", run_dir);
     return rc == 0 && failures == 0 ? HAFL_EXIT_OK : HAFL_EXIT_FAILURE;
 }
 
 int hafl_cmd_run(int argc, char **argv)
 {
+    hafl_signals_catch();
     const char **overrides = NULL;
     size_t n_overrides = 0;
     hafl_topology_error_t terr;
@@ -395,32 +471,45 @@ int hafl_cmd_run(int argc, char **argv)
         free(overrides);
         return HAFL_EXIT_USAGE;
     }
+    char why[512];
+    bool in_process = !processes && t->placement.mode == HAFL_PLACEMENT_INPROC;
+    if (hafl_placement_check_limits(t, in_process, why, sizeof why)) {
+        fprintf(stderr, "%s\n", why);
+        hafl_topology_destroy(&t);
+        free(overrides);
+        return HAFL_EXIT_USAGE;
+    }
     int rc;
     if (processes || t->placement.mode != HAFL_PLACEMENT_INPROC)
         rc = s_run_processes(t, file, overrides, n_overrides, slots, resume);
     else {
-        char err[512], hex[65], reason[512];
+        char err[1024], hex[65], reason[512];
         hafl_node_opts_t opts = {0};
         opts.topology = t;
         opts.resume = resume;
         opts.progress = stdout;
         opts.slots = slots;
-        hafl_node_t *node = hafl_node_new(&opts, err, sizeof err);
+        hafl_node_t *node = NULL;
+        //  The checkpoint and every client's state are checked before anything starts.
+        if (!resume || s_check_resume(t, resume, err, sizeof err) == 0)
+            node = hafl_node_new(&opts, err, sizeof err);
         if (!node) {
             fprintf(stderr, "hafl run: %s\n", err);
             rc = HAFL_EXIT_FAILURE;
         } else {
             const hafl_endpoints_t *e = hafl_node_endpoints(node);
+            s_blas_note();
             printf("run %s\nfolder %s\ncontrol %s\nevents %s\n", hafl_node_run_id(node),
                    hafl_node_run_dir(node), e->control, e->pub);
             fflush(stdout);
             int wrc = hafl_node_wait(node, hex, reason, sizeof reason);
             s_print_summary(hafl_node_run_dir(node));
-            if (hex[0])
-                printf("final adapter sha256 %s\n", hex);
-            printf("run folder %s\n", hafl_node_run_dir(node));
             if (wrc)
                 fprintf(stderr, "hafl run: %s\n", reason);
+            if (hex[0])
+                s_print_digest(hex, wrc == 0);
+            s_print_timing(hafl_node_unreproducible(node));
+            printf("run folder %s\n", hafl_node_run_dir(node));
             hafl_node_destroy(&node);
             rc = wrc ? HAFL_EXIT_FAILURE : HAFL_EXIT_OK;
         }

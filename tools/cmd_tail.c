@@ -10,6 +10,7 @@
 */
 #include "hafl_cmd.h"
 #include "hafl_logger.h"
+#include "hafl_signals.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -157,6 +158,7 @@ static bool s_filter_matches(const s_filter_t *self, const hafl_log_event_t *ev)
 
 int hafl_cmd_tail(int argc, char **argv)
 {
+    hafl_signals_catch();
     const char *endpoint = NULL, *expr = NULL;
     uint64_t count = 0, timeout_ms = 0;
     bool have_count = false, have_timeout = false;
@@ -246,7 +248,7 @@ int hafl_cmd_tail(int argc, char **argv)
             wait = left > 1000 ? 1000 : (int)left;
         }
         void *which = zpoller_wait(poller, wait);
-        if (zpoller_terminated(poller) || zsys_interrupted)
+        if (zpoller_terminated(poller) || hafl_signals_count() > 0)
             break;
         if (which != sub)
             continue;

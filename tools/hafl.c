@@ -3,6 +3,7 @@
     configuration error (bad flags, invalid topology, missing asset).
 */
 #include "hafl_blas.h"
+#include "hafl_signals.h"
 #include "hafl_cmd.h"
 
 #include <stdio.h>
@@ -50,6 +51,8 @@ int
 main (int argc, char **argv)
 {
     hafl_blas_choose_kernels (argv);
+    //  Before any thread or ZeroMQ context exists, so that every thread inherits the mask.
+    hafl_signals_start ();
     if (argc < 2) {
         s_usage (stderr);
         return HAFL_EXIT_USAGE;
