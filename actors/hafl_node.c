@@ -329,14 +329,15 @@ static void s_bytes(char *out, size_t outlen, double bytes)
 
 static void s_print_progress(hafl_node_t *self, zmsg_t *msg, double *cum_up, double *cum_down)
 {
-    char *f[9] = {0};
-    for (int i = 0; i < 9; i++)
+    char *f[11] = {0};
+    for (int i = 0; i < 11; i++)
         f[i] = zmsg_popstr(msg);
     if (self->progress && f[8]) {
         unsigned round = (unsigned)atoi(f[0]), rounds = (unsigned)atoi(f[1]);
         double accuracy = atof(f[2]), loss = atof(f[3]);
-        *cum_up += atof(f[4]);
-        *cum_down += atof(f[5]);
+        //  The server's totals (a resumed run's include the rounds before its checkpoint).
+        *cum_up = f[9] ? atof(f[9]) : *cum_up + atof(f[4]);
+        *cum_down = f[10] ? atof(f[10]) : *cum_down + atof(f[5]);
         double elapsed = (double)(zclock_mono() - self->started) / 1000.0;
         double left = round ? elapsed / round * (rounds - round) : 0;
         char up[32], down[32];
@@ -356,7 +357,7 @@ static void s_print_progress(hafl_node_t *self, zmsg_t *msg, double *cum_up, dou
                     f[6], *cum_up);
         fflush(self->progress);
     }
-    for (int i = 0; i < 9; i++)
+    for (int i = 0; i < 11; i++)
         zstr_free(&f[i]);
 }
 

@@ -445,8 +445,12 @@ static void s_progress(s_self_t *self, uint64_t up, uint64_t down, int64_t wall)
     snprintf(walls, sizeof walls, "%" PRId64, wall);
     snprintf(rep, sizeof rep, "%u", self->reported);
     snprintf(part, sizeof part, "%u", self->participants);
-    zsock_send(self->pipe, "ssssssssss", "PROGRESS", round, rounds, acc, loss, ups, downs, walls,
-               rep, part);
+    //  Cumulative totals too: after a resume they include the rounds before the checkpoint.
+    char cum_up[32], cum_down[32];
+    snprintf(cum_up, sizeof cum_up, "%" PRIu64, hafl_traffic_total(&self->total_up));
+    snprintf(cum_down, sizeof cum_down, "%" PRIu64, hafl_traffic_total(&self->total_down));
+    zsock_send(self->pipe, "ssssssssssss", "PROGRESS", round, rounds, acc, loss, ups, downs, walls,
+               rep, part, cum_up, cum_down);
 }
 
 static void s_append_list(char *text, size_t textlen, uint32_t value)

@@ -46,9 +46,11 @@
     Pipe: in "$TERM", "STOP" (end now, cleanly; the node sends it on SIGINT or SIGTERM, and
     the final event's reason says so). Out, unsolicited: "PROGRESS" followed by the
     string frames round, rounds, accuracy, loss, bytes up, bytes down, round wall ms, reported,
-    participants; and at the end "DONE" s(status "0" ok / "1" failed) s(final adapter sha256 hex)
-    s(reason) s(why the result depends on timing, not on the topology and seed alone: a late
-    join, a client declared dead; "" when it does not). After DONE the actor waits for $TERM (late joiners are refused as "full").
+    participants, cumulative bytes up, cumulative bytes down (a resumed run's totals include the
+    rounds before its checkpoint); and at the end "DONE" s(status "0" ok / "1" failed) s(final
+    adapter sha256 hex) s(reason) s(why the result depends on timing, not on the topology and
+    seed alone: a late join, a client declared dead; "" when it does not). After DONE the actor
+    waits for $TERM (late joiners are refused as "full").
 */
 #ifndef HAFL_SERVER_H
 #define HAFL_SERVER_H

@@ -452,6 +452,11 @@ int hafl_cmd_run(int argc, char **argv)
                 free(overrides);
                 return HAFL_EXIT_USAGE;
             }
+        } else if (streq(argv[i], "--resume") || streq(argv[i], "--slots")) {
+            fprintf(stderr, "hafl run: %s needs a value (%s)\n", argv[i],
+                    streq(argv[i], "--resume") ? "the run folder to continue" : "a count");
+            free(overrides);
+            return HAFL_EXIT_USAGE;
         } else if (argv[i][0] == '-' || file) {
             fprintf(stderr, "hafl run: unexpected argument '%s'\n", argv[i]);
             s_usage(stderr);

@@ -1,0 +1,34 @@
+#!/bin/sh
+# limits.sh: `hafl check` and `hafl run` agree on the file-descriptor limit of in-process
+# clients (hafl_placement_check_limits). Under a hard limit of 4096 open files: 1000 in-process
+# clients (about 5256 files) are refused by both with exit 2 and the same line naming
+# clients/count and the limit; 700 (about 3756) are accepted by check and really run.
+set -eu
+hafl=${HAFL_BINARY:?}
+topology=${HAFL_SOURCE_DIR:?}/topologies/smoke.zpl
+work=$(mktemp -d "${TMPDIR:-/tmp}/hafl-limits-XXXXXX")
+trap 'rm -rf "$work"' EXIT INT TERM
+fail() { echo "FAIL: $*"; exit 1; }
+sets="--set clients/ranks=4 --set data/train_size=8000 --set server/rounds=1 --set logger/run_dir=$work/runs"
+
+ulimit -n 4096
+ulimit -Hn 4096
+set +e
+# shellcheck disable=SC2086
+"$hafl" check "$topology" --set clients/count=1000 $sets > /dev/null 2> "$work/check.err"
+check_rc=$?
+# shellcheck disable=SC2086
+"$hafl" run "$topology" --set clients/count=1000 $sets > /dev/null 2> "$work/run.err"
+run_rc=$?
+set -e
+[ $check_rc -eq 2 ] || fail "check of 1000 clients under 4096 files: exit $check_rc, expected 2"
+[ $run_rc -eq 2 ] || fail "run of 1000 clients under 4096 files: exit $run_rc, expected 2"
+grep -q "clients/count: 1000 clients in one process need about 5256 open files, and this system allows 4096" "$work/check.err" ||
+    fail "check's reason: $(cat "$work/check.err")"
+grep -v "note:" "$work/run.err" | cmp -s - "$work/check.err" || fail "run and check disagree: $(cat "$work/run.err")"
+# shellcheck disable=SC2086
+"$hafl" check "$topology" --set clients/count=700 $sets > /dev/null || fail "check refused 700 clients"
+# shellcheck disable=SC2086
+"$hafl" run "$topology" --set clients/count=700 $sets > "$work/run700.log" 2>&1 ||
+    fail "check accepted 700 clients but run failed: $(tail -3 "$work/run700.log")"
+echo "limits: ok (1000 clients refused by check and run alike under 4096 files, 700 run)"
