@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define S_SEND_TIMEOUT_MS 10000 //  a send to the server is given up after this long blocked
+
 typedef enum { S_JOINING, S_IDLE, S_TRAINING, S_HOLDING, S_CRASHED, S_DONE } s_phase_t;
 
 typedef struct {
@@ -177,6 +179,11 @@ static int s_connect(s_self_t *self)
     if (!self->dealer)
         return -1;
     hafl_wire_limit(self->dealer, self->args->max_msg_bytes);
+    //  A server that is gone (its host killed, the link down) must not hold the client in a
+    //  send forever: after S_SEND_TIMEOUT_MS the message is given up (the server counts the
+    //  client as missing, as for any lost upload) and the actor stays responsive to $TERM.
+    zsock_set_sndtimeo(self->dealer, S_SEND_TIMEOUT_MS);
+    zsock_set_linger(self->dealer, 0);
     char why[256];
     if (hafl_security_connect(self->args->security, self->dealer, self->args->server, &self->watch,
                               why, sizeof why)) {
