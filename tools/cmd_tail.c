@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define S_UNREACHABLE_MS 2000 //  not connected after this long: say so (once)
+
 #define S_MAX_TERMS 32
 
 typedef struct {
@@ -219,7 +221,17 @@ int hafl_cmd_tail(int argc, char **argv)
 
     zsys_init();
     zsock_t *sub = zsock_new(ZMQ_SUB);
+    //  A SUB connects in the background and stays silent when nobody listens: a monitor,
+    //  started before the connect so it sees it, tells whether the connection is up, so an
+    //  unreachable endpoint is said, not just waited on.
+    zactor_t *monitor = sub ? zactor_new(zmonitor, sub) : NULL;
+    if (monitor) {
+        zstr_sendx(monitor, "LISTEN", "CONNECTED", "DISCONNECTED", NULL);
+        zstr_sendx(monitor, "START", NULL);
+        zsock_wait(monitor);
+    }
     if (!sub || zsock_connect(sub, "%s", endpoint) != 0) {
+        zactor_destroy(&monitor);
         fprintf(stderr, "hafl tail: cannot connect to %s\n", endpoint);
         zsock_destroy(&sub);
         free(filter.text);
@@ -228,7 +240,9 @@ int hafl_cmd_tail(int argc, char **argv)
     zsock_set_rcvhwm(sub, 1000000);
     zsock_set_maxmsgsize(sub, 4 << 20);
     zsock_set_subscribe(sub, prefix);
-    zpoller_t *poller = zpoller_new(sub, NULL);
+    bool connected = false, warned = false;
+    int64_t started = zclock_mono();
+    zpoller_t *poller = zpoller_new(sub, monitor, NULL);
     int64_t deadline = have_timeout ? zclock_mono() + (int64_t)timeout_ms : -1;
     uint64_t printed = 0, malformed = 0;
     int status = HAFL_EXIT_OK;
@@ -239,19 +253,46 @@ int hafl_cmd_tail(int argc, char **argv)
             if (left <= 0) {
                 if (have_count) {
                     fprintf(stderr,
-                            "hafl tail: %" PRIu64 " of %" PRIu64 " events within %" PRIu64 " ms\n",
-                            printed, count, timeout_ms);
+                            "hafl tail: %" PRIu64 " of %" PRIu64 " events within %" PRIu64
+                            " ms%s%s\n",
+                            printed, count, timeout_ms,
+                            monitor && !connected ? ": never connected to " : "",
+                            monitor && !connected ? endpoint : "");
                     status = HAFL_EXIT_FAILURE;
                 }
                 break;
             }
             wait = left > 1000 ? 1000 : (int)left;
         }
-        void *which = zpoller_wait(poller, wait);
+        if (monitor && !connected && !warned && zclock_mono() - started > S_UNREACHABLE_MS) {
+            fprintf(stderr,
+                    "hafl tail: nothing answers at %s yet (no run there, or not reachable); "
+                    "still trying\n",
+                    endpoint);
+            warned = true;
+        }
+        void *which = zpoller_wait(poller, wait < 0 || wait > 500 ? 500 : wait);
         if (zpoller_terminated(poller) || hafl_signals_count() > 0)
             break;
+        if (monitor && which == monitor) {
+            zmsg_t *report = zmsg_recv(monitor);
+            char *name = report ? zmsg_popstr(report) : NULL;
+            if (name && streq(name, "CONNECTED")) {
+                if (warned)
+                    fprintf(stderr, "hafl tail: connected to %s\n", endpoint);
+                connected = true;
+                warned = false;
+            } else if (name && streq(name, "DISCONNECTED")) {
+                connected = false;
+                started = zclock_mono();
+            }
+            zstr_free(&name);
+            zmsg_destroy(&report);
+            continue;
+        }
         if (which != sub)
             continue;
+        connected = true; //  whatever the monitor said: events arrive
         zmsg_t *zmsg = zmsg_recv(sub);
         if (!zmsg)
             break;
@@ -279,6 +320,7 @@ int hafl_cmd_tail(int argc, char **argv)
         hafl_msg_destroy(&msg);
     }
     zpoller_destroy(&poller);
+    zactor_destroy(&monitor);
     zsock_destroy(&sub);
     free(filter.text);
     return status;
