@@ -121,11 +121,13 @@ typedef struct {
 static void s_visit_delete(uint32_t round, const char *path, void *arg)
 {
     const s_prune_t *prune = arg;
-    //  Every file from the newest at or before the limit up to `keep`: each checkpoint
-    //  generation the server keeps (the last and the one before) finds its state among them.
-    bool kept = !prune->all &&
-                (round == prune->keep ||
-                 (prune->newest.found && round >= prune->newest.round && round <= prune->keep));
+    //  Only files older than the newest one at or before the limit go: each checkpoint
+    //  generation the server keeps (the last and the one before) finds its state among the
+    //  rest. Never more: a directory read while other clients of the process rename their
+    //  files in it may miss an entry (seen under load), and a missed file must cost a file
+    //  kept too long, not a file lost.
+    bool kept = !prune->all && (round >= prune->keep ||
+                                !(prune->newest.found && round < prune->newest.round));
     if (!kept)
         unlink(path);
 }

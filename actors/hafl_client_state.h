@@ -49,9 +49,10 @@ void hafl_client_state_path(const char *dir, uint32_t client, uint32_t round, ch
 //  (its clients/ folder is created when missing). 0, or -1 with a reason in err.
 int hafl_client_state_save(const char *dir, uint32_t client, uint32_t round, const float *values,
                            size_t n, char *err, size_t errlen);
-//  Delete the client's files in dir except round `keep` and every one from the newest at or
-//  before keep_upto up to keep (the states the checkpoint generations at or after keep_upto
-//  need: the server keeps two, hafl_server_checkpoint.h).
+//  Delete the client's files in dir older than the newest one at or before keep_upto (the
+//  states the checkpoint generations at or after keep_upto need are kept: the server keeps two,
+//  hafl_server_checkpoint.h); nothing when there is none. `keep` (the file just written) is
+//  never older, so it stays.
 void hafl_client_state_prune(const char *dir, uint32_t client, uint32_t keep, uint32_t keep_upto);
 //  Delete every file of the client in dir: after a failed save, so that no older file can
 //  stand in for the state that was lost (a resume then refuses instead of drifting).
