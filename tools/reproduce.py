@@ -1138,7 +1138,14 @@ def s_results_md(args, data, finals, starts, summary, targets, plots, wall, tuni
            "the plots" % flags,
            "tools/reproduce.py%s --report-only   # only rebuild this file from finished runs"
            % flags,
-           "```", ""]
+           "```", "",
+           "Each finished run leaves its record in [`data/runs/`](data/runs/) (settings, topology "
+           "digest, final adapter digest, per-round rows, final accuracy), which is what this "
+           "report is built from and what a later call resumes from, on any machine. Accuracy "
+           "does not depend on the machine; the last bits of each digest and the seconds per "
+           "round do: these runs used OpenBLAS's AVX-512 kernels (`OPENBLAS_CORETYPE` unset, "
+           "hafl chooses them) on two cores that were also building and testing hafl, so the "
+           "seconds are upper bounds.", ""]
     with open(args.results, "w", encoding="utf-8") as f:
         f.write("\n".join(md))
 
