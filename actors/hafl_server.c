@@ -1409,7 +1409,9 @@ static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
             hafl_log_event_add_int(ev, "count", (int64_t)self->malformed);
             s_send_event(self, &ev);
         }
-        if (err.code == HAFL_MSG_EVERSION && identity) {
+        //  Only a HELLO of another major is answered (PROTOCOL.md, versioning); any other
+        //  message of another major is counted, logged (above) and dropped.
+        if (err.code == HAFL_MSG_EVERSION && err.type == HAFL_MSG_HELLO && identity) {
             char text[HAFL_MSG_MAX_TEXT];
             snprintf(text, sizeof text, "protocol version: %s (server speaks %u.%u)", err.text,
                      HAFL_PROTO_MAJOR, HAFL_PROTO_MINOR);

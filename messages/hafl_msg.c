@@ -1380,10 +1380,20 @@ static int s_decode_prefix(hafl_mpreader_t *r, uint32_t *n, uint64_t *major, uin
         return s_fail(err, HAFL_MSG_EARITY, S_W("header", NULL), "empty header array");
     if (s_read_uint(r, S_W("header", "major"), 0, UINT64_MAX, 0, major, err))
         return -1;
-    if (*major != HAFL_PROTO_MAJOR)
-        return s_fail(err, HAFL_MSG_EVERSION, S_W("header", "major"),
-                      "protocol %llu, this peer speaks %u.%u", (unsigned long long)*major,
-                      HAFL_PROTO_MAJOR, HAFL_PROTO_MINOR);
+    if (*major != HAFL_PROTO_MAJOR) {
+        s_fail(err, HAFL_MSG_EVERSION, S_W("header", "major"),
+               "protocol %llu, this peer speaks %u.%u", (unsigned long long)*major,
+               HAFL_PROTO_MAJOR, HAFL_PROTO_MINOR);
+        //  [major, minor, type] keep their meaning in every major: the type tells a HELLO (to
+        //  be answered REJECT VERSION) from any other message (dropped).
+        hafl_mp_item_t minor_item, type_item;
+        hafl_msg_error_t scratch;
+        if (it.len >= 3 && s_next(r, &minor_item, S_W("header", "minor"), &scratch) == 0 &&
+            s_next(r, &type_item, S_W("header", "type"), &scratch) == 0 &&
+            type_item.kind == HAFL_MP_UINT)
+            err->type = type_item.u;
+        return -1;
+    }
     if (it.len < 3)
         return s_fail(err, HAFL_MSG_EARITY, S_W("header", NULL), "%u elements, at least 3 required",
                       it.len);

@@ -94,6 +94,7 @@ typedef struct {
     hafl_msg_code_t code;
     char field[48];     //  dotted field path, e.g. "update.component[3].a"
     char text[192];     //  one line for logs: what was wrong and the values involved
+    uint64_t type;      //  EVERSION: the header's type when it could be read, else 0
 } hafl_msg_error_t;
 
 //  One rank-1 component b_k a_k^T of adapted matrix `matrix`.

@@ -2,8 +2,9 @@
     - A rogue DEALER sends the server random bytes, a truncated message, an unknown type and a
       HELLO of another protocol major; another sends garbage to the control socket. Each is
       counted and logged with the peer and the codec's reason; the HELLO of the other major
-      gets REJECT with reason VERSION; the run completes with the same final adapter as an
-      undisturbed run.
+      gets REJECT with reason VERSION, while an UPDATE of another major (a third DEALER) is
+      logged and dropped, never answered (PROTOCOL.md, versioning); the run completes with the
+      same final adapter as an undisturbed run.
     - A client built on another base model (wrong base digest) is refused, with the reason in
       the log, and its actor is told so.
 */
@@ -34,7 +35,8 @@ int main(void)
 
     zsock_t *rogue = zsock_new_dealer(e->server);
     zsock_t *rogue_ctl = zsock_new_dealer(e->control);
-    CHECK(rogue && rogue_ctl);
+    zsock_t *rogue_other = zsock_new_dealer(e->server); //  a non-HELLO of another major
+    CHECK(rogue && rogue_ctl && rogue_other);
     uint8_t noise[300];
     for (size_t i = 0; i < sizeof noise; i++)
         noise[i] = (uint8_t)(i * 131u + 7u);
@@ -45,6 +47,8 @@ int main(void)
     s_send_bytes(rogue, unknown, sizeof unknown);
     const uint8_t major[] = {0x93, 0x07, 0x00, 0x01}; //  a HELLO of major version 7
     s_send_bytes(rogue, major, sizeof major);
+    const uint8_t other[] = {0x93, 0x07, 0x00, 0x05}; //  an UPDATE of major version 7
+    s_send_bytes(rogue_other, other, sizeof other);
     s_send_bytes(rogue_ctl, noise, 40); //  garbage control command
 
     //  A client on another base model.
@@ -90,12 +94,16 @@ int main(void)
     }
     CHECK(version_reject);
     zpoller_destroy(&poller);
+    //  Any other message of another major is counted and logged, but never answered.
+    poller = zpoller_new(rogue_other, NULL);
+    CHECKF(zpoller_wait(poller, 200) == NULL, "a non-HELLO of another major was answered");
+    zpoller_destroy(&poller);
 
     char path[4300];
     snprintf(path, sizeof path, "%s/events.jsonl", hafl_node_run_dir(node));
     char *events = bus_read_file(path);
     CHECK(events != NULL);
-    CHECKF(bus_count(events, "\"event\":\"malformed\"") >= 4, "malformed events: %zu",
+    CHECKF(bus_count(events, "\"event\":\"malformed\"") >= 5, "malformed events: %zu",
            bus_count(events, "\"event\":\"malformed\""));
     CHECK(strstr(events, "\"socket\":\"control\""));
     CHECK(strstr(events, "\"code\":\"") && strstr(events, "\"peer\":\""));
@@ -107,6 +115,7 @@ int main(void)
     hafl_pool_destroy(&pool);
     zsock_destroy(&rogue);
     zsock_destroy(&rogue_ctl);
+    zsock_destroy(&rogue_other);
     hafl_node_destroy(&node);
     hafl_topology_destroy(&t);
     printf("bus rogue: ok\n");
