@@ -1188,6 +1188,20 @@ static void s_on_hello(s_self_t *self, zframe_t *identity, const char *key, cons
         return;
     }
     if (h->client_index == HAFL_EVALUATOR_INDEX) {
+        //  Exactly one evaluator: while the one that joined is alive (heard from within the
+        //  heartbeat death limit), a HELLO from another peer for its place is refused; the same
+        //  peer saying HELLO again (a reconnect) keeps it.
+        int64_t limit =
+            (int64_t)self->topo->server.heartbeat_ms * self->topo->server.heartbeat_misses;
+        if (self->evaluator && !zframe_eq(self->evaluator, identity) &&
+            zclock_mono() - self->evaluator_seen <= limit) {
+            char holder[48];
+            hafl_wire_peer(self->evaluator, holder, sizeof holder);
+            snprintf(text, sizeof text, "the evaluator's place is held by a live peer (%s)",
+                     holder);
+            s_reject(self, identity, HAFL_REJECT_INDEX, text, name);
+            return;
+        }
         if (self->evaluator) {
             char old[48];
             hafl_wire_peer(self->evaluator, old, sizeof old);

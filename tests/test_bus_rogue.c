@@ -7,10 +7,14 @@
       same final adapter as an undisturbed run.
     - A client built on another base model (wrong base digest) is refused, with the reason in
       the log, and its actor is told so.
+    - A second evaluator (a well-formed HELLO for the evaluator's place, once the real one has
+      joined) is refused with REJECT INDEX while the real one is alive: it can neither replace
+      it nor write accuracies into the run (the digest stays the undisturbed one).
 */
 #include "test_bus_util.h"
 
 #include "hafl_client.h"
+#include "hafl_evaluator.h"
 #include "hafl_msg.h"
 #include "hafl_pool.h"
 
@@ -66,6 +70,32 @@ int main(void)
     zactor_t *impostor = hafl_client_new(&ca);
     CHECKF(impostor != NULL, "%s", ca.err);
 
+    //  A second evaluator, well formed, once the real one has joined: refused while the real
+    //  one is alive, so it can neither replace it nor write accuracies into the run.
+    char events_path[4300];
+    snprintf(events_path, sizeof events_path, "%s/events.jsonl", hafl_node_run_dir(node));
+    bool evaluator_joined = false;
+    for (int i = 0; i < 200 && !evaluator_joined; i++) {
+        char *so_far = bus_read_file(events_path);
+        evaluator_joined = so_far && strstr(so_far, "\"event\":\"evaluator-joined\"");
+        free(so_far);
+        if (!evaluator_joined)
+            zclock_sleep(50);
+    }
+    CHECK(evaluator_joined);
+    zsock_t *fake_evaluator = zsock_new_dealer(e->server);
+    CHECK(fake_evaluator);
+    hafl_msg_t *hello = hafl_msg_new(HAFL_MSG_HELLO);
+    CHECK(hello);
+    hello->u.hello.client_index = HAFL_EVALUATOR_INDEX;
+    snprintf(hello->u.hello.name, sizeof hello->u.hello.name, "evaluator");
+    hello->u.hello.rank_budget = 1;
+    hello->u.hello.n_samples = 1;
+    hafl_task_base_digest(hafl_node_task(node), hello->u.hello.base_digest);
+    zmsg_t *hello_frames = hafl_msg_encode(hello, NULL);
+    CHECK(hello_frames && zmsg_send(&hello_frames, fake_evaluator) == 0);
+    hafl_msg_destroy(&hello);
+
     int rc = hafl_node_wait(node, hex, reason, sizeof reason);
     CHECKF(rc == 0, "%s", reason);
     CHECKF(streq(hex, clean), "disturbed run %s, clean run %s", hex, clean);
@@ -94,6 +124,20 @@ int main(void)
     }
     CHECK(version_reject);
     zpoller_destroy(&poller);
+    //  The second evaluator was told its place is taken.
+    poller = zpoller_new(fake_evaluator, NULL);
+    bool taken = false;
+    while (!taken && zpoller_wait(poller, 5000) == fake_evaluator) {
+        zmsg_t *zmsg = zmsg_recv(fake_evaluator);
+        hafl_msg_t *msg = hafl_msg_decode(zmsg, NULL);
+        taken = msg && msg->type == HAFL_MSG_REJECT &&
+                msg->u.reject.reason == HAFL_REJECT_INDEX &&
+                strstr(msg->u.reject.text, "evaluator's place is held by a live peer");
+        hafl_msg_destroy(&msg);
+        zmsg_destroy(&zmsg);
+    }
+    CHECK(taken);
+    zpoller_destroy(&poller);
     //  Any other message of another major is counted and logged, but never answered.
     poller = zpoller_new(rogue_other, NULL);
     CHECKF(zpoller_wait(poller, 200) == NULL, "a non-HELLO of another major was answered");
@@ -116,6 +160,7 @@ int main(void)
     zsock_destroy(&rogue);
     zsock_destroy(&rogue_ctl);
     zsock_destroy(&rogue_other);
+    zsock_destroy(&fake_evaluator);
     hafl_node_destroy(&node);
     hafl_topology_destroy(&t);
     printf("bus rogue: ok\n");
