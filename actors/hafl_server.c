@@ -99,6 +99,7 @@ typedef struct {
     uint32_t failed_attempts; //  consecutive attempts at this round that nobody reported in
     bool quorum_lost;     //  waiting, between rounds, for the clients a round needs
     int64_t join_started; //  when the current join phase began (the start, or quorum-lost)
+    uint64_t max_samples; //  the n_samples cap of a HELLO (server/max_samples or derived)
     char unreproducible[256]; //  why timing, not the topology and seed, chose who took part
     uint32_t participants;
     uint32_t reported;
@@ -1187,6 +1188,17 @@ static void s_on_hello(s_self_t *self, zframe_t *identity, const char *key, cons
         s_reject(self, identity, HAFL_REJECT_BASE_DIGEST, text, name);
         return;
     }
+    //  Bounded influence: n_samples weighs a client's uploads, so a claim above the cap (the
+    //  topology's server/max_samples, or the largest shard the data gives any client) is
+    //  refused rather than trusted.
+    if (h->client_index != HAFL_EVALUATOR_INDEX && h->n_samples > self->max_samples) {
+        snprintf(text, sizeof text,
+                 "n_samples %llu above the cap of %llu (server/max_samples%s)",
+                 (unsigned long long)h->n_samples, (unsigned long long)self->max_samples,
+                 self->topo->server.max_samples ? "" : " 0: the largest shard the data gives");
+        s_reject(self, identity, HAFL_REJECT_AUTH, text, name);
+        return;
+    }
     if (h->client_index == HAFL_EVALUATOR_INDEX) {
         //  Exactly one evaluator: while the one that joined is alive (heard from within the
         //  heartbeat death limit), a HELLO from another peer for its place is refused; the same
@@ -1960,6 +1972,13 @@ void hafl_server_actor(zsock_t *pipe, void *args_)
     self->args = args;
     self->topo = args->topology;
     self->task = args->task;
+    //  The n_samples cap: the topology's, or the largest shard the task gives any client.
+    self->max_samples = args->topology->server.max_samples;
+    bool derived = self->max_samples == 0;
+    for (uint32_t i = 0; derived && i < args->topology->clients.count; i++) {
+        uint64_t n = hafl_task_client_samples(args->task, i);
+        self->max_samples = n > self->max_samples ? n : self->max_samples;
+    }
     self->deadline_timer = self->join_timer = self->join_limit_timer = self->eval_timer = -1;
     self->started = zclock_mono();
     self->join_started = self->started;

@@ -98,6 +98,7 @@ static const s_key_t s_keys[] = {
     {"server/endpoint", S_STR, S_F(server.endpoint), "", 0, 0, false, NULL},
     {"server/control", S_STR, S_F(server.control), "", 0, 0, false, NULL},
     {"server/checkpoint_every", S_U32, S_F(server.checkpoint_every), "1", 0, 100000, false, NULL},
+    {"server/max_samples", S_U32, S_F(server.max_samples), "0", 0, 4000000000u, false, NULL},
     {"clients", S_SECTION, S_NO_FIELD, NULL, 0, 0, false, NULL},
     {"clients/count", S_U32, S_F(clients.count), "10", 1, HAFL_TOPOLOGY_MAX_CLIENTS, false, NULL},
     {"clients/ranks", S_RANKS, S_NO_FIELD, NULL, 0, 0, false, NULL},

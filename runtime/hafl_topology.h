@@ -80,6 +80,7 @@ typedef struct {
         char *endpoint;         //  server/endpoint       clients connect here ("" = derived from placement)
         char *control;          //  server/control        `hafl ctl` endpoint ("" = derived)
         uint32_t checkpoint_every; // server/checkpoint_every rounds, 0 = never       default 1
+        uint32_t max_samples;   //  server/max_samples    a HELLO's n_samples cap, 0 = derived default 0
     } server;
 
     struct {

@@ -10,6 +10,8 @@
     - A second evaluator (a well-formed HELLO for the evaluator's place, once the real one has
       joined) is refused with REJECT INDEX while the real one is alive: it can neither replace
       it nor write accuracies into the run (the digest stays the undisturbed one).
+    - A HELLO claiming a million samples (its weight in aggregation) is refused with REJECT AUTH
+      naming the cap (server/max_samples, by default the largest shard the data gives).
 */
 #include "test_bus_util.h"
 
@@ -94,6 +96,15 @@ int main(void)
     hafl_task_base_digest(hafl_node_task(node), hello->u.hello.base_digest);
     zmsg_t *hello_frames = hafl_msg_encode(hello, NULL);
     CHECK(hello_frames && zmsg_send(&hello_frames, fake_evaluator) == 0);
+    //  A client claiming a million samples (its weight in every aggregation): refused.
+    zsock_t *heavy = zsock_new_dealer(e->server);
+    CHECK(heavy);
+    hello->u.hello.client_index = 0;
+    snprintf(hello->u.hello.name, sizeof hello->u.hello.name, "heavy");
+    hello->u.hello.rank_budget = t->clients.ranks[0];
+    hello->u.hello.n_samples = 1000000;
+    hello_frames = hafl_msg_encode(hello, NULL);
+    CHECK(hello_frames && zmsg_send(&hello_frames, heavy) == 0);
     hafl_msg_destroy(&hello);
 
     int rc = hafl_node_wait(node, hex, reason, sizeof reason);
@@ -123,6 +134,19 @@ int main(void)
         zmsg_destroy(&zmsg);
     }
     CHECK(version_reject);
+    zpoller_destroy(&poller);
+    //  The heavy client was told its claim is above the cap.
+    poller = zpoller_new(heavy, NULL);
+    bool capped = false;
+    while (!capped && zpoller_wait(poller, 5000) == heavy) {
+        zmsg_t *zmsg = zmsg_recv(heavy);
+        hafl_msg_t *msg = hafl_msg_decode(zmsg, NULL);
+        capped = msg && msg->type == HAFL_MSG_REJECT && msg->u.reject.reason == HAFL_REJECT_AUTH &&
+                 strstr(msg->u.reject.text, "n_samples 1000000 above the cap of ");
+        hafl_msg_destroy(&msg);
+        zmsg_destroy(&zmsg);
+    }
+    CHECK(capped);
     zpoller_destroy(&poller);
     //  The second evaluator was told its place is taken.
     poller = zpoller_new(fake_evaluator, NULL);
@@ -161,6 +185,7 @@ int main(void)
     zsock_destroy(&rogue_ctl);
     zsock_destroy(&rogue_other);
     zsock_destroy(&fake_evaluator);
+    zsock_destroy(&heavy);
     hafl_node_destroy(&node);
     hafl_topology_destroy(&t);
     printf("bus rogue: ok\n");
