@@ -147,6 +147,7 @@ static const s_key_t s_keys[] = {
     {"security/server_cert", S_STR, S_F(security.server_cert), "", 0, 0, false, NULL},
     {"security/client_certs", S_STR, S_F(security.client_certs), "", 0, 0, false, NULL},
     {"security/client_cert", S_STR, S_F(security.client_cert), "", 0, 0, false, NULL},
+    {"security/insecure", S_BOOL, S_F(security.insecure), "false", 0, 0, false, NULL},
 };
 #define S_KEY_COUNT (sizeof s_keys / sizeof s_keys[0])
 
@@ -994,6 +995,16 @@ static int s_check_file(s_loader_t *L, const char *key, const char *path, bool w
 
 static int s_check_security(s_loader_t *L, hafl_topology_t *self)
 {
+    //  Secure by default across hosts: actors on more than one host over tcp talk in the clear
+    //  only when the topology says so.
+    if (!self->security.curve && !self->security.insecure &&
+        self->placement.mode == HAFL_PLACEMENT_HOSTS && self->placement.n_hosts > 1 &&
+        strcmp(self->placement.transport, "tcp") == 0)
+        return s_fail(L, "security/curve",
+                      "actors on %u hosts over tcp without CURVE: anyone on the network could "
+                      "read and write the federation's traffic; set security/curve = true (`hafl "
+                      "keygen` makes the certificates) or, knowingly, security/insecure = true",
+                      self->placement.n_hosts);
     if (!self->security.curve)
         return 0;
     if (self->placement.mode == HAFL_PLACEMENT_INPROC ||

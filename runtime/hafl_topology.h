@@ -130,6 +130,7 @@ typedef struct {
         char *server_cert;          //  security/server_cert  zcert secret file
         char *client_certs;         //  security/client_certs directory of allowed public certs
         char *client_cert;          //  security/client_cert  the clients' own secret cert
+        bool insecure;              //  security/insecure     allow hosts over tcp without CURVE, default false
     } security;
 } hafl_topology_t;
 

@@ -146,6 +146,27 @@ static void s_test_examples(void)
     }
 }
 
+//  Secure by default across hosts: three hosts over tcp without CURVE load only with
+//  security/insecure said explicitly (three-hosts.zpl says it); without it the loader refuses,
+//  naming security/curve.
+static void s_test_insecure_hosts(void)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/topologies/three-hosts.zpl", s_source);
+    const char *clear[] = {"security/insecure=false"};
+    hafl_topology_error_t err;
+    hafl_topology_t *t = hafl_topology_load(path, clear, 1, &err);
+    CHECKF(!t && strstr(err.text, "security/curve: actors on 3 hosts over tcp without CURVE") &&
+               strstr(err.text, "security/insecure = true"),
+           "%s", t ? "loaded" : err.text);
+    hafl_topology_destroy(&t);
+    //  Several processes on one machine are not several hosts: no refusal.
+    const char *local[] = {"placement/mode=processes", "placement/transport=tcp"};
+    t = s_load_text(S_SYNTH, local, 2, &err);
+    CHECKF(t, "%s", err.text);
+    hafl_topology_destroy(&t);
+}
+
 static void s_test_defaults(void)
 {
     hafl_topology_error_t err;
@@ -218,7 +239,7 @@ static void s_test_defaults(void)
     size_t n_lines = 0;
     for (char *c = printed; *c; c++)
         n_lines += *c == '\n';
-    CHECKF(n_lines == 64, "%zu lines printed", n_lines);
+    CHECKF(n_lines == 65, "%zu lines printed", n_lines);
     free(printed);
 }
 
@@ -689,6 +710,7 @@ int main(void)
     atexit(s_cleanup); //  also when a CHECK fails
 
     s_test_examples();
+    s_test_insecure_hosts();
     s_test_defaults();
     s_test_overrides();
     s_test_tiers();

@@ -31,3 +31,7 @@ placement
         gamma
             address = 10.77.0.3
             clients = 4-7
+#   In the clear, as the namespaces test on one machine needs it: across real machines, make
+#   certificates with `hafl keygen` and set security/curve instead (topologies/README.md).
+security
+    insecure = true
