@@ -233,6 +233,7 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
         sa->run_dir = self->run_dir;
         sa->max_msg_bytes = cap;
         sa->resume = opts->resume;
+        sa->all_local = in_process;
         sa->security = self->security;
         self->server = hafl_server_new(sa);
         if (!self->server) {

@@ -72,6 +72,7 @@ typedef struct {
     const char *run_dir;   //  existing folder for the run's files
     int64_t max_msg_bytes; //  inbound frame cap
     const char *resume;    //  run folder to resume from (checkpoint), or NULL
+    bool all_local;        //  every client runs in this process: round 1 waits for all of them
     const hafl_security_t *security; //  CURVE on the client endpoint; NULL or off: none
     //  Out: 0 once started, -1 with err.
     int status;
