@@ -29,3 +29,7 @@ set_tests_properties(wire PROPERTIES LABELS "bus;asan")
 add_test(NAME signals COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/signals.sh)
 set_tests_properties(signals PROPERTIES TIMEOUT 600 LABELS "bus;asan"
     ENVIRONMENT "HAFL_SOURCE_DIR=${CMAKE_SOURCE_DIR};HAFL_BINARY=$<TARGET_FILE:hafl>")
+# 1000 in-process clients, twice: the same digest, never "not reproducible".
+add_test(NAME scale_inproc COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/scale_inproc.sh)
+set_tests_properties(scale_inproc PROPERTIES TIMEOUT 300 LABELS bus
+    ENVIRONMENT "HAFL_SOURCE_DIR=${CMAKE_SOURCE_DIR};HAFL_BINARY=$<TARGET_FILE:hafl>")
