@@ -213,21 +213,40 @@ static void s_check_checkpoint(const char *run_dir, size_t round)
     hafl_server_state_destroy(&state);
 }
 
+//  Start case c: the server in this process, both client nodes as children; once round 2
+//  has ended, send every client node `sig`. Returns the server's node; *t gets the topology,
+//  clients the children, and *sub (when sub is given) stays subscribed to round-end and
+//  `also` (when not NULL) for the caller, else it is closed.
+static hafl_node_t *s_start_then_signal(s_case_t *c, hafl_topology_t **t, pid_t clients[2],
+                                        int sig, const char *also, zsock_t **sub_p)
+{
+    *t = s_load(c);
+    hafl_node_t *server = s_server(*t);
+    zsock_t *sub = zsock_new_sub(hafl_node_endpoints(server)->pub, "round-end ");
+    CHECK(sub != NULL);
+    if (also)
+        zsock_set_subscribe(sub, also);
+    clients[0] = s_spawn(c, "clients-0", server);
+    clients[1] = s_spawn(c, "clients-1", server);
+    s_wait_event(sub, "round-end", 2);
+    for (int i = 0; i < 2; i++)
+        CHECK(kill(clients[i], sig) == 0);
+    if (sub_p)
+        *sub_p = sub;
+    else
+        zsock_destroy(&sub);
+    return server;
+}
+
 //  All clients killed after round 2: the run ends failed at the join timeout, its rounds and
 //  checkpoint those that really had reports, and resuming it reaches the uninterrupted digest.
 static void s_killed(const char *uninterrupted)
 {
     s_case_t c = {{"server/deadline_ms=4000", "server/heartbeat_ms=250",
                    "server/heartbeat_misses=8", "server/join_timeout_ms=5000", NULL}};
-    hafl_topology_t *t = s_load(&c);
-    hafl_node_t *server = s_server(t);
-    zsock_t *sub = zsock_new_sub(hafl_node_endpoints(server)->pub, "round-end ");
-    CHECK(sub != NULL);
-    pid_t clients[2] = {s_spawn(&c, "clients-0", server), s_spawn(&c, "clients-1", server)};
-    s_wait_event(sub, "round-end", 2);
-    for (int i = 0; i < 2; i++)
-        CHECK(kill(clients[i], SIGKILL) == 0);
-    zsock_destroy(&sub);
+    hafl_topology_t *t;
+    pid_t clients[2];
+    hafl_node_t *server = s_start_then_signal(&c, &t, clients, SIGKILL, NULL, NULL);
     char hex[65], reason[512];
     CHECKF(hafl_node_wait(server, hex, reason, sizeof reason) == -1,
            "the run ended well without clients: %s", reason);
@@ -288,15 +307,10 @@ static void s_paused(void)
 {
     s_case_t c = {{"server/deadline_ms=4000", "server/heartbeat_ms=250",
                    "server/heartbeat_misses=8", "server/join_timeout_ms=60000", NULL}};
-    hafl_topology_t *t = s_load(&c);
-    hafl_node_t *server = s_server(t);
-    zsock_t *sub = zsock_new_sub(hafl_node_endpoints(server)->pub, "round-end ");
-    CHECK(sub != NULL);
-    zsock_set_subscribe(sub, "quorum-lost ");
-    pid_t clients[2] = {s_spawn(&c, "clients-0", server), s_spawn(&c, "clients-1", server)};
-    s_wait_event(sub, "round-end", 2);
-    for (int i = 0; i < 2; i++)
-        CHECK(kill(clients[i], SIGSTOP) == 0);
+    hafl_topology_t *t;
+    pid_t clients[2];
+    zsock_t *sub = NULL;
+    hafl_node_t *server = s_start_then_signal(&c, &t, clients, SIGSTOP, "quorum-lost ", &sub);
     s_wait_event(sub, "quorum-lost", 1);
     for (int i = 0; i < 2; i++)
         CHECK(kill(clients[i], SIGCONT) == 0);
@@ -337,15 +351,9 @@ static void s_silent(void)
 {
     s_case_t c = {{"server/deadline_ms=1000", "server/heartbeat_ms=1000",
                    "server/heartbeat_misses=20", "server/join_timeout_ms=60000", NULL}};
-    hafl_topology_t *t = s_load(&c);
-    hafl_node_t *server = s_server(t);
-    zsock_t *sub = zsock_new_sub(hafl_node_endpoints(server)->pub, "round-end ");
-    CHECK(sub != NULL);
-    pid_t clients[2] = {s_spawn(&c, "clients-0", server), s_spawn(&c, "clients-1", server)};
-    s_wait_event(sub, "round-end", 2);
-    for (int i = 0; i < 2; i++)
-        CHECK(kill(clients[i], SIGSTOP) == 0);
-    zsock_destroy(&sub);
+    hafl_topology_t *t;
+    pid_t clients[2];
+    hafl_node_t *server = s_start_then_signal(&c, &t, clients, SIGSTOP, NULL, NULL);
     char hex[65], reason[512];
     int rc = hafl_node_wait(server, hex, reason, sizeof reason);
     for (int i = 0; i < 2; i++) {

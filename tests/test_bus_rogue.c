@@ -26,6 +26,24 @@ static void s_send_bytes(zsock_t *sock, const void *data, size_t size)
     CHECK(frame && zframe_send(&frame, sock, 0) == 0);
 }
 
+//  True when sock receives, within 5 s of silence, a REJECT of this reason whose text holds
+//  `text` (other messages are skipped).
+static bool s_got_reject(zsock_t *sock, uint32_t reason, const char *text)
+{
+    zpoller_t *poller = zpoller_new(sock, NULL);
+    bool got = false;
+    while (!got && zpoller_wait(poller, 5000) == sock) {
+        zmsg_t *zmsg = zmsg_recv(sock);
+        hafl_msg_t *msg = hafl_msg_decode(zmsg, NULL);
+        got = msg && msg->type == HAFL_MSG_REJECT && msg->u.reject.reason == reason &&
+              strstr(msg->u.reject.text, text);
+        hafl_msg_destroy(&msg);
+        zmsg_destroy(&zmsg);
+    }
+    zpoller_destroy(&poller);
+    return got;
+}
+
 int main(void)
 {
     hafl_topology_t *t = bus_load("topologies/smoke.zpl", NULL);
@@ -121,47 +139,12 @@ int main(void)
     zstr_free(&done);
     zstr_free(&why);
 
-    //  The rogue that spoke another major got REJECT VERSION.
-    poller = zpoller_new(rogue, NULL);
-    bool version_reject = false;
-    while (!version_reject && zpoller_wait(poller, 5000) == rogue) {
-        zmsg_t *zmsg = zmsg_recv(rogue);
-        hafl_msg_error_t merr;
-        hafl_msg_t *msg = hafl_msg_decode(zmsg, &merr);
-        version_reject =
-            msg && msg->type == HAFL_MSG_REJECT && msg->u.reject.reason == HAFL_REJECT_VERSION;
-        hafl_msg_destroy(&msg);
-        zmsg_destroy(&zmsg);
-    }
-    CHECK(version_reject);
-    zpoller_destroy(&poller);
-    //  The heavy client was told its claim is above the cap.
-    poller = zpoller_new(heavy, NULL);
-    bool capped = false;
-    while (!capped && zpoller_wait(poller, 5000) == heavy) {
-        zmsg_t *zmsg = zmsg_recv(heavy);
-        hafl_msg_t *msg = hafl_msg_decode(zmsg, NULL);
-        capped = msg && msg->type == HAFL_MSG_REJECT && msg->u.reject.reason == HAFL_REJECT_AUTH &&
-                 strstr(msg->u.reject.text, "n_samples 1000000 above the cap of ");
-        hafl_msg_destroy(&msg);
-        zmsg_destroy(&zmsg);
-    }
-    CHECK(capped);
-    zpoller_destroy(&poller);
-    //  The second evaluator was told its place is taken.
-    poller = zpoller_new(fake_evaluator, NULL);
-    bool taken = false;
-    while (!taken && zpoller_wait(poller, 5000) == fake_evaluator) {
-        zmsg_t *zmsg = zmsg_recv(fake_evaluator);
-        hafl_msg_t *msg = hafl_msg_decode(zmsg, NULL);
-        taken = msg && msg->type == HAFL_MSG_REJECT &&
-                msg->u.reject.reason == HAFL_REJECT_INDEX &&
-                strstr(msg->u.reject.text, "evaluator's place is held by a live peer");
-        hafl_msg_destroy(&msg);
-        zmsg_destroy(&zmsg);
-    }
-    CHECK(taken);
-    zpoller_destroy(&poller);
+    //  The rogue that spoke another major got REJECT VERSION; the heavy client was told its
+    //  claim is above the cap; the second evaluator that its place is taken.
+    CHECK(s_got_reject(rogue, HAFL_REJECT_VERSION, ""));
+    CHECK(s_got_reject(heavy, HAFL_REJECT_AUTH, "n_samples 1000000 above the cap of "));
+    CHECK(s_got_reject(fake_evaluator, HAFL_REJECT_INDEX,
+                       "evaluator's place is held by a live peer"));
     //  Any other message of another major is counted and logged, but never answered.
     poller = zpoller_new(rogue_other, NULL);
     CHECKF(zpoller_wait(poller, 200) == NULL, "a non-HELLO of another major was answered");
