@@ -13,7 +13,7 @@
 set -eu
 hafl=${HAFL_BINARY:?}
 source_dir=${HAFL_SOURCE_DIR:?}
-topology="$source_dir/topologies/stories260K.zpl"
+topology="$source_dir/topologies/tiny.zpl"
 work=$(mktemp -d "${TMPDIR:-/tmp}/hafl-signals-XXXXXX")
 cleanup() {
     pkill -KILL -f "$work" 2>/dev/null || true

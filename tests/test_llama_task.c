@@ -1,6 +1,6 @@
 /*  test_llama_task: the real task (stories260K + 20 Newsgroups) behind the task interface.
 
-    Built from topologies/stories260K.zpl with small overrides: two clients on a 200-document
+    Built from topologies/tiny.zpl with small overrides: two clients on a 200-document
     training subset and a 64-document test subset. Checks that shards cover the subset, that
     training is deterministic and moves only trainable components, that an absent component
     stays zero, that a trainer's cross-round state moves to another trainer exactly, that
@@ -20,13 +20,13 @@
 #include <string.h>
 #include <unistd.h>
 
-//  stories260K.zpl made small; extra (may be NULL) is one more override.
+//  tiny.zpl made small; extra (may be NULL) is one more override.
 static hafl_topology_t *
 s_topology_with (const char *seed_override, const char *extra)
 {
     const char *src = getenv ("HAFL_SOURCE_DIR");
     char path[4096];
-    snprintf (path, sizeof path, "%s/topologies/stories260K.zpl", src ? src : "..");
+    snprintf (path, sizeof path, "%s/topologies/tiny.zpl", src ? src : "..");
     const char *overrides[] = {"clients/count=2",      "clients/ranks=2,4",
                                "data/train_limit=200", "data/test_limit=64",
                                "data/max_tokens=32",   seed_override,
@@ -243,7 +243,7 @@ main (void)
     for (int i = 0; i < 2; i++) {
         const char *src = getenv ("HAFL_SOURCE_DIR");
         char path[4096];
-        snprintf (path, sizeof path, "%s/topologies/stories260K.zpl", src ? src : "..");
+        snprintf (path, sizeof path, "%s/topologies/tiny.zpl", src ? src : "..");
         const char *overrides[] = {bad_sets[i][0]};
         hafl_topology_error_t terr;
         hafl_topology_t *bad = hafl_topology_load (path, overrides, 1, &terr);

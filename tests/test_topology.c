@@ -98,7 +98,7 @@ static void s_check_llama_federation(const hafl_topology_t *t, const char *check
 
 static void s_test_examples(void)
 {
-    const char *names[] = {"stories260K", "smoke", "faults", "three-hosts", "quickstart"};
+    const char *names[] = {"tiny", "smoke", "faults", "three-hosts", "quickstart"};
     for (int i = 0; i < 5; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/topologies/%s.zpl", s_source, names[i]);
@@ -646,10 +646,10 @@ static void s_test_command(void)
     }
     setenv("HAFL_ASSETS", empty, 1);
     setenv("HAFL_OFFLINE", "1", 1);
-    snprintf(topology, sizeof topology, "%s/topologies/stories260K.zpl", s_source);
+    snprintf(topology, sizeof topology, "%s/topologies/tiny.zpl", s_source);
     CHECK(s_run_check(copy, s_tmp, topology, out_path, err_path) == 2);
     text = s_read(err_path);
-    //  The line of `checkpoint =` in stories260K.zpl (its comments may grow).
+    //  The line of `checkpoint =` in tiny.zpl (its comments may grow).
     int checkpoint_line = 0;
     {
         char *zpl = s_read(topology);

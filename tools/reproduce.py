@@ -299,6 +299,8 @@ def s_run_job(args, job, folder, index, total, started, costs):
             s_fail("%s: scoring the final model failed (exit %d): %s\n%s"
                    % (job.key, proc.returncode, " ".join(cmd), proc.stderr[-2000:]))
         final = json.loads(proc.stdout.strip().splitlines()[-1])
+        #   The record keeps what the run measured, not where this machine kept its files.
+        final.pop("adapter", None)
         print("    %s final model on %d test documents: accuracy %.4f"
               % (job.key, final["examples"], final["accuracy"]), flush=True)
     else:

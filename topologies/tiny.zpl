@@ -1,4 +1,4 @@
-#   stories260K: the main job's shape on the tiny stories260K model, for fast tests (the tests
+#   tiny: the main job's shape on the tiny stories260K model, for fast tests (the tests
 #   shrink it further with overrides). Ten in-process clients with heterogeneous LoRA rank
 #   budgets fine-tune stories260K on 20 Newsgroups with HAFL's freeze scheme and adaptive
 #   aggregation. About two minutes on two cores:
