@@ -331,6 +331,12 @@ static int s_first_difference(const char *a, const char *b, bool a_is_checkpoint
             bool digest = keylen == 11 && strncmp(line, "base_digest", 11) == 0;
             if (!(digest && skip_digest) &&
                 (!other || other_len != vlen || memcmp(value, other, vlen) != 0)) {
+                if (digest) {
+                    snprintf(err, errlen,
+                             "base_digest: the model, tokenizer or data differ from the ones "
+                             "the checkpoint was made with: resuming would not be exact");
+                    return -1;
+                }
                 char then[300], now[300];
                 s_describe(then, sizeof then, a_is_checkpoint ? value : other,
                            a_is_checkpoint ? vlen : other_len);
@@ -340,10 +346,6 @@ static int s_first_difference(const char *a, const char *b, bool a_is_checkpoint
                          "%.*s is %s here but %s in the checkpoint: resuming with it would not "
                          "continue the run exactly (only server/rounds may grow)",
                          (int)keylen, line, now, then);
-                if (digest)
-                    snprintf(err, errlen,
-                             "base_digest: the model, tokenizer or data differ from the ones "
-                             "the checkpoint was made with: resuming would not be exact");
                 return -1;
             }
         }

@@ -33,6 +33,25 @@ wait_for() {
     done
 }
 
+# rc = the exit status of background job $1 (a function, not $(...): a subshell cannot wait
+# for this shell's jobs), without set -e ending the script on a failure.
+status_of() {
+    set +e
+    wait "$1"
+    rc=$?
+    set -e
+}
+
+# Wait until no process matches $1 (up to 30 s); 0 when none is left.
+gone() {
+    i=0
+    while pgrep -f "$1" > /dev/null; do
+        i=$((i + 1))
+        [ $i -le 300 ] || return 1
+        sleep 0.1
+    done
+}
+
 run_args="--set server/rounds=200 --set logger/run_dir=$work/runs"
 
 # 1. In-process double Ctrl-C, three times.
@@ -44,11 +63,8 @@ for n in 1 2 3; do
     kill -INT $pid
     sleep 0.01
     kill -INT $pid
-    set +e
-    wait $pid
-    rc=$?
-    set -e
-    [ $rc -eq 1 ] || fail "in-process double SIGINT ($n): exit $rc, expected 1"
+    status_of $pid
+    [ "$rc" -eq 1 ] || fail "in-process double SIGINT ($n): exit $rc, expected 1"
     grep -q "stopped by SIGINT after round" "inproc$n.log" || fail "no 'stopped by SIGINT' ($n)"
     grep -q "^unfinished adapter sha256 " "inproc$n.log" || fail "adapter not labelled unfinished"
     ! grep -q "^final adapter sha256" "inproc$n.log" || fail "a stopped run printed a final adapter"
@@ -62,11 +78,8 @@ pgid=$(ps -o pgid= -p $launcher | tr -d ' ')
 /bin/kill -INT -- "-$pgid"
 sleep 0.01
 /bin/kill -INT -- "-$pgid"
-set +e
-wait $launcher
-rc=$?
-set -e
-[ $rc -eq 1 ] || fail "--processes double SIGINT: launcher exit $rc, expected 1"
+status_of $launcher
+[ "$rc" -eq 1 ] || fail "--processes double SIGINT: launcher exit $rc, expected 1"
 ! grep -q "ended with signal" group.log || fail "a node ended by a signal: $(grep 'ended with signal' group.log)"
 
 # 3. --processes, SIGINT then SIGTERM to one client node, then SIGTERM to the launcher.
@@ -78,13 +91,11 @@ node=$(pgrep -f "host clients-0 .*$work/runs" | head -1)
 kill -INT "$node"
 sleep 0.01
 kill -TERM "$node"
-sleep 1
+# The node ends by itself (cleanly, not by the signals); then the launcher is stopped.
+gone "host clients-0 .*$work/runs" || fail "the signalled client node did not end"
 kill -TERM $launcher
-set +e
-wait $launcher
-rc=$?
-set -e
-[ $rc -eq 1 ] || fail "client node signalled: launcher exit $rc, expected 1"
+status_of $launcher
+[ "$rc" -eq 1 ] || fail "client node signalled: launcher exit $rc, expected 1"
 ! grep -q "ended with signal" client.log || fail "a node ended by a signal: $(grep 'ended with signal' client.log)"
 
 # 4. Three signals: out at once.
@@ -95,15 +106,10 @@ wait_for third.log "^round 1/"
 kill -INT $pid
 kill -INT $pid
 kill -INT $pid
-set +e
-wait $pid
-rc=$?
-set -e
+status_of $pid
 # Two signals may already have ended it cleanly before the third arrives; never a crash.
-[ $rc -eq 130 ] || [ $rc -eq 1 ] || fail "three SIGINTs: exit $rc, expected 130 (or 1)"
-[ $rc -eq 1 ] || grep -q "third signal: ending at once" third.log || fail "exit 130 without saying why"
+[ "$rc" -eq 130 ] || [ "$rc" -eq 1 ] || fail "three SIGINTs: exit $rc, expected 130 (or 1)"
+[ "$rc" -eq 1 ] || grep -q "third signal: ending at once" third.log || fail "exit 130 without saying why"
 
-sleep 1
-left=$(pgrep -f "$work/runs" | wc -l)
-[ "$left" -eq 0 ] || fail "$left hafl processes left behind"
+gone "$work/runs" || fail "$(pgrep -f "$work/runs" | wc -l) hafl processes left behind"
 echo "signals: ok (double SIGINT in-process and to a process group, SIGINT+SIGTERM to a node, three SIGINTs: exit $rc)"
