@@ -37,6 +37,8 @@ typedef struct {
     char name[HAFL_MSG_MAX_NAME];
     s_phase_t phase;
     bool rejoining;           //  next HELLO says rejoin = true
+    hafl_session_t session;   //  from the last WELCOME; a crash keeps it, so the rejoin that
+                              //  follows proves it is the same participant (PROTOCOL.md)
     hafl_trainer_t *trainer;  //  NULL until welcomed (and after a crash)
     hafl_adapter_t *received; //  what the server sent; merged terms accumulate across rounds
     uint8_t *roles;           //  [n_matrices * R] of the round being trained
@@ -168,6 +170,7 @@ static int s_send_hello(s_self_t *self)
     h->n_samples = self->n_samples;
     memcpy(h->base_digest, self->digest, 32);
     h->rejoin = self->rejoining;
+    h->session = self->session;
     int rc = hafl_wire_send(self->dealer, NULL, msg, NULL, NULL);
     hafl_msg_destroy(&msg);
     return rc;
@@ -449,6 +452,7 @@ static void s_on_welcome(s_self_t *self, const hafl_welcome_t *w)
         return;
     }
     snprintf(self->run_id, sizeof self->run_id, "%s", w->run_id);
+    self->session = w->session;
     if (!self->events && self->args->log_endpoint)
         self->events = hafl_events_new(self->args->log_endpoint, self->run_id, self->name);
     self->heartbeat_ms = w->heartbeat_ms;

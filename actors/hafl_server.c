@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,6 +48,7 @@ typedef struct {
     bool joined; //  has an identity that has not died
     zframe_t *identity;
     char key[48]; //  identity hex, the peers table key
+    uint8_t session[HAFL_SESSION_BYTES]; //  the secret its WELCOME carried (a rejoin shows it)
     uint32_t rank_budget;
     uint64_t n_samples;
     int64_t last_seen;   //  zclock_mono ms of its last message
@@ -91,6 +93,7 @@ typedef struct {
     uint32_t count;
     zhash_t *peers;      //  identity hex -> s_client_t *, or &evaluator marker
     zframe_t *evaluator; //  evaluator identity once joined
+    uint8_t evaluator_session[HAFL_SESSION_BYTES];
     int64_t evaluator_seen;
     s_phase_t phase;
     uint32_t round;       //  current (or last) round, 1-based; 0 before the first
@@ -223,12 +226,19 @@ static void s_reject(s_self_t *self, zframe_t *identity, uint32_t reason, const 
     }
 }
 
-static void s_welcome(s_self_t *self, zframe_t *identity, uint32_t index, hafl_traffic_t *traffic)
+//  Admit a peer to `index` with a fresh session secret, kept in `session` (the client's or the
+//  evaluator's): a later HELLO for the same index from another connection must present it
+//  while this peer is alive (s_takeover).
+static void s_welcome(s_self_t *self, zframe_t *identity, uint32_t index, uint8_t *session,
+                      hafl_traffic_t *traffic)
 {
     hafl_msg_t *msg = hafl_msg_new(HAFL_MSG_WELCOME);
     if (!msg)
         return;
     hafl_welcome_t *w = &msg->u.welcome;
+    randombytes_buf(session, HAFL_SESSION_BYTES);
+    w->session.present = true;
+    memcpy(w->session.bytes, session, HAFL_SESSION_BYTES);
     w->client_index = index;
     snprintf(w->run_id, sizeof w->run_id, "%s", self->args->run_id);
     w->heartbeat_ms = self->topo->server.heartbeat_ms;
@@ -1179,6 +1189,52 @@ static void s_forget_identity(s_self_t *self, s_client_t *c)
     c->key[0] = 0;
 }
 
+//  A HELLO from another connection for a place (a client index, or the evaluator's) whose
+//  holder is alive. Only the holder's session secret, which only its WELCOME carried, lets the
+//  newcomer in: that is a legitimate rejoin (the holder restarted its connection after a
+//  crash), and the old connection is told it was replaced, so a node still behind it ends with
+//  that reason instead of waiting. Anything else is a takeover attempt: refused with REJECT
+//  SESSION and logged, and the holder keeps its place. Returns true when the newcomer may
+//  proceed. `place` names the place for messages ("client 3", "the evaluator").
+static bool s_takeover(s_self_t *self, zframe_t *identity, const char *name, const char *place,
+                       zframe_t *holder, const uint8_t *session, const hafl_hello_t *h)
+{
+    char text[HAFL_MSG_MAX_TEXT], held_by[48], peer[48];
+    hafl_wire_peer(holder, held_by, sizeof held_by);
+    hafl_wire_peer(identity, peer, sizeof peer);
+    if (h->session.present && sodium_memcmp(h->session.bytes, session, HAFL_SESSION_BYTES) == 0) {
+        snprintf(text, sizeof text, "%s was taken over by a rejoin from peer %s with its session",
+                 place, peer);
+        s_send_reject(self, holder, HAFL_REJECT_REPLACED, text);
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "peer-replaced");
+        if (ev) {
+            hafl_log_event_add_string(ev, "place", place);
+            hafl_log_event_add_string(ev, "old_peer", held_by);
+            hafl_log_event_add_string(ev, "new_peer", peer);
+            s_send_event(self, &ev);
+        }
+        return true;
+    }
+    if (!h->session.present && !h->rejoin && h->client_index != HAFL_EVALUATOR_INDEX) {
+        snprintf(text, sizeof text, "client index %u is already taken", h->client_index);
+        s_reject(self, identity, HAFL_REJECT_INDEX, text, name);
+        return false;
+    }
+    snprintf(text, sizeof text, "%s is held by a live peer (%s); a rejoin must present the "
+             "session its WELCOME gave (%s)", place, held_by,
+             h->session.present ? "the one presented is wrong" : "none presented");
+    s_reject(self, identity, HAFL_REJECT_SESSION, text, name);
+    hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "takeover-refused");
+    if (ev) {
+        hafl_log_event_add_string(ev, "place", place);
+        hafl_log_event_add_string(ev, "holder", held_by);
+        hafl_log_event_add_string(ev, "peer", peer);
+        hafl_log_event_add_bool(ev, "session_presented", h->session.present);
+        s_send_event(self, &ev);
+    }
+    return false;
+}
+
 static void s_on_hello(s_self_t *self, zframe_t *identity, const char *key, const hafl_hello_t *h,
                        hafl_traffic_t *traffic)
 {
@@ -1213,19 +1269,15 @@ static void s_on_hello(s_self_t *self, zframe_t *identity, const char *key, cons
     }
     if (h->client_index == HAFL_EVALUATOR_INDEX) {
         //  Exactly one evaluator: while the one that joined is alive (heard from within the
-        //  heartbeat death limit), a HELLO from another peer for its place is refused; the same
-        //  peer saying HELLO again (a reconnect) keeps it.
+        //  heartbeat death limit), a HELLO from another peer for its place needs its session
+        //  (s_takeover); the same peer saying HELLO again (a reconnect) keeps it.
         int64_t limit =
             (int64_t)self->topo->server.heartbeat_ms * self->topo->server.heartbeat_misses;
         if (self->evaluator && !zframe_eq(self->evaluator, identity) &&
-            zclock_mono() - self->evaluator_seen <= limit) {
-            char holder[48];
-            hafl_wire_peer(self->evaluator, holder, sizeof holder);
-            snprintf(text, sizeof text, "the evaluator's place is held by a live peer (%s)",
-                     holder);
-            s_reject(self, identity, HAFL_REJECT_INDEX, text, name);
+            zclock_mono() - self->evaluator_seen <= limit &&
+            !s_takeover(self, identity, name, "the evaluator", self->evaluator,
+                        self->evaluator_session, h))
             return;
-        }
         if (self->evaluator) {
             char old[48];
             hafl_wire_peer(self->evaluator, old, sizeof old);
@@ -1235,7 +1287,7 @@ static void s_on_hello(s_self_t *self, zframe_t *identity, const char *key, cons
         self->evaluator = zframe_dup(identity);
         self->evaluator_seen = zclock_mono();
         zhash_insert(self->peers, key, &s_evaluator_marker);
-        s_welcome(self, identity, HAFL_EVALUATOR_INDEX, NULL);
+        s_welcome(self, identity, HAFL_EVALUATOR_INDEX, self->evaluator_session, NULL);
         s_log_text(self, -1, "evaluator-joined", "peer", key);
     } else {
         if (h->client_index >= self->count) {
@@ -1257,11 +1309,11 @@ static void s_on_hello(s_self_t *self, zframe_t *identity, const char *key, cons
             return;
         }
         bool same_peer = c->identity && zframe_eq(c->identity, identity);
-        if (c->joined && !h->rejoin && !same_peer) {
-            snprintf(text, sizeof text, "client index %u is already taken", h->client_index);
-            s_reject(self, identity, HAFL_REJECT_INDEX, text, name);
+        char place[32];
+        snprintf(place, sizeof place, "client %u", h->client_index);
+        if (c->joined && !same_peer &&
+            !s_takeover(self, identity, name, place, c->identity, c->session, h))
             return;
-        }
         bool rejoin = c->identity != NULL || h->rejoin;
         if (rejoin && self->round > 0) {
             //  It lost its state: it may not count in the round it crashed in, and sits out
@@ -1280,7 +1332,7 @@ static void s_on_hello(s_self_t *self, zframe_t *identity, const char *key, cons
         c->last_seen = zclock_mono();
         c->merged_known = false;
         hafl_traffic_add(&c->up, traffic);
-        s_welcome(self, identity, h->client_index, &c->down);
+        s_welcome(self, identity, h->client_index, c->session, &c->down);
         hafl_log_event_t *ev = s_event(self, -1, rejoin ? "client-rejoined" : "client-joined");
         if (ev) {
             hafl_log_event_add_int(ev, "client", h->client_index);
@@ -1995,7 +2047,12 @@ void hafl_server_actor(zsock_t *pipe, void *args_)
     self->started = zclock_mono();
     self->join_started = self->started;
     args->err[0] = 0;
-    int rc = s_setup(self, args);
+    //  Session secrets come from libsodium's generator (s_welcome), which needs it initialised.
+    int rc = sodium_init() < 0 ? -1 : 0;
+    if (rc)
+        snprintf(args->err, sizeof args->err, "server: libsodium failed to initialise");
+    else
+        rc = s_setup(self, args);
     args->status = rc;
     zsock_signal(pipe, rc ? 1 : 0);
     if (rc) {

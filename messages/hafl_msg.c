@@ -88,6 +88,7 @@ typedef enum {
     F_STR,      //  char[max + 1] in place, length [min, max] bytes
     F_HEAPSTR,  //  char *, owned, length [min, max] bytes
     F_DIGEST,   //  uint8_t[32], bin of exactly 32 bytes
+    F_SESSION,  //  hafl_session_t: bin of 32 bytes, or of 0 (absent) when min is 0
     F_MATRICES, //  welcome.matrices: array of [name, d_out, d_in]
     F_ROLES,    //  round.roles: bin of n_matrices * rank role bytes
     F_NCOMP,    //  uint32_t count of component frames
@@ -104,17 +105,19 @@ typedef struct {
     uint64_t max;
     int cap; //  above max is ECAP (a size cap) rather than ERANGE
     float fmin, fmax;
+    uint16_t since; //  the minor that appended the field; a sender of an older minor omits it
 } s_field_t;
 
 // clang-format off
 #define S_OFF(t, f)            offsetof(hafl_msg_t, u.t.f)
-#define S_U32(t, f, lo, hi)    {#f, F_U32, S_OFF(t, f), lo, hi, 0, 0, 0}
-#define S_U32CAP(t, f, lo, hi) {#f, F_U32, S_OFF(t, f), lo, hi, 1, 0, 0}
-#define S_U64(t, f)            {#f, F_U64, S_OFF(t, f), 0, UINT64_MAX, 0, 0, 0}
-#define S_F32(t, f, lo, hi)    {#f, F_F32, S_OFF(t, f), 0, 0, 0, lo, hi}
-#define S_BOOL(t, f)           {#f, F_BOOL, S_OFF(t, f), 0, 1, 0, 0, 0}
-#define S_STR(t, f, lo)        {#f, F_STR, S_OFF(t, f), lo, sizeof(((hafl_msg_t *)0)->u.t.f) - 1, 1, 0, 0}
-#define S_SPECIAL(t, f, kind, lo, hi) {#f, kind, S_OFF(t, f), lo, hi, 1, 0, 0}
+#define S_U32(t, f, lo, hi)    {#f, F_U32, S_OFF(t, f), lo, hi, 0, 0, 0, 0}
+#define S_U32CAP(t, f, lo, hi) {#f, F_U32, S_OFF(t, f), lo, hi, 1, 0, 0, 0}
+#define S_U64(t, f)            {#f, F_U64, S_OFF(t, f), 0, UINT64_MAX, 0, 0, 0, 0}
+#define S_F32(t, f, lo, hi)    {#f, F_F32, S_OFF(t, f), 0, 0, 0, lo, hi, 0}
+#define S_BOOL(t, f)           {#f, F_BOOL, S_OFF(t, f), 0, 1, 0, 0, 0, 0}
+#define S_STR(t, f, lo)        {#f, F_STR, S_OFF(t, f), lo, sizeof(((hafl_msg_t *)0)->u.t.f) - 1, 1, 0, 0, 0}
+#define S_SPECIAL(t, f, kind, lo, hi) {#f, kind, S_OFF(t, f), lo, hi, 1, 0, 0, 0}
+#define S_SESSION(t, lo, since) {"session", F_SESSION, S_OFF(t, session), lo, 32, 0, 0, 0, since}
 
 static const s_field_t s_hello[] = {
     S_U32(hello, client_index, 0, UINT32_MAX - 1),
@@ -123,6 +126,7 @@ static const s_field_t s_hello[] = {
     S_U64(hello, n_samples),
     S_SPECIAL(hello, base_digest, F_DIGEST, 32, 32),
     S_BOOL(hello, rejoin),
+    S_SESSION(hello, 0, 1),
 };
 static const s_field_t s_welcome[] = {
     S_U32(welcome, client_index, 0, UINT32_MAX - 1),
@@ -133,9 +137,10 @@ static const s_field_t s_welcome[] = {
     S_U32CAP(welcome, head_rows, 0, HAFL_MSG_MAX_HEAD),
     S_U32CAP(welcome, head_cols, 0, HAFL_MSG_MAX_HEAD),
     S_SPECIAL(welcome, matrices, F_MATRICES, 0, HAFL_MSG_MAX_MATRICES),
+    S_SESSION(welcome, 32, 1),
 };
 //  Reasons above the last one this minor defines are accepted from a newer minor only.
-#define S_REJECT_LAST HAFL_REJECT_AUTH
+#define S_REJECT_LAST HAFL_REJECT_REPLACED
 static const s_field_t s_reject[] = {
     S_U32(reject, reason, 1, 255),
     S_STR(reject, text, 0),
@@ -183,7 +188,7 @@ static const s_field_t s_eval_result[] = {
 static const s_field_t s_log_event[] = {
     S_U64(log_event, time_us),
     S_STR(log_event, run_id, 0),
-    {"round", F_I32, S_OFF(log_event, round), -1, INT32_MAX, 0, 0, 0},
+    {"round", F_I32, S_OFF(log_event, round), -1, INT32_MAX, 0, 0, 0, 0},
     S_STR(log_event, actor, 1),
     S_STR(log_event, event, 1),
     S_SPECIAL(log_event, fields, F_FIELDS, 0, HAFL_MSG_MAX_FIELDS),
@@ -235,6 +240,22 @@ static const s_type_t s_types[HAFL_MSG_TYPE_COUNT] = {
 static const s_type_t *s_type(uint64_t type)
 {
     return type >= 1 && type < HAFL_MSG_TYPE_COUNT ? &s_types[type] : NULL;
+}
+
+//  How many of a type's fields a sender of `minor` writes (all of ours for a newer minor).
+static uint32_t s_fields_in(const s_type_t *t, uint64_t minor)
+{
+    uint32_t n = 0;
+    while (n < t->n_fields && t->fields[n].since <= minor)
+        n++;
+    return n;
+}
+
+//  The last REJECT reason each minor defines: 1.0 had VERSION..AUTH, 1.1 added SESSION and
+//  REPLACED.
+static uint32_t s_reject_last(uint64_t minor)
+{
+    return minor == 0 ? HAFL_REJECT_AUTH : S_REJECT_LAST;
 }
 
 #define S_AT(msg, off, T)  ((T *)((char *)(msg) + (off)))
@@ -379,9 +400,9 @@ static int s_check_message(const hafl_msg_t *m, uint16_t minor, hafl_msg_error_t
         return s_check_head_shape(err, S_W("welcome", "head"), m->u.welcome.head_rows,
                                   m->u.welcome.head_cols);
     if (m->type == HAFL_MSG_REJECT && minor <= HAFL_PROTO_MINOR &&
-        m->u.reject.reason > S_REJECT_LAST)
-        return s_fail(err, HAFL_MSG_ERANGE, S_W("reject", "reason"), "%u is not a reason of 1.%u",
-                      m->u.reject.reason, HAFL_PROTO_MINOR);
+        m->u.reject.reason > s_reject_last(minor))
+        return s_fail(err, HAFL_MSG_ERANGE, S_W("reject", "reason"), "%u is not a reason of 2.%u",
+                      m->u.reject.reason, (unsigned)minor);
     if (m->type == HAFL_MSG_ROUND && m->u.round.local_epochs == 0 && m->u.round.local_steps == 0)
         return s_fail(err, HAFL_MSG_ERANGE, S_W("round", "local_steps"),
                       "local_epochs and local_steps are both 0");
@@ -582,6 +603,13 @@ static int s_validate_field(const hafl_msg_t *m, const s_type_t *t, const s_fiel
         }
         return 0;
     }
+    case F_SESSION: {
+        const hafl_session_t *session = at;
+        if (!session->present && f->min > 0)
+            return s_fail(err, HAFL_MSG_ELENGTH, path, "no session, %lld bytes required",
+                          (long long)f->min);
+        return 0;
+    }
     case F_U64:
     case F_BOOL:
     case F_DIGEST:
@@ -624,6 +652,13 @@ static void s_pack_field(msgpack_packer *pk, const hafl_msg_t *m, const s_field_
         msgpack_pack_bin(pk, 32);
         msgpack_pack_bin_body(pk, at, 32);
         break;
+    case F_SESSION: {
+        const hafl_session_t *session = at;
+        size_t n = session->present ? HAFL_SESSION_BYTES : 0;
+        msgpack_pack_bin(pk, n);
+        msgpack_pack_bin_body(pk, session->bytes, n);
+        break;
+    }
     case F_MATRICES: {
         const hafl_welcome_t *w = &m->u.welcome;
         msgpack_pack_array(pk, w->n_matrices);
@@ -984,7 +1019,7 @@ static int s_read_tuple(hafl_mpreader_t *r, const s_where_t *path, uint32_t need
     if (it.len < need)
         return s_fail(err, HAFL_MSG_EARITY, path, "%u elements, %u required", it.len, need);
     if (it.len > need && minor <= HAFL_PROTO_MINOR)
-        return s_fail(err, HAFL_MSG_EARITY, path, "%u elements, exactly %u in 1.%u", it.len, need,
+        return s_fail(err, HAFL_MSG_EARITY, path, "%u elements, exactly %u in 2.%u", it.len, need,
                       minor);
     return 0;
 }
@@ -1339,6 +1374,19 @@ static int s_decode_field(hafl_mpreader_t *r, hafl_msg_t *m, const s_type_t *t, 
             return s_fail(err, HAFL_MSG_ELENGTH, path, "%u bytes, 32 required", it.len);
         memcpy(at, it.ptr, 32);
         return 0;
+    case F_SESSION: {
+        if (s_read_bin(r, path, &it, err))
+            return -1;
+        hafl_session_t *session = at;
+        if (it.len == 0 && f->min == 0)
+            return 0;
+        if (it.len != HAFL_SESSION_BYTES)
+            return s_fail(err, HAFL_MSG_ELENGTH, path, "%u bytes, %s32 required", it.len,
+                          f->min == 0 ? "0 or " : "");
+        memcpy(session->bytes, it.ptr, HAFL_SESSION_BYTES);
+        session->present = true;
+        return 0;
+    }
     case F_ROLES: {
         hafl_round_t *rd = &m->u.round;
         size_t n = (size_t)rd->n_matrices * rd->rank;
@@ -1436,9 +1484,12 @@ static hafl_msg_t *s_decode(zmsg_t *zmsg, bool borrow, hafl_msg_error_t *err)
     if (s_decode_prefix(&rd, &n, &major, &minor, &type, err))
         return NULL;
     const s_type_t *t = s_type(type);
-    uint32_t need = 3 + (uint32_t)t->n_fields;
+    //  A sender of an older minor writes only the fields that minor had; they come first, since
+    //  minors only append.
+    uint32_t known = s_fields_in(t, minor);
+    uint32_t need = 3 + known;
     if (n < need || (n > need && minor <= HAFL_PROTO_MINOR)) {
-        s_fail(err, HAFL_MSG_EARITY, S_W(t->name, NULL), "header has %u elements, %s%u in 1.%llu",
+        s_fail(err, HAFL_MSG_EARITY, S_W(t->name, NULL), "header has %u elements, %s%u in 2.%llu",
                n, n < need ? "at least " : "exactly ", need, (unsigned long long)minor);
         return NULL;
     }
@@ -1448,7 +1499,7 @@ static hafl_msg_t *s_decode(zmsg_t *zmsg, bool borrow, hafl_msg_error_t *err)
         return NULL;
     }
     m->minor = (uint16_t)minor;
-    for (size_t i = 0; i < t->n_fields; i++)
+    for (size_t i = 0; i < known; i++)
         if (s_decode_field(&rd, m, t, &t->fields[i], err))
             goto fail;
     if (s_skip_extra(&rd, S_W(t->name, NULL), n - need, err) ||

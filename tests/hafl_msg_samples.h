@@ -77,6 +77,9 @@ static inline hafl_msg_t *s_sample(hafl_msg_type_t type)
         for (int i = 0; i < 32; i++)
             x->base_digest[i] = (uint8_t)(i * 7 + 1);
         x->rejoin = true;
+        x->session.present = true;
+        for (int i = 0; i < HAFL_SESSION_BYTES; i++)
+            x->session.bytes[i] = (uint8_t)(255 - 3 * i);
         break;
     }
     case HAFL_MSG_WELCOME: {
@@ -97,6 +100,9 @@ static inline hafl_msg_t *s_sample(hafl_msg_type_t type)
             x->matrices[i].d_out = s_dout[i];
             x->matrices[i].d_in = s_din[i];
         }
+        x->session.present = true;
+        for (int i = 0; i < HAFL_SESSION_BYTES; i++)
+            x->session.bytes[i] = (uint8_t)(i * 5 + 2);
         break;
     }
     case HAFL_MSG_REJECT:

@@ -8,8 +8,9 @@
     - A client built on another base model (wrong base digest) is refused, with the reason in
       the log, and its actor is told so.
     - A second evaluator (a well-formed HELLO for the evaluator's place, once the real one has
-      joined) is refused with REJECT INDEX while the real one is alive: it can neither replace
-      it nor write accuracies into the run (the digest stays the undisturbed one).
+      joined, without the evaluator's session) is refused with REJECT SESSION while the real
+      one is alive: it can neither replace it nor write accuracies into the run (the digest
+      stays the undisturbed one).
     - A HELLO claiming a million samples (its weight in aggregation) is refused with REJECT AUTH
       naming the cap (server/max_samples, by default the largest shard the data gives).
 */
@@ -143,8 +144,8 @@ int main(void)
     //  claim is above the cap; the second evaluator that its place is taken.
     CHECK(s_got_reject(rogue, HAFL_REJECT_VERSION, ""));
     CHECK(s_got_reject(heavy, HAFL_REJECT_AUTH, "n_samples 1000000 above the cap of "));
-    CHECK(s_got_reject(fake_evaluator, HAFL_REJECT_INDEX,
-                       "evaluator's place is held by a live peer"));
+    CHECK(s_got_reject(fake_evaluator, HAFL_REJECT_SESSION,
+                       "the evaluator is held by a live peer"));
     //  Any other message of another major is counted and logged, but never answered.
     poller = zpoller_new(rogue_other, NULL);
     CHECKF(zpoller_wait(poller, 200) == NULL, "a non-HELLO of another major was answered");

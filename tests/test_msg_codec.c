@@ -70,7 +70,8 @@ static int s_equal(const hafl_msg_t *x, const hafl_msg_t *y)
             const hafl_hello_t *a = &x->u.hello, *b = &y->u.hello;
             return a->client_index == b->client_index && strcmp(a->name, b->name) == 0 &&
                    a->rank_budget == b->rank_budget && a->n_samples == b->n_samples &&
-                   SAME(a->base_digest, b->base_digest) && a->rejoin == b->rejoin;
+                   SAME(a->base_digest, b->base_digest) && a->rejoin == b->rejoin &&
+                   SAME(a->session, b->session);
         }
         if (x->type == HAFL_MSG_REJECT)
             return x->u.reject.reason == y->u.reject.reason &&
@@ -89,7 +90,7 @@ static int s_equal(const hafl_msg_t *x, const hafl_msg_t *y)
         if (a->client_index != b->client_index || strcmp(a->run_id, b->run_id) ||
             a->heartbeat_ms != b->heartbeat_ms || a->rank != b->rank || !SAME(a->scale, b->scale) ||
             a->head_rows != b->head_rows || a->head_cols != b->head_cols ||
-            a->n_matrices != b->n_matrices)
+            a->n_matrices != b->n_matrices || !SAME(a->session, b->session))
             return 0;
         for (uint32_t i = 0; i < a->n_matrices; i++)
             if (strcmp(a->matrices[i].name, b->matrices[i].name) ||
@@ -1167,14 +1168,23 @@ static void s_test_semantics(void)
     CHECK(!hafl_msg_encode(m, &err) && err.code == HAFL_MSG_ELENGTH);
     hafl_msg_destroy(&m);
 
-    //  REJECT: a reason this minor does not define, unless the sender is newer.
+    //  REJECT: a reason the sender's minor does not define, unless the sender is newer than us.
+    //  1.0 ended at AUTH; 1.1 added SESSION and REPLACED.
     m = s_sample(HAFL_MSG_REJECT);
     z = s_encode(m);
-    t = s_with_element(z, 3, s_obj_uint(HAFL_REJECT_AUTH + 1));
-    EXPECT(t, HAFL_MSG_ERANGE, "reject reason 7 from minor 0");
-    zmsg_t *t2 = s_with_element(t, 1, s_obj_uint(HAFL_PROTO_MINOR + 1));
-    hafl_msg_t *d = hafl_msg_decode(t2, &err);
-    CHECKF(d && d->u.reject.reason == HAFL_REJECT_AUTH + 1, "newer reason: %s", err.text);
+    t = s_with_element(z, 3, s_obj_uint(HAFL_REJECT_SESSION));
+    zmsg_t *t2 = s_with_element(t, 1, s_obj_uint(0));
+    EXPECT(t2, HAFL_MSG_ERANGE, "reject reason 7 from minor 0");
+    zmsg_destroy(&t2);
+    hafl_msg_t *d = hafl_msg_decode(t, &err);
+    CHECKF(d && d->u.reject.reason == HAFL_REJECT_SESSION, "reason 7 from 1.1: %s", err.text);
+    hafl_msg_destroy(&d);
+    zmsg_destroy(&t);
+    t = s_with_element(z, 3, s_obj_uint(HAFL_REJECT_REPLACED + 1));
+    EXPECT(t, HAFL_MSG_ERANGE, "reject reason 9 from this minor");
+    t2 = s_with_element(t, 1, s_obj_uint(HAFL_PROTO_MINOR + 1));
+    d = hafl_msg_decode(t2, &err);
+    CHECKF(d && d->u.reject.reason == HAFL_REJECT_REPLACED + 1, "newer reason: %s", err.text);
     hafl_msg_destroy(&d);
     zmsg_destroy(&t2);
     zmsg_destroy(&t);
@@ -1326,6 +1336,61 @@ static void s_test_rank1_api(void)
     free(e.fields);
 }
 
+//  The 1.1 session fields: HELLO's may be empty (a first join), WELCOME's is always 32 bytes;
+//  a 1.0 sender writes neither and its message decodes as "no session"; any other length is
+//  ELENGTH; a 1.1 sender that omits the field is EARITY.
+static void s_test_session(void)
+{
+    static const uint8_t five[5] = {1, 2, 3, 4, 5};
+    hafl_msg_error_t err;
+    for (int w = 0; w < 2; w++) {
+        hafl_msg_type_t type = w ? HAFL_MSG_WELCOME : HAFL_MSG_HELLO;
+        uint32_t at = w ? 11 : 9; //  element index of `session`
+        hafl_msg_t *m = s_sample(type);
+        zmsg_t *z = s_encode(m);
+        //  1.0: the header ends before `session`.
+        zmsg_t *t = s_with_arity(z, 0, 0, s_obj_nil(), 1);
+        hafl_msg_t *d = hafl_msg_decode(t, &err);
+        CHECKF(d, "%s from 1.0 without a session: %s", hafl_msg_type_name(type), err.text);
+        const hafl_session_t *got = w ? &d->u.welcome.session : &d->u.hello.session;
+        CHECK(!got->present && d->minor == 0);
+        hafl_msg_destroy(&d);
+        zmsg_destroy(&t);
+        //  1.1 without it.
+        t = s_with_arity(z, HAFL_PROTO_MINOR, 0, s_obj_nil(), 1);
+        EXPECT(t, HAFL_MSG_EARITY, "1.1 header without its session");
+        zmsg_destroy(&t);
+        //  Wrong lengths and types.
+        s_expect_element(z, at, s_obj_bin(five, 5), HAFL_MSG_ELENGTH, "5-byte session");
+        s_expect_element(z, at, s_obj_str("abc", 3), HAFL_MSG_EFIELDTYPE, "string session");
+        t = s_with_element(z, at, s_obj_bin(five, 0));
+        d = hafl_msg_decode(t, &err);
+        if (w) {
+            CHECKF(!d && err.code == HAFL_MSG_ELENGTH && strstr(err.field, "session"),
+                   "WELCOME with an empty session: %s", d ? "decoded" : err.text);
+        } else {
+            CHECKF(d && !d->u.hello.session.present, "HELLO with an empty session: %s", err.text);
+        }
+        hafl_msg_destroy(&d);
+        zmsg_destroy(&t);
+        //  The encoder refuses a WELCOME without a session and writes a HELLO without one as an
+        //  empty bin.
+        if (w) {
+            m->u.welcome.session.present = false;
+            CHECK(!hafl_msg_encode(m, &err) && err.code == HAFL_MSG_ELENGTH);
+        } else {
+            memset(&m->u.hello.session, 0, sizeof m->u.hello.session);
+            zmsg_t *z2 = s_encode(m);
+            d = hafl_msg_decode(z2, &err);
+            CHECK(d && !d->u.hello.session.present && s_equal(m, d));
+            hafl_msg_destroy(&d);
+            zmsg_destroy(&z2);
+        }
+        zmsg_destroy(&z);
+        hafl_msg_destroy(&m);
+    }
+}
+
 int main(void)
 {
     for (int t = 1; t < HAFL_MSG_TYPE_COUNT; t++) {
@@ -1343,6 +1408,7 @@ int main(void)
     }
     s_test_semantics();
     s_test_rank1_api();
+    s_test_session();
     printf("test_msg_codec: all passed\n");
     return 0;
 }
