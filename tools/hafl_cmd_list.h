@@ -10,3 +10,4 @@ HAFL_CMD ("ctl", hafl_cmd_ctl, "send a control command (status, swap-aggregator,
 HAFL_CMD ("run", hafl_cmd_run, "run a federation from a topology file (in-process or --processes)")
 HAFL_CMD ("node", hafl_cmd_node, "run the actors a topology places on one host")
 HAFL_CMD ("keygen", hafl_cmd_keygen, "create CURVE certificates (server, clients, allow-list) for a secured topology")
+HAFL_CMD ("info", hafl_cmd_info, "describe a GGUF model file: architecture, shapes, types, tokenizer, LoRA targets")
