@@ -14,6 +14,7 @@ typedef struct {
     zsock_t *pipe;
     hafl_layout_t layout;
     uint64_t seed;
+    hafl_strategy_options_t options;
     hafl_strategy_t *strategy;
     hafl_events_t *events; //  NULL when not logging
 } s_self_t;
@@ -80,6 +81,8 @@ static void s_swap(s_self_t *self, const char *name, int32_t round)
     char from[64];
     snprintf(from, sizeof from, "%s", hafl_strategy_name(self->strategy));
     hafl_strategy_t *next = hafl_strategy_new(name, &self->layout, self->seed, err, sizeof err);
+    if (next && hafl_strategy_set_options(next, &self->options, err, sizeof err))
+        hafl_strategy_destroy(&next);
     if (!next) {
         s_log_swap(self, round, from, name, err);
         zsock_send(self->pipe, "sis", "SWAPPED", -1, err);
@@ -103,10 +106,15 @@ void hafl_aggregator_actor(zsock_t *pipe, void *args_)
         zsock_signal(pipe, 1);
         return;
     }
+    self->options = args->options;
     self->strategy =
         hafl_strategy_new(args->strategy, &self->layout, self->seed, args->err, sizeof args->err);
+    if (self->strategy &&
+        hafl_strategy_set_options(self->strategy, &self->options, args->err, sizeof args->err))
+        hafl_strategy_destroy(&self->strategy);
     if (self->strategy && args->log_endpoint) {
-        self->events = hafl_events_new(args->log_endpoint, args->run_id, "aggregator");
+        self->events = hafl_events_new(args->log_endpoint, args->run_id, "aggregator",
+                                       args->log_auth);
         if (!self->events)
             snprintf(args->err, sizeof args->err, "aggregator: cannot connect to logger at %s",
                      args->log_endpoint);

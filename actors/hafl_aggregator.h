@@ -6,7 +6,8 @@
         "AGGREGATE" p(hafl_aggregate_job_t *)  ->  "AGGREGATED" p(same job)
         "VIEWS"     p(hafl_views_job_t *)      ->  "VIEWED" p(same job)
         "SWAP" s(name) i(round)                ->  "SWAPPED" i(0 ok / -1) s(strategy or reason)
-    A swap replaces the strategy with hafl_strategy_new(name); the global adapter is the whole
+    A swap replaces the strategy with hafl_strategy_new(name) under the same options (trim,
+    clip_norm: settings of the run, not of one strategy); the global adapter is the whole
     carried state, so nothing else moves. The server only sends SWAP between rounds (after the
     round's AGGREGATE reply, before the next VIEWS), which is what makes a swap lose or double
     count no upload. Every aggregation and swap is logged with its round.
@@ -24,7 +25,10 @@ typedef struct {
     const hafl_layout_t *layout; //  copied by the actor
     const char *strategy;        //  initial strategy name
     uint64_t seed;
+    //  trim and clip_norm: settings of the run, applied to every strategy it swaps in
+    hafl_strategy_options_t options;
     const char *log_endpoint; //  logger PULL endpoint, NULL for no events
+    const struct hafl_log_auth_t *log_auth; //  the emitter's credentials (hafl_log_auth.h)
     const char *run_id;
     //  Out, valid once hafl_aggregator_new returns: 0, or -1 with the reason.
     int status;

@@ -395,6 +395,11 @@ static hafl_msg_t *s_build_update(s_self_t *self)
         u->n_components = 0;
     if (!ok || hafl_wire_export_head(local, &u->head))
         hafl_msg_destroy(&msg);
+    //  faults/byzantine: a byzantine client corrupts what it trained, against what it was
+    //  given, before it leaves (hafl_faults.h); honest clients pass through untouched.
+    if (msg && hafl_faults_byzantine_apply(self->topology, self->job_round, self->index,
+                                           self->received, u))
+        hafl_msg_destroy(&msg);
     return msg;
 }
 
@@ -454,7 +459,8 @@ static void s_on_welcome(s_self_t *self, const hafl_welcome_t *w)
     snprintf(self->run_id, sizeof self->run_id, "%s", w->run_id);
     self->session = w->session;
     if (!self->events && self->args->log_endpoint)
-        self->events = hafl_events_new(self->args->log_endpoint, self->run_id, self->name);
+        self->events = hafl_events_new(self->args->log_endpoint, self->run_id, self->name,
+                                       self->args->log_auth);
     self->heartbeat_ms = w->heartbeat_ms;
     s_stop_timer(self, &self->heartbeat_timer);
     if (w->heartbeat_ms > 0)
@@ -517,7 +523,9 @@ static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg)
 
 //  The server refused the handshake (hafl_security_refused): nothing this client sends will
 //  ever reach it, so it says why and ends rather than wait forever. Events can leave before
-//  WELCOME: the logger does not authenticate, and the run id is the node's, when it has one.
+//  WELCOME (the run id is the node's, when it has one); with CURVE the logger admits them only
+//  from a key in the allow-list, so a refused client's events are refused too (and the logger
+//  records that), and its stderr carries the reason.
 static int s_on_watch(zloop_t *loop, zsock_t *sock, void *arg)
 {
     s_self_t *self = (s_self_t *)arg;
@@ -526,7 +534,8 @@ static int s_on_watch(zloop_t *loop, zsock_t *sock, void *arg)
         self->phase == S_DONE)
         return 0;
     if (!self->events && self->args->log_endpoint)
-        self->events = hafl_events_new(self->args->log_endpoint, self->run_id, self->name);
+        self->events = hafl_events_new(self->args->log_endpoint, self->run_id, self->name,
+                                       self->args->log_auth);
     s_log(self, -1, "handshake-refused", "reason", why);
     //  Stop retrying (an unreadable server is retried every reconnect interval).
     zloop_reader_end(loop, sock);

@@ -48,6 +48,7 @@ typedef struct {
     uint32_t index;                  //  client number, < clients/count
     const char *server;              //  server endpoint
     const char *log_endpoint;        //  logger PULL endpoint (NULL: no events)
+    const struct hafl_log_auth_t *log_auth; //  the emitter's credentials (hafl_log_auth.h)
     const char *run_id;              //  run id of events sent before WELCOME (NULL: "")
     const char *pool;                //  compute pool endpoint (hafl_pool_endpoint)
     int64_t max_msg_bytes;           //  inbound frame cap

@@ -35,6 +35,7 @@ typedef struct {
     zloop_t *loop;
     const hafl_task_t *task;
     const char *log_endpoint;
+    const struct hafl_log_auth_t *log_auth;
     uint32_t max_examples;
     hafl_adapter_t *adapter; //  rebuilt for each request
     uint8_t *present;        //  [n_matrices * R]
@@ -104,7 +105,7 @@ static void s_on_welcome(s_self_t *self, const hafl_welcome_t *w)
     }
     snprintf(self->run_id, sizeof self->run_id, "%s", w->run_id);
     if (!self->events && self->log_endpoint)
-        self->events = hafl_events_new(self->log_endpoint, self->run_id, "evaluator");
+        self->events = hafl_events_new(self->log_endpoint, self->run_id, "evaluator", self->log_auth);
     if (self->heartbeat_timer < 0 && w->heartbeat_ms > 0)
         self->heartbeat_timer = zloop_timer(self->loop, w->heartbeat_ms, 0, s_on_heartbeat, self);
     s_log(self, -1, "joined", "run", self->run_id);
@@ -222,7 +223,7 @@ static int s_on_watch(zloop_t *loop, zsock_t *sock, void *arg)
         self->done)
         return 0;
     if (!self->events && self->log_endpoint)
-        self->events = hafl_events_new(self->log_endpoint, self->run_id, "evaluator");
+        self->events = hafl_events_new(self->log_endpoint, self->run_id, "evaluator", self->log_auth);
     s_log(self, -1, "handshake-refused", "reason", why);
     zloop_reader_end(loop, sock);
     zloop_reader_end(loop, self->dealer);
@@ -258,6 +259,7 @@ void hafl_evaluator_actor(zsock_t *pipe, void *args_)
     self->pipe = pipe;
     self->task = args->task;
     self->log_endpoint = args->log_endpoint;
+    self->log_auth = args->log_auth;
     self->max_examples = args->max_examples;
     self->heartbeat_timer = -1;
     self->server = args->server;

@@ -24,6 +24,7 @@ typedef struct {
     const hafl_task_t *task;  //  shared, must outlive the actor
     const char *server;       //  server endpoint to connect to
     const char *log_endpoint; //  logger PULL endpoint (NULL: no events)
+    const struct hafl_log_auth_t *log_auth; //  the emitter's credentials (hafl_log_auth.h)
     const char *run_id;       //  run id of events sent before WELCOME (NULL: "")
     uint32_t max_examples;    //  0: the whole held-out set
     int64_t max_msg_bytes;    //  inbound frame cap (ZMQ_MAXMSGSIZE)

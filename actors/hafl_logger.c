@@ -235,12 +235,16 @@ void hafl_log_event_destroy(hafl_log_event_t **event_p)
 //  The emitter
 
 struct hafl_events_t {
-    zsock_t *push; //  connected to the logger's PULL
+    zsock_t *push;  //  connected to the logger's PULL
+    zsock_t *watch; //  push's handshakes, when its endpoint is armed (hafl_log_auth.h)
+    bool refused;   //  the logger refused this emitter: events go nowhere, said once
+    char endpoint[256];
     char run_id[HAFL_MSG_MAX_NAME];
     char actor[HAFL_MSG_MAX_NAME];
 };
 
-hafl_events_t *hafl_events_new(const char *endpoint, const char *run_id, const char *actor)
+hafl_events_t *hafl_events_new(const char *endpoint, const char *run_id, const char *actor,
+                               const hafl_log_auth_t *auth)
 {
     if (!endpoint || !*endpoint)
         return NULL;
@@ -258,6 +262,15 @@ hafl_events_t *hafl_events_new(const char *endpoint, const char *run_id, const c
     zsock_set_linger(self->push, S_EMITTER_LINGER);
     //  A logger that is gone (another process killed) must not hold an actor forever.
     zsock_set_sndtimeo(self->push, S_EMITTER_SEND_MS);
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    char err[256];
+    if (hafl_log_auth_apply_client(auth, self->push, endpoint, err, sizeof err) != 0 ||
+        (auth && strncmp(endpoint, "inproc://", 9) != 0 &&
+         !(self->watch = hafl_security_watch(self->push, err, sizeof err)))) {
+        fprintf(stderr, "%s: events: %s\n", self->actor, err);
+        hafl_events_destroy(&self);
+        return NULL;
+    }
     if (zsock_connect(self->push, "%s", endpoint) != 0) {
         hafl_events_destroy(&self);
         return NULL;
@@ -269,6 +282,7 @@ void hafl_events_destroy(hafl_events_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
+    hafl_security_unwatch((*self_p)->push, &(*self_p)->watch);
     zsock_destroy(&(*self_p)->push);
     free(*self_p);
     *self_p = NULL;
@@ -315,6 +329,42 @@ static void s_event_sanitise(hafl_log_event_t *ev)
     }
 }
 
+//  Whether an event may be handed to the PUSH socket. An armed emitter waits (up to
+//  S_EMITTER_SEND_MS) for the socket to take a message while reading its handshakes: once the
+//  logger refuses it (wrong credentials), no send could ever complete, so it says why on stderr,
+//  once, and drops its events from then on instead of blocking its actor on every one.
+static bool s_events_writable(hafl_events_t *self)
+{
+    if (self->refused)
+        return false;
+    if (!self->watch)
+        return true;
+    int64_t deadline = zclock_mono() + S_EMITTER_SEND_MS;
+    for (;;) {
+        zmq_pollitem_t items[2] = {{zsock_resolve(self->push), 0, ZMQ_POLLOUT, 0},
+                                   {zsock_resolve(self->watch), 0, ZMQ_POLLIN, 0}};
+        int64_t left = deadline - zclock_mono();
+        if (left <= 0)
+            return true; //  the send itself times out as for an unreachable logger
+        int n = zmq_poll(items, 2, left);
+        if (n < 0 && zmq_errno() != EINTR)
+            return true;
+        if (n > 0 && (items[1].revents & ZMQ_POLLIN)) {
+            char why[400];
+            if (hafl_security_handshake(self->watch, true, why, sizeof why) ==
+                HAFL_HANDSHAKE_REFUSED) {
+                fprintf(stderr, "%s: events: the logger at %s refused them: %s\n", self->actor,
+                        self->endpoint, why);
+                self->refused = true;
+                return false;
+            }
+            continue;
+        }
+        if (n > 0 && (items[0].revents & ZMQ_POLLOUT))
+            return true;
+    }
+}
+
 int hafl_events_send(hafl_events_t *self, hafl_log_event_t **event_p)
 {
     if (!event_p || !*event_p)
@@ -340,13 +390,13 @@ int hafl_events_send(hafl_events_t *self, hafl_log_event_t **event_p)
     }
     hafl_msg_destroy(&msg);
     int rc = -1;
-    if (zmsg) {
+    if (zmsg && s_events_writable(self)) {
         //  Blocks at the high water mark rather than dropping the event, for at most
         //  S_EMITTER_SEND_MS (a logger that is gone); a signal does not drop it either.
         while ((rc = zmsg_send(&zmsg, self->push)) == -1 && zmq_errno() == EINTR)
             ;
-        zmsg_destroy(&zmsg);
     }
+    zmsg_destroy(&zmsg);
     return rc;
 }
 
@@ -356,6 +406,7 @@ int hafl_events_send(hafl_events_t *self, hafl_log_event_t **event_p)
 typedef struct {
     zsock_t *pipe;
     zsock_t *pull;
+    zsock_t *refusals; //  pull's handshakes (hafl_security_watch), when it is armed
     zsock_t *pub; //  NULL when no PUB endpoint was given
     FILE *file;
     char *path;
@@ -363,6 +414,7 @@ typedef struct {
     bool write_failed;              //  a write error was reported once on stderr
     uint64_t written;               //  emitters' events written to the file
     uint64_t malformed;             //  frames dropped as malformed
+    uint64_t refused;               //  emitters refused at the handshake
     char run_id[HAFL_MSG_MAX_NAME]; //  last run id seen, for the logger's own lines
 } s_logger_t;
 
@@ -373,6 +425,7 @@ static void s_logger_destroy(s_logger_t *self)
         fsync(fileno(self->file));
         fclose(self->file);
     }
+    hafl_security_unwatch(self->pull, &self->refusals);
     zsock_destroy(&self->pull);
     zsock_destroy(&self->pub);
     free(self->path);
@@ -394,8 +447,23 @@ static int s_logger_init(s_logger_t *self, zsock_t *pipe, const hafl_logger_args
         return -1;
     zsock_set_rcvhwm(self->pull, S_EVENT_HWM);
     zsock_set_maxmsgsize(self->pull, S_MAX_EVENT_BYTES);
+    //  Only the federation's emitters may push (hafl_log_auth.h); refusals are written down.
+    char err[256];
+    if (hafl_log_auth_apply_server(args->auth, self->pull, args->pull, err, sizeof err) != 0) {
+        fprintf(stderr, "logger: %s\n", err);
+        return -1;
+    }
+    if (args->auth && strncmp(args->pull, "inproc://", 9) != 0 &&
+        !(self->refusals = hafl_security_watch(self->pull, err, sizeof err))) {
+        fprintf(stderr, "logger: %s\n", err);
+        return -1;
+    }
     if (zsock_bind(self->pull, "%s", args->pull) < 0) {
         fprintf(stderr, "logger: cannot bind PULL to %s: %s\n", args->pull, zmq_strerror(errno));
+        return -1;
+    }
+    if (args->local && zsock_bind(self->pull, "%s", args->local) < 0) {
+        fprintf(stderr, "logger: cannot bind PULL to %s: %s\n", args->local, zmq_strerror(errno));
         return -1;
     }
     if (args->pub && *args->pub) {
@@ -458,6 +526,25 @@ static void s_logger_malformed(s_logger_t *self, const hafl_msg_error_t *err, si
     hafl_log_event_add_int(ev, "malformed_total", (int64_t)self->malformed);
     s_event_sanitise(ev);
     s_logger_emit(self, ev, NULL);
+    hafl_msg_destroy(&msg);
+}
+
+//  A refused or failed handshake on PULL: a peer without the run's log credentials.
+static void s_logger_refusal(s_logger_t *self)
+{
+    char why[400];
+    if (hafl_security_refusal(self->refusals, why, sizeof why) != 1)
+        return;
+    self->refused++;
+    hafl_msg_t *msg = s_event_new(self->run_id, "logger", -1, "log-refused");
+    if (!msg)
+        return;
+    hafl_log_event_t *ev = &msg->u.log_event;
+    hafl_log_event_add_string(ev, "reason", why);
+    hafl_log_event_add_int(ev, "refused_total", (int64_t)self->refused);
+    s_event_sanitise(ev);
+    s_logger_emit(self, ev, NULL);
+    fflush(self->file);
     hafl_msg_destroy(&msg);
 }
 
@@ -544,12 +631,16 @@ static void s_logger_run(zsock_t *pipe, const hafl_logger_args_t *args, int *sta
     bool terminated = !poller;
     if (poller)
         zpoller_set_nonstop(poller, true);
+    if (poller && self->refusals)
+        zpoller_add(poller, self->refusals);
     while (!terminated) {
         void *which = zpoller_wait(poller, -1);
         if (which == pipe)
             s_handle_pipe(self, &terminated);
         else if (which == self->pull)
             s_drain(self, S_BATCH);
+        else if (which && which == self->refusals)
+            s_logger_refusal(self);
         else if (zpoller_terminated(poller))
             break;
     }

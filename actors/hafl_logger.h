@@ -1,5 +1,10 @@
 /*  hafl_logger: the logger actor and the event emitter every other actor uses.
 
+    Admission: with args->auth, the PULL socket admits only emitters holding the run's log
+    credentials (hafl_log_auth.h) on every endpoint but inproc://; each refused handshake is
+    written as a "log-refused" line (the reason, a running count) so an attempt to push into
+    the log is itself on record.
+
     The logger binds a PULL socket (events in) and a PUB socket (events out). Each LOG_EVENT it
     receives is written as one JSON line {"time": ISO-8601 UTC with microseconds, "time_us",
     "run", "round", "actor", "event", ...fields} to the run's events.jsonl and republished
@@ -28,6 +33,7 @@
 #ifndef HAFL_LOGGER_H
 #define HAFL_LOGGER_H
 
+#include "hafl_log_auth.h"
 #include "hafl_msg.h"
 
 #include <czmq.h>
@@ -38,6 +44,9 @@ typedef struct {
     const char *pub;  //  endpoint to bind for tail subscribers (NULL: none)
     const char *path; //  JSON-lines file, appended (created with parents' existence assumed)
     bool echo;        //  also write each line to stderr
+    const hafl_log_auth_t *auth; //  who may push (NULL: anyone; see hafl_log_auth.h)
+    const char *local; //  an inproc:// endpoint also bound, for the logger's own process's
+                       //  emitters, which need no credentials there (NULL: none)
 } hafl_logger_args_t;
 
 //  The actor body; args points to a hafl_logger_args_t valid until the actor signals ready.
@@ -53,8 +62,10 @@ void hafl_logger_flush(zactor_t *logger);
 
 typedef struct hafl_events_t hafl_events_t;
 
-//  Connect an emitter for (run_id, actor) to the logger's PULL endpoint; NULL on failure.
-hafl_events_t *hafl_events_new(const char *endpoint, const char *run_id, const char *actor);
+//  Connect an emitter for (run_id, actor) to the logger's PULL endpoint with auth's credentials
+//  (NULL: none, for a logger that admits anyone); NULL on failure.
+hafl_events_t *hafl_events_new(const char *endpoint, const char *run_id, const char *actor,
+                               const hafl_log_auth_t *auth);
 void hafl_events_destroy(hafl_events_t **self_p);
 //  A new event stamped with the current time, run id and actor; round -1 if none.
 hafl_log_event_t *hafl_events_start(hafl_events_t *self, int32_t round, const char *event);

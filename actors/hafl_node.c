@@ -34,6 +34,14 @@ struct hafl_node_t {
     bool tty;
     hafl_task_t *task;
     hafl_security_t *security; //  CURVE keys and authenticator (inert when security is off)
+    hafl_log_auth_t *log_auth; //  the emitters' credentials, and the logger's admission
+    char log_local[HAFL_ENDPOINT_MAX]; //  the logger's in-process endpoint, "" when none
+    //  One certificate per client, or an evaluator certificate of its own (hafl_security.h):
+    //  the credentials of each connecting actor, [n_clients] + the evaluator's; NULL entries
+    //  use the process's own (security, log_auth).
+    hafl_security_t **peer_security;
+    hafl_log_auth_t **peer_log_auth;
+    uint32_t n_peers;
     zactor_t *logger;
     zactor_t *server;
     zactor_t *evaluator;
@@ -147,6 +155,39 @@ static void s_raise_limits(uint32_t clients)
         zsys_set_max_sockets(wanted);
 }
 
+//  Where this process's actors send events: the logger's in-process endpoint when it runs
+//  here, else its network one.
+static const char *s_log_endpoint(const hafl_node_t *self)
+{
+    return self->log_local[0] ? self->log_local : self->endpoints.log;
+}
+
+//  The credentials of the actor at peer slot `slot` (a client's offset in the group, or
+//  n_clients for the evaluator), index its place (a client index or HAFL_BOUND_EVALUATOR):
+//  its own certificate when the topology gives each one its own, else the process's.
+static int s_peer_credentials(hafl_node_t *self, const hafl_topology_t *t, uint32_t slot,
+                              int64_t index, const hafl_security_t **security,
+                              const hafl_log_auth_t **log_auth, char *err, size_t errlen)
+{
+    *security = self->security;
+    *log_auth = self->log_auth;
+    bool own = t->security.curve && (strstr(t->security.client_cert, HAFL_SECURITY_INDEX_TOKEN) ||
+                                     (index == HAFL_BOUND_EVALUATOR && t->security.evaluator_cert[0]));
+    if (!own)
+        return 0;
+    self->peer_security[slot] = hafl_security_new_peer(t, index, err, errlen);
+    if (!self->peer_security[slot])
+        return -1;
+    self->peer_log_auth[slot] = hafl_log_auth_with(self->log_auth, self->peer_security[slot]);
+    if (!self->peer_log_auth[slot]) {
+        snprintf(err, errlen, "node: out of memory");
+        return -1;
+    }
+    *security = self->peer_security[slot];
+    *log_auth = self->peer_log_auth[slot];
+    return 0;
+}
+
 hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errlen)
 {
     const hafl_topology_t *t = opts->topology;
@@ -207,6 +248,11 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
                              ? self->group.client_last - self->group.client_first + 1
                              : 0;
     s_raise_limits(n_clients);
+    //  The logger admits only this run's emitters (hafl_log_auth.h). Its authenticator opens
+    //  sockets, so it starts after the socket limit is set.
+    self->log_auth = hafl_log_auth_new(t, self->security, err, errlen);
+    if (!self->log_auth || (self->group.server && hafl_log_auth_serve(self->log_auth, err, errlen)))
+        goto fail;
     openblas_set_num_threads(1);
     self->task = hafl_task_new(t, err, errlen);
     if (!self->task)
@@ -215,8 +261,14 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
 
     if (self->group.server) {
         snprintf(self->events_path, sizeof self->events_path, "%s/events.jsonl", self->run_dir);
+        //  The actors of this process reach the logger in process, where no credentials are
+        //  needed (the server's host may hold no client certificate the allow-list admits).
+        if (strncmp(self->endpoints.log_bind, "inproc://", 9) != 0)
+            snprintf(self->log_local, sizeof self->log_local, "inproc://hafl-%s-%d-log-local",
+                     self->run_id, (int)getpid());
         hafl_logger_args_t largs = {self->endpoints.log_bind, self->endpoints.pub_bind,
-                                    self->events_path, t->logger.echo};
+                                    self->events_path, t->logger.echo, self->log_auth,
+                                    self->log_local[0] ? self->log_local : NULL};
         self->logger = hafl_logger_new(&largs);
         if (!self->logger) {
             snprintf(err, errlen, "logger: cannot start (bind %s / %s, file %s)",
@@ -228,7 +280,8 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
         sa->task = self->task;
         sa->endpoint = self->endpoints.server_bind;
         sa->control = self->endpoints.control_bind;
-        sa->log_endpoint = self->endpoints.log;
+        sa->log_endpoint = s_log_endpoint(self);
+        sa->log_auth = self->log_auth;
         sa->run_id = self->run_id;
         sa->run_dir = self->run_dir;
         sa->max_msg_bytes = cap;
@@ -241,15 +294,28 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
             goto fail;
         }
     }
+    self->n_peers = n_clients + 1;
+    self->peer_security = calloc(self->n_peers, sizeof *self->peer_security);
+    self->peer_log_auth = calloc(self->n_peers, sizeof *self->peer_log_auth);
+    if (!self->peer_security || !self->peer_log_auth) {
+        snprintf(err, errlen, "node: out of memory");
+        goto fail;
+    }
     if (self->group.evaluator) {
         hafl_evaluator_args_t *ea = &self->evaluator_args;
+        const hafl_security_t *security;
+        const hafl_log_auth_t *log_auth;
+        if (s_peer_credentials(self, t, n_clients, HAFL_BOUND_EVALUATOR, &security, &log_auth,
+                               err, errlen))
+            goto fail;
         ea->task = self->task;
         ea->server = self->endpoints.server;
-        ea->log_endpoint = self->endpoints.log;
+        ea->log_endpoint = s_log_endpoint(self);
+        ea->log_auth = log_auth;
         ea->run_id = self->run_id;
         ea->max_examples = t->evaluator.max_examples;
         ea->max_msg_bytes = cap;
-        ea->security = self->security;
+        ea->security = security;
         self->evaluator = hafl_evaluator_new(ea);
         if (!self->evaluator) {
             snprintf(err, errlen, "%s", ea->err[0] ? ea->err : "evaluator: cannot start");
@@ -270,15 +336,21 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
         }
         for (uint32_t j = 0; j < n_clients; j++) {
             hafl_client_args_t *ca = &self->client_args[j];
+            const hafl_security_t *security;
+            const hafl_log_auth_t *log_auth;
+            if (s_peer_credentials(self, t, j, self->group.client_first + j, &security, &log_auth,
+                                   err, errlen))
+                goto fail;
             ca->task = self->task;
             ca->topology = t;
             ca->index = self->group.client_first + j;
             ca->server = self->endpoints.server;
-            ca->log_endpoint = self->endpoints.log;
+            ca->log_endpoint = s_log_endpoint(self);
+            ca->log_auth = log_auth;
             ca->run_id = self->run_id;
             ca->pool = hafl_pool_endpoint(self->pool);
             ca->max_msg_bytes = cap;
-            ca->security = self->security;
+            ca->security = security;
             ca->state_dir = self->run_dir[0] ? self->run_dir : NULL;
             ca->resume_dir = opts->resume;
             ca->resume_round = resume_round;
@@ -312,6 +384,13 @@ void hafl_node_destroy(hafl_node_t **self_p)
     free(self->clients);
     free(self->client_args);
     hafl_task_destroy(&self->task);
+    for (uint32_t i = 0; i < self->n_peers; i++) {
+        hafl_log_auth_destroy(&self->peer_log_auth[i]);
+        hafl_security_destroy(&self->peer_security[i]);
+    }
+    free(self->peer_log_auth);
+    free(self->peer_security);
+    hafl_log_auth_destroy(&self->log_auth);
     hafl_security_destroy(&self->security);
     free(self);
     *self_p = NULL;

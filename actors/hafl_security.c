@@ -28,6 +28,7 @@ typedef struct {
     uint8_t secret_key[S_KEY_BYTES];
     char public_text[S_KEY_TEXT + 1];
     bool has_secret;
+    int64_t bound; //  HAFL_BOUND_*, or the client index its metadata binds it to
 } s_keys_t;
 
 struct hafl_security_t {
@@ -36,6 +37,7 @@ struct hafl_security_t {
     s_keys_t client;  //  always has_secret when curve is on
     char *allow_dir;  //  security/client_certs
     size_t n_allowed; //  public certificates found there
+    s_keys_t *allowed; //  [n_allowed] their public keys and bindings (server side)
     zactor_t *auth;   //  zauth, once hafl_security_serve succeeded
 };
 
@@ -73,6 +75,30 @@ static int s_read_key(zconfig_t *root, const char *name, uint8_t *key, char *tex
 
 //  Reads one certificate file: size-capped regular file, ZPL, a valid public key, and a secret
 //  key (if any) that derives that public key. what names the topology key in errors.
+//  The place a certificate's metadata binds it to (`hafl keygen --clients`): role "evaluator",
+//  or role "client" with an index; anything else binds to nothing (a shared certificate).
+static int s_read_binding(zconfig_t *root, s_keys_t *keys, const char *what, const char *path,
+                          char *err, size_t errlen)
+{
+    keys->bound = HAFL_BOUND_NONE;
+    const char *role = zconfig_get(root, "metadata/role", NULL);
+    const char *index = zconfig_get(root, "metadata/index", NULL);
+    if (role && strcmp(role, "evaluator") == 0) {
+        keys->bound = HAFL_BOUND_EVALUATOR;
+        return 0;
+    }
+    if (!index)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long value = strtoull(index, &end, 10);
+    if (errno || !*index || *end || index[0] == '-' || value > UINT32_MAX - 2)
+        return s_fail(err, errlen, "%s: %s: metadata/index '%s' is not a client index", what,
+                      path, index);
+    keys->bound = (int64_t)value;
+    return 0;
+}
+
 static int s_read_cert(const char *what, const char *path, s_keys_t *keys, char *err, size_t errlen)
 {
     memset(keys, 0, sizeof *keys);
@@ -140,6 +166,8 @@ static int s_read_cert(const char *what, const char *path, s_keys_t *keys, char 
             explicit_bzero(secret_text, sizeof secret_text);
         }
     }
+    if (rc >= 0 && s_read_binding(root, keys, what, path, err, errlen))
+        rc = -1;
     zconfig_destroy(&root);
     if (rc < 0)
         explicit_bzero(keys, sizeof *keys);
@@ -184,9 +212,11 @@ static int s_read_pair(const char *what, const char *path, bool need_secret, s_k
 }
 
 //  Checks every visible regular file of the allow-list directory; counts them in *n.
-static int s_read_allow_list(const char *what, const char *dir, size_t *n, char *err, size_t errlen)
+static int s_read_allow_list(const char *what, const char *dir, size_t *n, s_keys_t **allowed,
+                             char *err, size_t errlen)
 {
     *n = 0;
+    size_t cap = 0;
     if (!dir || !*dir)
         return s_fail(err, errlen, "%s: missing (needed when security/curve is on)", what);
     DIR *d = opendir(dir);
@@ -216,9 +246,17 @@ static int s_read_allow_list(const char *what, const char *dir, size_t *n, char 
                         "%s: %s holds a secret key; the allow-list takes public certificates "
                         "only",
                         what, path);
-        explicit_bzero(&keys, sizeof keys);
+        if (rc == 0 && *n == cap) {
+            cap = cap ? 2 * cap : 16;
+            s_keys_t *grown = realloc(*allowed, cap * sizeof *grown);
+            if (!grown)
+                rc = s_fail(err, errlen, "%s: out of memory", what);
+            else
+                *allowed = grown;
+        }
         if (rc == 0)
-            (*n)++;
+            (*allowed)[(*n)++] = keys;
+        explicit_bzero(&keys, sizeof keys);
     }
     closedir(d);
     return rc;
@@ -244,12 +282,14 @@ hafl_security_t *hafl_security_new(const hafl_topology_t *topology, char *err, s
     if (rc == 0)
         rc = s_read_pair("security/server_cert", topology->security.server_cert, false,
                          &self->server, err, errlen);
-    if (rc == 0)
+    //  One certificate per client ({index} in the path): each client actor loads its own
+    //  (hafl_security_new_peer); this object holds none.
+    if (rc == 0 && !strstr(topology->security.client_cert, HAFL_SECURITY_INDEX_TOKEN))
         rc = s_read_pair("security/client_cert", topology->security.client_cert, true,
                          &self->client, err, errlen);
     if (rc == 0)
         rc = s_read_allow_list("security/client_certs", topology->security.client_certs,
-                               &self->n_allowed, err, errlen);
+                               &self->n_allowed, &self->allowed, err, errlen);
     if (rc == 0) {
         self->allow_dir = strdup(topology->security.client_certs);
         if (!self->allow_dir)
@@ -267,6 +307,7 @@ void hafl_security_destroy(hafl_security_t **self_p)
     hafl_security_t *self = *self_p;
     zactor_destroy(&self->auth);
     free(self->allow_dir);
+    free(self->allowed);
     explicit_bzero(self, sizeof *self);
     free(self);
     *self_p = NULL;
@@ -375,6 +416,10 @@ int hafl_security_apply_client(const hafl_security_t *self, zsock_t *sock, const
 {
     if (!hafl_security_covers(self, endpoint))
         return 0;
+    if (!self->client.has_secret)
+        return s_fail(err, errlen,
+                      "security/client_cert: one certificate per client ({index}); this "
+                      "connection has none of its own (hafl_security_new_peer)");
     void *h = zsock_resolve(sock);
     if (s_setopt(h, ZMQ_CURVE_SERVERKEY, self->server.public_key, S_KEY_BYTES, "CURVE server key",
                  endpoint, err, errlen) ||
@@ -410,7 +455,8 @@ zsock_t *hafl_security_watch(zsock_t *sock, char *err, size_t errlen)
     sodium_bin2hex(nonce_hex, sizeof nonce_hex, nonce, sizeof nonce);
     snprintf(endpoint, sizeof endpoint, "inproc://hafl-security-watch-%s", nonce_hex);
     int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                 ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED;
     if (zmq_socket_monitor(zsock_resolve(sock), endpoint, events) != 0) {
         s_fail(err, errlen, "security: cannot monitor the socket: %s", zmq_strerror(zmq_errno()));
         zsock_destroy(&watch);
@@ -468,10 +514,9 @@ static const char *s_protocol_reason(uint32_t code)
 
 //  A monitor event is [event u16, value u32] [endpoint]. On a connecting socket the endpoint is
 //  the server's; on a binding one it is its own (libzmq does not say which peer it was).
-int hafl_security_handshake(zsock_t *watch, bool connecting, char *why, size_t whylen)
+int hafl_security_watch_event(zsock_t *watch, hafl_watch_event_t *out)
 {
-    if (why && whylen)
-        why[0] = 0;
+    memset(out, 0, sizeof *out);
     zmsg_t *msg = zmsg_recv(watch);
     if (!msg)
         return -1;
@@ -479,12 +524,36 @@ int hafl_security_handshake(zsock_t *watch, bool connecting, char *why, size_t w
     zframe_t *head = zmsg_first(msg);
     zframe_t *addr = zmsg_next(msg);
     if (zmsg_size(msg) == 2 && zframe_size(head) == 6) {
-        uint16_t event;
-        uint32_t value;
-        memcpy(&event, zframe_data(head), sizeof event);
-        memcpy(&value, zframe_data(head) + 2, sizeof value);
-        int alen = zframe_size(addr) > 200 ? 200 : (int)zframe_size(addr);
-        const char *a = (const char *)zframe_data(addr);
+        memcpy(&out->event, zframe_data(head), sizeof out->event);
+        memcpy(&out->value, zframe_data(head) + 2, sizeof out->value);
+        size_t alen = zframe_size(addr) < sizeof out->endpoint - 1 ? zframe_size(addr)
+                                                                    : sizeof out->endpoint - 1;
+        memcpy(out->endpoint, zframe_data(addr), alen);
+        out->endpoint[alen] = 0;
+        rc = 0;
+    }
+    zmsg_destroy(&msg);
+    return rc;
+}
+
+int hafl_security_handshake(zsock_t *watch, bool connecting, char *why, size_t whylen)
+{
+    hafl_watch_event_t e;
+    if (hafl_security_watch_event(watch, &e) != 0)
+        return -1;
+    return hafl_security_describe(&e, connecting, why, whylen);
+}
+
+int hafl_security_describe(const hafl_watch_event_t *e, bool connecting, char *why, size_t whylen)
+{
+    if (why && whylen)
+        why[0] = 0;
+    int rc = -1;
+    {
+        uint16_t event = e->event;
+        uint32_t value = e->value;
+        int alen = (int)strlen(e->endpoint);
+        const char *a = e->endpoint;
         if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
             rc = HAFL_HANDSHAKE_OK;
         else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
@@ -527,7 +596,6 @@ int hafl_security_handshake(zsock_t *watch, bool connecting, char *why, size_t w
         } else
             rc = HAFL_HANDSHAKE_OTHER;
     }
-    zmsg_destroy(&msg);
     return rc;
 }
 
@@ -567,4 +635,66 @@ void hafl_security_unwatch(zsock_t *sock, zsock_t **watch_p)
         zmq_socket_monitor(zsock_resolve(sock), NULL, 0);
     if (watch_p)
         zsock_destroy(watch_p);
+}
+
+hafl_security_t *hafl_security_new_peer(const hafl_topology_t *topology, int64_t index,
+                                        char *err, size_t errlen)
+{
+    hafl_security_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        s_fail(err, errlen, "security: out of memory");
+        return NULL;
+    }
+    self->curve = topology->security.curve;
+    if (!self->curve)
+        return self;
+    const char *pattern = topology->security.client_cert;
+    const char *key = "security/client_cert";
+    if (index == HAFL_BOUND_EVALUATOR && topology->security.evaluator_cert[0]) {
+        pattern = topology->security.evaluator_cert;
+        key = "security/evaluator_cert";
+    }
+    //  {index} replaced by the client's number (the evaluator has none: the loader requires
+    //  security/evaluator_cert when client_cert holds the token).
+    char path[PATH_MAX], number[24];
+    snprintf(number, sizeof number, "%lld", (long long)index);
+    const char *token = strstr(pattern, HAFL_SECURITY_INDEX_TOKEN);
+    int rc = 0;
+    if (token && index < 0)
+        rc = s_fail(err, errlen, "%s: %s names one certificate per client; the evaluator needs "
+                    "security/evaluator_cert", key, pattern);
+    else if (token)
+        snprintf(path, sizeof path, "%.*s%s%s", (int)(token - pattern), pattern, number,
+                 token + strlen(HAFL_SECURITY_INDEX_TOKEN));
+    else
+        snprintf(path, sizeof path, "%s", pattern);
+    if (rc == 0)
+        rc = s_read_pair("security/server_cert", topology->security.server_cert, false,
+                         &self->server, err, errlen);
+    if (rc == 0)
+        rc = s_read_pair(key, path, true, &self->client, err, errlen);
+    if (rc)
+        hafl_security_destroy(&self);
+    return self;
+}
+
+bool hafl_security_place_bound(const hafl_security_t *self, int64_t place)
+{
+    for (size_t i = 0; hafl_security_enabled(self) && i < self->n_allowed; i++)
+        if (self->allowed[i].bound == place)
+            return true;
+    return false;
+}
+
+int hafl_security_binding(const hafl_security_t *self, const char *public_key, int64_t *bound)
+{
+    *bound = HAFL_BOUND_NONE;
+    if (!hafl_security_enabled(self) || !public_key)
+        return -1;
+    for (size_t i = 0; i < self->n_allowed; i++)
+        if (strcmp(self->allowed[i].public_text, public_key) == 0) {
+            *bound = self->allowed[i].bound;
+            return 0;
+        }
+    return -1;
 }

@@ -72,6 +72,28 @@ hafl_security_t *hafl_security_new(const hafl_topology_t *topology, char *err, s
 //  Stops the authenticator if this object started it. NULL-safe; nulls the caller's pointer.
 void hafl_security_destroy(hafl_security_t **self_p);
 
+//  One certificate per client: security/client_cert may contain this token, replaced by each
+//  client's index (the certificates `hafl keygen --clients N` writes); the evaluator then uses
+//  security/evaluator_cert.
+#define HAFL_SECURITY_INDEX_TOKEN "{index}"
+//  What an allow-list certificate's metadata binds its key to.
+#define HAFL_BOUND_NONE      (-1) //  any client place (a certificate shared by clients)
+#define HAFL_BOUND_EVALUATOR (-2) //  the evaluator's place only
+//  (>= 0: that client index only)
+
+//  The credentials one connecting actor presents: client `index` (>= 0), or the evaluator
+//  (HAFL_BOUND_EVALUATOR): security/client_cert with {index} replaced, or
+//  security/evaluator_cert. Only the server's public key and this one pair are read. For
+//  apply_client/connect only. NULL with a one-line reason naming the key and the file.
+hafl_security_t *hafl_security_new_peer(const hafl_topology_t *topology, int64_t index,
+                                        char *err, size_t errlen);
+//  Server side: what the allow-list binds the key (Z85 text, the connection's "User-Id") to,
+//  in *bound (HAFL_BOUND_* or a client index). -1 when CURVE is off or the key is unknown.
+int hafl_security_binding(const hafl_security_t *self, const char *public_key, int64_t *bound);
+//  Whether some allow-list key is bound to this place (a client index or HAFL_BOUND_EVALUATOR):
+//  then only that key may take it.
+bool hafl_security_place_bound(const hafl_security_t *self, int64_t place);
+
 //  Whether security/curve is on.
 bool hafl_security_enabled(const hafl_security_t *self);
 //  Whether CURVE applies to this endpoint: on, and the endpoint is neither inproc:// nor ipc://.
@@ -98,9 +120,9 @@ int hafl_security_apply_server(const hafl_security_t *self, zsock_t *sock, const
 int hafl_security_apply_client(const hafl_security_t *self, zsock_t *sock, const char *endpoint,
                                char *err, size_t errlen);
 
-//  Reports the outcome of sock's handshakes (either role, any security mechanism): returns a
-//  new PAIR socket, owned by the caller and used in sock's thread, that becomes readable once
-//  per handshake that succeeded or failed; or NULL with err. Call it from the thread owning
+//  Reports the outcome of sock's handshakes (either role, any security mechanism), and its
+//  accepted and closed connections: returns a new PAIR socket, owned by the caller and used in
+//  sock's thread, that becomes readable once per such event; or NULL with err. Call it from the thread owning
 //  sock, before bind/connect. Read it whenever it is readable (its queue is unbounded so
 //  libzmq's I/O thread never waits on it) and end it with hafl_security_unwatch, never with
 //  zsock_destroy alone while sock lives.
@@ -121,6 +143,20 @@ typedef enum {
 //  connecting: sock connects, and the reason names the server's endpoint ("the server at
 //  tcp://... refused the CURVE handshake: ..."); otherwise it names sock's own endpoint.
 int hafl_security_handshake(zsock_t *watch, bool connecting, char *why, size_t whylen);
+//  One raw event of a watch socket: libzmq's event id (ZMQ_EVENT_*), its value (for
+//  ZMQ_EVENT_ACCEPTED and ZMQ_EVENT_DISCONNECTED the connection's file descriptor, for failed
+//  handshakes the reason code) and the watched socket's endpoint. Watches report handshakes
+//  and, besides, accepted and closed connections (what a server logs about its peers).
+typedef struct {
+    uint16_t event;
+    uint32_t value;
+    char endpoint[256];
+} hafl_watch_event_t;
+//  Reads one event: 0, or -1 if nothing could be read or it is malformed.
+int hafl_security_watch_event(zsock_t *watch, hafl_watch_event_t *out);
+//  hafl_security_handshake's verdict and reason for an event already read.
+int hafl_security_describe(const hafl_watch_event_t *event, bool connecting, char *why,
+                           size_t whylen);
 //  Server side: reads one event. Returns 1 with a one-line reason in why for a refused or
 //  failed handshake, 0 for any other event, -1 as above.
 int hafl_security_refusal(zsock_t *watch, char *why, size_t whylen);

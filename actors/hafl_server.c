@@ -73,7 +73,8 @@ typedef struct {
 typedef struct {
     zsock_t *pipe;
     zsock_t *router;
-    zsock_t *refusals; //  CURVE handshake failures on router (hafl_security_watch), or NULL
+    zsock_t *watch;    //  router's handshakes and connections (hafl_security_watch), or NULL
+    zhash_t *conns;    //  "fd" -> peer address of router's open connections (for the log)
     zsock_t *control;
     zactor_t *aggregator;
     zloop_t *loop;
@@ -1220,8 +1221,9 @@ static bool s_takeover(s_self_t *self, zframe_t *identity, const char *name, con
         s_reject(self, identity, HAFL_REJECT_INDEX, text, name);
         return false;
     }
-    snprintf(text, sizeof text, "%s is held by a live peer (%s); a rejoin must present the "
-             "session its WELCOME gave (%s)", place, held_by,
+    //  The holder's routing id stays in the log, not in the answer to the newcomer.
+    snprintf(text, sizeof text, "%s is held by a live peer; a rejoin must present the "
+             "session its WELCOME gave (%s)", place,
              h->session.present ? "the one presented is wrong" : "none presented");
     s_reject(self, identity, HAFL_REJECT_SESSION, text, name);
     hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "takeover-refused");
@@ -1235,8 +1237,46 @@ static bool s_takeover(s_self_t *self, zframe_t *identity, const char *name, con
     return false;
 }
 
+//  A place as text: "client 3" or "the evaluator".
+static void s_place_name(int64_t place, char *text, size_t textlen)
+{
+    if (place == HAFL_BOUND_EVALUATOR || place == HAFL_EVALUATOR_INDEX)
+        snprintf(text, textlen, "the evaluator");
+    else
+        snprintf(text, textlen, "client %lld", (long long)place);
+}
+
+//  Whether the CURVE key the HELLO came with (the "User-Id" libzmq attaches to each frame
+//  from the authenticator's answer) may not claim h's place; the reason in text. The key is
+//  read from a frame of the message itself: the routing-id frame a ROUTER prepends carries
+//  no metadata when the socket was polled before the read (libzmq 4.3's prefetch), as here.
+static bool s_binding_refused(s_self_t *self, zframe_t *frame, const hafl_hello_t *h,
+                              char *text, size_t textlen)
+{
+    const char *key = frame ? zframe_meta(frame, "User-Id") : NULL;
+    int64_t claimed = h->client_index == HAFL_EVALUATOR_INDEX ? HAFL_BOUND_EVALUATOR
+                                                              : (int64_t)h->client_index;
+    int64_t bound = HAFL_BOUND_NONE;
+    char claimed_name[32], bound_name[32];
+    s_place_name(claimed, claimed_name, sizeof claimed_name);
+    if (!key || hafl_security_binding(self->args->security, key, &bound) != 0)
+        bound = HAFL_BOUND_NONE;
+    if (bound != HAFL_BOUND_NONE && bound != claimed) {
+        s_place_name(bound, bound_name, sizeof bound_name);
+        snprintf(text, textlen, "the certificate %.8s... is bound to %s, not %s", key ? key : "?",
+                 bound_name, claimed_name);
+        return true;
+    }
+    if (bound == HAFL_BOUND_NONE && hafl_security_place_bound(self->args->security, claimed)) {
+        snprintf(text, textlen, "%s is bound to its own certificate; %.8s... is not it",
+                 claimed_name, key ? key : "?");
+        return true;
+    }
+    return false;
+}
+
 static void s_on_hello(s_self_t *self, zframe_t *identity, const char *key, const hafl_hello_t *h,
-                       hafl_traffic_t *traffic)
+                       zframe_t *body, hafl_traffic_t *traffic)
 {
     char text[HAFL_MSG_MAX_TEXT];
     char name[HAFL_MSG_MAX_NAME + 16];
@@ -1254,6 +1294,20 @@ static void s_on_hello(s_self_t *self, zframe_t *identity, const char *key, cons
         snprintf(text, sizeof text, "base digest %.16s... differs from the server's %.16s...",
                  theirs, ours);
         s_reject(self, identity, HAFL_REJECT_BASE_DIGEST, text, name);
+        return;
+    }
+    //  With CURVE, the allow-list may bind a key to one place (hafl keygen --clients): the key
+    //  this connection authenticated with (its User-Id) must be the one bound to the place it
+    //  claims, and may claim no other.
+    if (hafl_security_enabled(self->args->security) && s_binding_refused(self, body, h, text,
+                                                                          sizeof text)) {
+        s_reject(self, identity, HAFL_REJECT_AUTH, text, name);
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "binding-refused");
+        if (ev) {
+            hafl_log_event_add_int(ev, "claimed", h->client_index);
+            hafl_log_event_add_string(ev, "reason", text);
+            s_send_event(self, &ev);
+        }
         return;
     }
     //  Bounded influence: n_samples weighs a client's uploads, so a claim above the cap (the
@@ -1527,7 +1581,8 @@ static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
         self->evaluator_seen = zclock_mono();
     switch (msg->type) {
     case HAFL_MSG_HELLO:
-        s_on_hello(self, identity, key, &msg->u.hello, &traffic);
+        s_on_hello(self, identity, key, &msg->u.hello, msg->frames ? zmsg_first(msg->frames) : NULL,
+                   &traffic);
         break;
     case HAFL_MSG_UPDATE:
         if (c)
@@ -1791,11 +1846,43 @@ static void s_apply_stop(s_self_t *self)
 }
 
 //  A peer failed the CURVE handshake (unknown key, no CURVE, wrong server key): log why.
-static int s_on_refusal(zloop_t *loop, zsock_t *sock, void *arg)
+//  The router's watch: refused handshakes are logged with their reason; connections are named
+//  when accepted (the address behind the descriptor), and each one that closes is logged with
+//  that address. libzmq closes a connection without a word when a frame exceeds the socket's
+//  size cap, so this line is the only trace such a peer leaves; it also marks peers that left
+//  or whose link broke. A descriptor already closed when its ACCEPTED event is read is named
+//  "unknown".
+static int s_on_watch(zloop_t *loop, zsock_t *sock, void *arg)
 {
     s_self_t *self = (s_self_t *)arg;
+    hafl_watch_event_t e;
+    if (hafl_security_watch_event(sock, &e) != 0)
+        return 0;
+    char fd[16], peer[80] = "unknown";
+    snprintf(fd, sizeof fd, "%u", e.value);
+    if (e.event == ZMQ_EVENT_ACCEPTED) {
+        hafl_wire_socket_peer((int)e.value, peer, sizeof peer);
+        zhash_update(self->conns, fd, peer); //  autofree: the table keeps its own copy
+        return 0;
+    }
+    if (e.event == ZMQ_EVENT_DISCONNECTED) {
+        const char *known = zhash_lookup(self->conns, fd);
+        hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "connection-closed");
+        if (ev) {
+            hafl_log_event_add_string(ev, "peer", known ? known : peer);
+            hafl_log_event_add_string(ev, "endpoint", e.endpoint);
+            hafl_log_event_add_int(ev, "frame_cap", self->args->max_msg_bytes);
+            hafl_log_event_add_string(ev, "why", "the peer left, the link broke, or it sent a "
+                                                 "frame above frame_cap bytes (libzmq drops "
+                                                 "such a peer)");
+            s_send_event(self, &ev);
+        }
+        zhash_delete(self->conns, fd);
+        return 0;
+    }
     char why[256];
-    if (hafl_security_refusal(sock, why, sizeof why) == 1)
+    if (hafl_security_describe(&e, false, why, sizeof why) == HAFL_HANDSHAKE_REFUSED ||
+        (why[0] && e.event != ZMQ_EVENT_HANDSHAKE_SUCCEEDED))
         s_log_text(self, -1, "peer-refused", "reason", why);
     return 0;
 }
@@ -1909,6 +1996,7 @@ static void s_destroy(s_self_t *self)
     free(self->clients);
     zframe_destroy(&self->evaluator);
     zhash_destroy(&self->peers);
+    zhash_destroy(&self->conns);
     free(self->uploads);
     free(self->view_clients);
     free(self->view_ranks);
@@ -1919,7 +2007,7 @@ static void s_destroy(s_self_t *self)
         fclose(self->csv);
     hafl_events_destroy(&self->events);
     if (self->router)
-        hafl_security_unwatch(self->router, &self->refusals);
+        hafl_security_unwatch(self->router, &self->watch);
     zsock_destroy(&self->router);
     zsock_destroy(&self->control);
     hafl_layout_clear(&self->layout);
@@ -1966,7 +2054,7 @@ static int s_setup(s_self_t *self, hafl_server_args_t *args)
     if (args->resume && s_resume(self, args->resume, err, errlen))
         return -1;
     if (args->log_endpoint) {
-        self->events = hafl_events_new(args->log_endpoint, args->run_id, "server");
+        self->events = hafl_events_new(args->log_endpoint, args->run_id, "server", args->log_auth);
         if (!self->events) {
             snprintf(err, errlen, "server: cannot connect to the logger at %s", args->log_endpoint);
             return -1;
@@ -1990,12 +2078,18 @@ static int s_setup(s_self_t *self, hafl_server_args_t *args)
         goto nomem;
     hafl_wire_limit(self->router, args->max_msg_bytes);
     hafl_wire_limit(self->control, HAFL_MSG_MAX_JSON + 65536);
-    zsock_set_router_handover(self->router, 1);
-    //  CURVE on networked endpoints: watch handshake failures first so a refused peer is
-    //  logged with its reason, then arm the socket (both must precede the bind).
-    if (hafl_security_covers(args->security, args->endpoint)
-        && !(self->refusals = hafl_security_watch(self->router, err, errlen)))
+    //  No ROUTER_HANDOVER: with it, a connection that sets a live peer's routing id (they are
+    //  no secret: events name them) would take over that peer's place without a HELLO. A
+    //  reconnecting client gets a new routing id and joins again (HELLO with its session).
+    //  Networked endpoints: watch handshakes and connections first, so that a refused peer is
+    //  logged with its reason and a connection libzmq drops (a frame above the cap) with its
+    //  address, then arm the socket (both must precede the bind).
+    if (strncmp(args->endpoint, "inproc://", 9) != 0 &&
+        (!(self->conns = zhash_new()) ||
+         !(self->watch = hafl_security_watch(self->router, err, errlen))))
         return -1;
+    if (self->conns)
+        zhash_autofree(self->conns);
     if (hafl_security_apply_server(args->security, self->router, args->endpoint, err, errlen))
         return -1;
     if (zsock_bind(self->router, "%s", args->endpoint) < 0) {
@@ -2012,7 +2106,9 @@ static int s_setup(s_self_t *self, hafl_server_args_t *args)
     agg.layout = &self->layout;
     agg.strategy = self->strategy;
     agg.seed = topo->seed;
+    agg.options = (hafl_strategy_options_t){topo->server.trim, topo->server.clip_norm};
     agg.log_endpoint = args->log_endpoint;
+    agg.log_auth = args->log_auth;
     agg.run_id = args->run_id;
     self->aggregator = hafl_aggregator_new(&agg);
     if (!self->aggregator) {
@@ -2078,8 +2174,8 @@ void hafl_server_actor(zsock_t *pipe, void *args_)
     zloop_reader(self->loop, pipe, s_on_pipe, self);
     zloop_reader(self->loop, self->control, s_on_control, self);
     zloop_reader(self->loop, self->router, s_on_router, self);
-    if (self->refusals)
-        zloop_reader(self->loop, self->refusals, s_on_refusal, self);
+    if (self->watch)
+        zloop_reader(self->loop, self->watch, s_on_watch, self);
     zloop_reader(self->loop, zactor_sock(self->aggregator), s_on_aggregator, self);
     zloop_timer(self->loop, self->topo->server.heartbeat_ms, 0, s_on_heartbeat, self);
     self->join_timer =

@@ -68,6 +68,7 @@ typedef struct {
     const char *endpoint;            //  bind: clients and evaluator
     const char *control;             //  bind: control commands
     const char *log_endpoint;        //  logger PULL endpoint (NULL: no events)
+    const struct hafl_log_auth_t *log_auth; //  the emitters' credentials (hafl_log_auth.h)
     const char *run_id;
     const char *run_dir;   //  existing folder for the run's files
     int64_t max_msg_bytes; //  inbound frame cap

@@ -357,10 +357,10 @@ static int s_first_difference(const char *a, const char *b, bool a_is_checkpoint
 int hafl_server_checkpoint_compare(const hafl_server_state_t *state, const hafl_topology_t *t,
                                    const uint8_t *base_digest, char *err, size_t errlen)
 {
-    if (t->server.rounds <= state->round) {
+    if (t->server.rounds < state->round) {
         snprintf(err, errlen,
-                 "server/rounds is %u but the checkpoint is of round %u already: set it above "
-                 "%u to continue the run",
+                 "server/rounds is %u but the checkpoint is of round %u already: set it to "
+                 "%u or more to continue the run",
                  t->server.rounds, state->round, state->round);
         return -1;
     }

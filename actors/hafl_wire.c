@@ -1,10 +1,13 @@
 /*  hafl_wire: message I/O and adapter <-> message conversion for the actors. See hafl_wire.h. */
 #include "hafl_wire.h"
 
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 int hafl_wire_send(zsock_t *sock, zframe_t *identity, const hafl_msg_t *msg,
                    hafl_traffic_t *traffic, hafl_msg_error_t *err)
@@ -85,6 +88,26 @@ hafl_msg_t *hafl_wire_recv_dealer(zsock_t *sock, const hafl_layout_t *layout, ch
     if (hafl_wire_recv(sock, false, layout, NULL, &msg, NULL, NULL, &err) == HAFL_WIRE_MALFORMED)
         snprintf(reason, reasonlen, "%s: %s", hafl_msg_code_name(err.code), err.text);
     return msg;
+}
+
+void hafl_wire_socket_peer(int fd, char *text, size_t textlen)
+{
+    struct sockaddr_storage address;
+    socklen_t len = sizeof address;
+    char host[INET6_ADDRSTRLEN] = "";
+    snprintf(text, textlen, "unknown");
+    if (getpeername(fd, (struct sockaddr *)&address, &len) != 0)
+        return;
+    if (address.ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)&address;
+        if (inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host))
+            snprintf(text, textlen, "%s:%u", host, ntohs(v4->sin_port));
+    } else if (address.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&address;
+        if (inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host))
+            snprintf(text, textlen, "[%s]:%u", host, ntohs(v6->sin6_port));
+    } else if (address.ss_family == AF_UNIX)
+        snprintf(text, textlen, "local");
 }
 
 void hafl_wire_peer(zframe_t *identity, char *text, size_t textlen)

@@ -54,6 +54,9 @@ hafl_msg_t *hafl_wire_recv_dealer(zsock_t *sock, const hafl_layout_t *layout, ch
 
 //  A printable peer name: the identity's hex (at most 40 chars) or "-".
 void hafl_wire_peer(zframe_t *identity, char *text, size_t textlen);
+//  The remote address of a connected socket descriptor, "a.b.c.d:port" or "[v6]:port"; a
+//  Unix-domain peer is "local"; "unknown" when the descriptor is no longer connected.
+void hafl_wire_socket_peer(int fd, char *text, size_t textlen);
 
 //  The take functions copy from a message hafl_wire_recv returned, checked against dst's layout.
 //  Copy components into dst (factors and scores); marks present[m*R+k] when present is not

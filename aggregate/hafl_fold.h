@@ -86,6 +86,17 @@ int hafl_fold_factors(hafl_fold_t *self, hafl_fold_rule_t rule, char *err, size_
 //  never collides with the initial adapter's index 0.
 void hafl_fold_fresh_factors(hafl_fold_t *self);
 
+//  The robust rules (hafl_fold_robust.c): per coordinate over the clients that trained it.
+typedef enum {
+    HAFL_FOLD_MEDIAN = 0,       //  the median (even count: mean of the two middle values)
+    HAFL_FOLD_TRIMMED_MEAN = 1, //  the mean after dropping floor(trim * count) at each end
+} hafl_fold_robust_t;
+
+//  Median or trimmed mean of factors, head and scores, one vote per client; writes all three
+//  into next, so the strategy driver does not call hafl_fold_head_scores after it.
+int hafl_fold_robust(hafl_fold_t *self, hafl_fold_robust_t rule, float trim, char *err,
+                     size_t errlen);
+
 //  FLoRA: stack the round's products into the merged terms, fresh adapter (hafl_fold_flora.c).
 int hafl_fold_flora(hafl_fold_t *self, char *err, size_t errlen);
 //  FlexLoRA: SVD of the averaged full update into the merged terms (hafl_fold_flexlora.c).

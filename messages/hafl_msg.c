@@ -251,7 +251,7 @@ static uint32_t s_fields_in(const s_type_t *t, uint64_t minor)
     return n;
 }
 
-//  The last REJECT reason each minor defines: 1.0 had VERSION..AUTH, 1.1 added SESSION and
+//  The last REJECT reason each minor defines: 2.0 had VERSION..AUTH, 2.1 added SESSION and
 //  REPLACED.
 static uint32_t s_reject_last(uint64_t minor)
 {

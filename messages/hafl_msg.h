@@ -116,9 +116,9 @@ typedef struct {
     bool borrowed;      //  data points into memory owned elsewhere (a frame): never freed
 } hafl_tensor_t;
 
-//  The secret a WELCOME hands an admitted peer (1.1). A rejoin for an index that a live peer
+//  The secret a WELCOME hands an admitted peer (2.1). A rejoin for an index that a live peer
 //  holds must present it; `present` is false when a HELLO carries none (an empty bin) or the
-//  sender speaks 1.0, which has no such field.
+//  sender speaks 2.0, which has no such field.
 #define HAFL_SESSION_BYTES 32
 typedef struct {
     bool present;
@@ -132,7 +132,7 @@ typedef struct {
     uint64_t n_samples;             //  training samples in its shard
     uint8_t base_digest[32];        //  SHA-256 of the frozen base model (and task)
     bool rejoin;                    //  true after a crash: resume, do not count as new
-    hafl_session_t session;         //  1.1: the session its last WELCOME gave it, if any
+    hafl_session_t session;         //  2.1: the session its last WELCOME gave it, if any
 } hafl_hello_t;
 
 typedef struct {
@@ -147,7 +147,7 @@ typedef struct {
         char name[32];
         uint32_t d_out, d_in;
     } *matrices;                    //  [n_matrices]
-    hafl_session_t session;         //  1.1: this peer's secret (always present from 1.1)
+    hafl_session_t session;         //  2.1: this peer's secret (always present from 2.1)
 } hafl_welcome_t;
 
 typedef enum {
@@ -157,8 +157,8 @@ typedef enum {
     HAFL_REJECT_RANK = 4,           //  rank budget outside 1..R or not the topology's
     HAFL_REJECT_FULL = 5,           //  federation has ended or is not admitting
     HAFL_REJECT_AUTH = 6,           //  security policy refused the peer
-    HAFL_REJECT_SESSION = 7,        //  1.1: index held by a live peer, and no valid session
-    HAFL_REJECT_REPLACED = 8,       //  1.1: this peer's place was taken by a valid rejoin
+    HAFL_REJECT_SESSION = 7,        //  2.1: index held by a live peer, and no valid session
+    HAFL_REJECT_REPLACED = 8,       //  2.1: this peer's place was taken by a valid rejoin
 } hafl_reject_reason_t;
 
 typedef struct {

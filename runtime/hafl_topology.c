@@ -92,13 +92,15 @@ static const s_key_t s_keys[] = {
     {"server/scheme", S_CHOICE, S_F(server.scheme), "freeze", 0, 0, false,
      "truncate|truncate-prefix|freeze|freeze-random"},
     {"server/aggregator", S_CHOICE, S_F(server.aggregator), "adaptive", 0, 0, false,
-     "adaptive|zeropad|zeropad-norm|fedavg|flexlora|flora"},
+     "adaptive|zeropad|zeropad-norm|fedavg|flexlora|flora|median|trimmed-mean"},
     {"server/heartbeat_ms", S_U32, S_F(server.heartbeat_ms), "1000", 50, 60000, false, NULL},
     {"server/heartbeat_misses", S_U32, S_F(server.heartbeat_misses), "5", 1, 1000, false, NULL},
     {"server/endpoint", S_STR, S_F(server.endpoint), "", 0, 0, false, NULL},
     {"server/control", S_STR, S_F(server.control), "", 0, 0, false, NULL},
     {"server/checkpoint_every", S_U32, S_F(server.checkpoint_every), "1", 0, 100000, false, NULL},
     {"server/max_samples", S_U32, S_F(server.max_samples), "0", 0, 4000000000u, false, NULL},
+    {"server/trim", S_F32, S_F(server.trim), "0.2", 0, 0.5, false, NULL},
+    {"server/clip_norm", S_F32, S_F(server.clip_norm), "0", 0, 1e6, false, NULL},
     {"clients", S_SECTION, S_NO_FIELD, NULL, 0, 0, false, NULL},
     {"clients/count", S_U32, S_F(clients.count), "10", 1, HAFL_TOPOLOGY_MAX_CLIENTS, false, NULL},
     {"clients/ranks", S_RANKS, S_NO_FIELD, NULL, 0, 0, false, NULL},
@@ -122,6 +124,10 @@ static const s_key_t s_keys[] = {
     {"faults/dropout", S_F32, S_F(faults.dropout), "0", 0, 1, false, NULL},
     {"faults/crash", S_F32, S_F(faults.crash), "0", 0, 1, false, NULL},
     {"faults/rejoin_rounds", S_U32, S_F(faults.rejoin_rounds), "1", 1, 100000, false, NULL},
+    {"faults/byzantine", S_F32, S_F(faults.byzantine), "0", 0, 1, false, NULL},
+    {"faults/byzantine_attack", S_ENUM, S_F(faults.byzantine_attack), "scale", 0, 0, false,
+     "scale|sign-flip|noise"},
+    {"faults/byzantine_scale", S_F32, S_F(faults.byzantine_scale), "10", 0, 1e6, true, NULL},
     {"evaluator", S_SECTION, S_NO_FIELD, NULL, 0, 0, false, NULL},
     {"evaluator/enabled", S_BOOL, S_F(evaluator.enabled), "true", 0, 0, false, NULL},
     {"evaluator/max_examples", S_U32, S_F(evaluator.max_examples), "0", 0, 100000000, false, NULL},
@@ -147,6 +153,7 @@ static const s_key_t s_keys[] = {
     {"security/server_cert", S_STR, S_F(security.server_cert), "", 0, 0, false, NULL},
     {"security/client_certs", S_STR, S_F(security.client_certs), "", 0, 0, false, NULL},
     {"security/client_cert", S_STR, S_F(security.client_cert), "", 0, 0, false, NULL},
+    {"security/evaluator_cert", S_STR, S_F(security.evaluator_cert), "", 0, 0, false, NULL},
     {"security/insecure", S_BOOL, S_F(security.insecure), "false", 0, 0, false, NULL},
 };
 #define S_KEY_COUNT (sizeof s_keys / sizeof s_keys[0])
@@ -154,6 +161,7 @@ static const s_key_t s_keys[] = {
 //  Enum fields are written as int; the compiler must agree.
 _Static_assert(sizeof(hafl_delay_dist_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(hafl_placement_mode_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(hafl_byzantine_attack_t) == sizeof(int), "enum size");
 
 //  A key path of the file and the line it sits on.
 typedef struct {
@@ -807,6 +815,10 @@ static int s_check_federation(s_loader_t *L, hafl_topology_t *self)
         self->faults.delay_min_ms > self->faults.delay_max_ms)
         return s_fail(L, "faults/stragglers/min_ms", "%u is above faults/stragglers/max_ms %u",
                       self->faults.delay_min_ms, self->faults.delay_max_ms);
+    //  The key table's ranges are closed; trimming half from each end would leave nothing.
+    if (self->server.trim >= 0.5f)
+        return s_fail(L, "server/trim", "%g is out of range (must be < 0.5)",
+                      (double)self->server.trim);
     return 0;
 }
 
@@ -1013,9 +1025,24 @@ static int s_check_security(s_loader_t *L, hafl_topology_t *self)
                       "CURVE needs tcp (placement/mode processes or hosts with "
                       "placement/transport tcp)");
     if (s_check_file(L, "security/server_cert", self->security.server_cert, false) ||
-        s_check_file(L, "security/client_certs", self->security.client_certs, true) ||
-        s_check_file(L, "security/client_cert", self->security.client_cert, false))
+        s_check_file(L, "security/client_certs", self->security.client_certs, true))
         return -1;
+    //  One certificate per client: each client's host holds only its own, so the files are
+    //  checked where each client starts (hafl_security_new_peer), not here.
+    bool per_client = strstr(self->security.client_cert, "{index}") != NULL;
+    if (!per_client && s_check_file(L, "security/client_cert", self->security.client_cert, false))
+        return -1;
+    if (per_client && strstr(self->security.client_cert, "{index}") !=
+                          strrchr(self->security.client_cert, '{'))
+        return s_fail(L, "security/client_cert", "'%s' holds {index} more than once or another "
+                      "brace", self->security.client_cert);
+    if (per_client && !self->security.evaluator_cert[0] && self->evaluator.enabled)
+        return s_fail(L, "security/evaluator_cert",
+                      "missing: security/client_cert names one certificate per client ({index}), "
+                      "so the evaluator needs its own (hafl keygen --clients N --evaluator)");
+    if (strstr(self->security.evaluator_cert, "{index}"))
+        return s_fail(L, "security/evaluator_cert", "'%s': the evaluator has no index",
+                      self->security.evaluator_cert);
     return 0;
 }
 

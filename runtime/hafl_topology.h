@@ -24,6 +24,7 @@
 #define HAFL_TOPOLOGY_MAX_HOSTS 64u
 
 typedef enum { HAFL_DELAY_FIXED = 0, HAFL_DELAY_UNIFORM = 1, HAFL_DELAY_EXPONENTIAL = 2 } hafl_delay_dist_t;
+typedef enum { HAFL_BYZANTINE_SCALE = 0, HAFL_BYZANTINE_SIGN_FLIP = 1, HAFL_BYZANTINE_NOISE = 2 } hafl_byzantine_attack_t;
 typedef enum { HAFL_PLACEMENT_INPROC = 0, HAFL_PLACEMENT_PROCESSES = 1, HAFL_PLACEMENT_HOSTS = 2 } hafl_placement_mode_t;
 
 typedef struct {
@@ -74,13 +75,15 @@ typedef struct {
         uint32_t min_reports;   //  server/min_reports    k of n, 0 = all participants default 0
         uint32_t join_timeout_ms; // server/join_timeout_ms  0..86400000, 0 = wait forever default 3600000
         char *scheme;           //  server/scheme         truncate|truncate-prefix|freeze|freeze-random default freeze
-        char *aggregator;       //  server/aggregator     adaptive|zeropad|zeropad-norm|fedavg|flexlora|flora default adaptive
+        char *aggregator;       //  server/aggregator     adaptive|zeropad|zeropad-norm|fedavg|flexlora|flora|median|trimmed-mean default adaptive
         uint32_t heartbeat_ms;  //  server/heartbeat_ms   50..60000                   default 1000
         uint32_t heartbeat_misses; // server/heartbeat_misses  dead after this many    default 5
         char *endpoint;         //  server/endpoint       clients connect here ("" = derived from placement)
         char *control;          //  server/control        `hafl ctl` endpoint ("" = derived)
         uint32_t checkpoint_every; // server/checkpoint_every rounds, 0 = never       default 1
         uint32_t max_samples;   //  server/max_samples    a HELLO's n_samples cap, 0 = derived default 0
+        float trim;             //  server/trim           trimmed-mean's share cut at each end, 0..<0.5 default 0.2
+        float clip_norm;        //  server/clip_norm      bound on each rank-1 and head delta, 0 = off default 0
     } server;
 
     struct {
@@ -102,6 +105,9 @@ typedef struct {
         float dropout;              //  faults/dropout               per round, 0..1  default 0
         float crash;                //  faults/crash                 per round, 0..1  default 0
         uint32_t rejoin_rounds;     //  faults/rejoin_rounds         rounds down after a crash, default 1
+        float byzantine;            //  faults/byzantine             share of clients, fixed for the run, 0..1 default 0
+        hafl_byzantine_attack_t byzantine_attack; // faults/byzantine_attack scale|sign-flip|noise default scale
+        float byzantine_scale;      //  faults/byzantine_scale       the attack's factor, > 0  default 10
     } faults;
 
     struct {
@@ -129,7 +135,9 @@ typedef struct {
         bool curve;                 //  security/curve        default false
         char *server_cert;          //  security/server_cert  zcert secret file
         char *client_certs;         //  security/client_certs directory of allowed public certs
-        char *client_cert;          //  security/client_cert  the clients' own secret cert
+        char *client_cert;          //  security/client_cert  the clients' own secret cert; may
+                                    //  hold {index}: one per client (hafl keygen --clients)
+        char *evaluator_cert;       //  security/evaluator_cert  the evaluator's, "" = client_cert
         bool insecure;              //  security/insecure     allow hosts over tcp without CURVE, default false
     } security;
 } hafl_topology_t;

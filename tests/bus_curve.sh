@@ -4,7 +4,8 @@
 # final adapter digest as the unsecured in-process run. Then clients holding a certificate the
 # server's allow-list lacks must be refused: the server's events report `peer-refused` with the
 # authenticator's reason, each client reports `handshake-refused` and gives up, and the run
-# ends by itself with status 1 and the reason on stderr. Last, a refused client node started
+# ends by itself with status 1 and the reason on stderr; the logger refuses their events as
+# well and says so. Last, a refused client node started
 # before its server waits for it rather than giving up, and the server, whose clients never
 # join, ends with status 1 after server/join_timeout_ms.
 set -u
@@ -23,10 +24,10 @@ digest_of() { sed -n 's/^final adapter sha256 \([0-9a-f]\{64\}\)$/\1/p' "$1"; }
 
 "$hafl" keygen "$work/keys" --name fleet >/dev/null || fail "keygen (allowed client)"
 "$hafl" keygen "$work/other" --name rogue >/dev/null || fail "keygen (rogue client)"
-# Ports: a block of 12 per run (three federations of 4), below the kernel's ephemeral range
+# Ports: a block of 20 per run (five federations of 4), below the kernel's ephemeral range
 # (32768 and up) where outgoing connections take their ports, so that parallel test runs on
 # one machine do not collide.
-base=$((20000 + $$ % 1000 * 12))
+base=$((20000 + $$ % 600 * 20))
 secure="--set placement/mode=processes --set placement/transport=tcp \
 --set security/curve=true --set security/server_cert=$work/keys/server.cert \
 --set security/client_certs=$work/keys/clients"
@@ -57,8 +58,11 @@ grep -q "^hafl node clients-0: client [0-3]: the server at tcp://127.0.0.1:$((ba
 events=$(ls "$work"/refused-runs/*/events.jsonl) || fail "no events file"
 grep '"event":"peer-refused"' "$events" | head -n 1 >"$work/refused"
 grep -q 'not in the allow-list' "$work/refused" || fail "refusal without its reason: $(cat "$work/refused")"
-grep -q '"actor":"client-0","event":"handshake-refused","reason":"the server at tcp://127.0.0.1:[0-9]* refused the CURVE handshake' "$events" \
-    || fail "client-0 did not log its refusal"
+# Their events cannot reach the log either: the logger admits only the allow-list's keys too,
+# and writes down each emitter it refused (hafl_log_auth.h).
+grep -q '"actor":"logger","event":"log-refused","reason":".*not in the allow-list' "$events" \
+    || fail "the logger did not record the refused emitters: $(grep log-refused "$events" | head -n 2)"
+! grep -q '"actor":"client-0"' "$events" || fail "a refused client's event reached the log"
 ! grep -q '"event":"client-joined"' "$events" \
     || fail "a client with a certificate outside the allow-list joined"
 echo "ok: refused with reason: $(sed 's/.*"reason":"\([^"]*\)".*/\1/' "$work/refused")"
@@ -95,3 +99,36 @@ pid=""
     || fail "the server node's stderr: $(cat "$work/server.err")"
 echo "ok: $(cat "$work/early.err")"
 echo "ok: $(cat "$work/server.err")"
+
+# One certificate per client, each bound to its index, and the evaluator's own (`hafl keygen
+# --clients 8`): the same digest again.
+"$hafl" keygen "$work/bound" --clients 8 >"$work/bound.zpl" || fail "keygen --clients"
+grep -q 'client_cert = ".*/client-{index}.cert_secret"' "$work/bound.zpl" \
+    || fail "keygen --clients printed no per-client certificate: $(cat "$work/bound.zpl")"
+bound="--set placement/mode=processes --set placement/transport=tcp --set security/curve=true \
+--set security/server_cert=$work/bound/server.cert --set security/client_certs=$work/bound/clients \
+--set security/evaluator_cert=$work/bound/evaluator.cert_secret"
+# shellcheck disable=SC2086
+timeout 120 "$hafl" run "$topology" $bound --set placement/base_port=$((base + 12)) \
+    --set logger/run_dir="$work/bound-runs" \
+    --set "security/client_cert=$work/bound/client-{index}.cert_secret" >"$work/bound.out" 2>&1 \
+    || fail "run with per-client certificates: $(cat "$work/bound.out")"
+[ "$(digest_of "$work/bound.out")" = "$plain" ] || fail "per-client certificates changed the digest"
+echo "ok: one certificate per client, bound to its index: same digest"
+
+# Every client presenting client 0's certificate: the allow-list binds it to client 0, so the
+# other seven are refused (REJECT AUTH, logged as binding-refused), client 0 alone cannot make
+# the quorum, and the server gives up after its join timeout.
+# shellcheck disable=SC2086
+timeout 60 "$hafl" run "$topology" $bound --set placement/base_port=$((base + 16)) \
+    --set logger/run_dir="$work/stolen-runs" --set server/join_timeout_ms=3000 \
+    --set server/deadline_ms=500 \
+    --set "security/client_cert=$work/bound/client-0.cert_secret" >"$work/stolen.out" 2>&1
+status=$?
+[ "$status" -eq 1 ] || fail "the run with one stolen certificate exited $status: $(cat "$work/stolen.out")"
+events=$(ls "$work"/stolen-runs/*/events.jsonl) || fail "no events file for the stolen-certificate run"
+refused=$(grep -c '"event":"binding-refused"' "$events")
+[ "$refused" -ge 7 ] || fail "$refused binding refusals, expected the 7 other clients: $(grep binding "$events")"
+grep -q 'is bound to client 0, not client 3' "$events" || fail "refusal without its reason"
+[ "$(grep -c '"event":"client-joined"' "$events")" -eq 1 ] || fail "more than client 0 joined"
+echo "ok: a certificate bound to client 0 could take no other place ($refused refusals)"

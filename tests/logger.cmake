@@ -3,4 +3,4 @@
 if(TARGET test_logger AND TARGET hafl)
   add_dependencies(test_logger hafl)
 endif()
-set_tests_properties(logger synth_task PROPERTIES LABELS asan)
+set_tests_properties(logger log_auth synth_task PROPERTIES LABELS asan)

@@ -62,7 +62,7 @@ else
     topology="$src/topologies/smoke.zpl"
     expected_rounds=2
     for scheme in truncate truncate-prefix freeze freeze-random; do
-        for strategy in adaptive zeropad zeropad-norm flexlora flora; do
+        for strategy in adaptive zeropad zeropad-norm flexlora flora median trimmed-mean; do
             run_pair "$topology" "$scheme" "$strategy" --set server/rounds=2
         done
         run_pair "$topology" "$scheme" fedavg --set server/rounds=2 --set clients/ranks=4,4,4,4,4,4,4,4

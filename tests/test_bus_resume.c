@@ -162,6 +162,8 @@ int main(void)
     char hex[65], first[4096];
     CHECK(bus_run_inproc(t, hex, first, sizeof first) == 0);
     hafl_topology_destroy(&t);
+    char three[65]; //  the 3-round run's final adapter
+    snprintf(three, sizeof three, "%s", hex);
     char bin3[4300], state3[4300], bin2[4300], state2[4300], bin1[4300], state1[4300];
     hafl_server_checkpoint_paths(first, 3, bin3, state3, sizeof bin3);
     hafl_server_checkpoint_paths(first, 2, bin2, state2, sizeof bin2);
@@ -241,10 +243,13 @@ int main(void)
     s_refused(first, "faults/dropout=0.5", "faults/dropout is '0.5' here", first);
     s_refused(first, "server/aggregator=zeropad",
               "server/aggregator is 'zeropad' here but 'adaptive' in the checkpoint", first);
-    s_refused(first, "server/rounds=3", "server/rounds is 3 but the checkpoint is of round 3",
-              first);
     s_refused(first, "server/rounds=2", "server/rounds is 2 but the checkpoint is of round 3",
               first);
+    //  As many rounds as the checkpoint holds: a run killed after its last checkpoint but before
+    //  it ended finishes, with the final adapter of that checkpoint.
+    out = s_resume_binary(first, "--set server/rounds=3", hex);
+    CHECKF(streq(hex, three), "resumed at its last round %s, the 3-round run %s", hex, three);
+    free(out);
     out = s_resume_binary(first, "--set server/rounds=7 --set server/deadline_ms=4000", hex);
     CHECKF(streq(hex, full7), "resumed to 7 rounds %s, uninterrupted %s", hex, full7);
     free(out);

@@ -237,7 +237,7 @@ static void *s_emitter_thread(void *arg)
     s_emitter_args_t *args = arg;
     char actor[32];
     snprintf(actor, sizeof actor, "emitter-%d", args->thread);
-    hafl_events_t *events = hafl_events_new(args->endpoint, "run-test", actor);
+    hafl_events_t *events = hafl_events_new(args->endpoint, "run-test", actor, NULL);
     CHECK(events);
     for (int seq = 0; seq < S_PER_THREAD; seq++) {
         hafl_log_event_t *ev = hafl_events_start(events, seq % 7, "tick");
@@ -296,7 +296,7 @@ static void s_test_escaping_and_malformed(const char *dir)
 {
     char path[512];
     zactor_t *logger = s_logger_start(dir, "inproc://logger-odd", NULL, path, sizeof path);
-    hafl_events_t *events = hafl_events_new("inproc://logger-odd", "run \"odd\"", "odd-actor");
+    hafl_events_t *events = hafl_events_new("inproc://logger-odd", "run \"odd\"", "odd-actor", NULL);
     CHECK(events);
     hafl_log_event_t *ev = hafl_events_start(events, -1, "odd");
     CHECK(ev);
@@ -392,7 +392,7 @@ static void s_test_subscriber(const char *dir)
         s_logger_start(dir, "inproc://logger-sub", "inproc://logger-sub-pub", path, sizeof path);
     zsock_t *sub = zsock_new_sub(">inproc://logger-sub-pub", "wanted tester ");
     CHECK(sub);
-    hafl_events_t *events = hafl_events_new("inproc://logger-sub", "run-sub", "tester");
+    hafl_events_t *events = hafl_events_new("inproc://logger-sub", "run-sub", "tester", NULL);
     CHECK(events);
     //  PUB drops what is sent before the subscription arrives, so keep sending until the SUB
     //  has seen five events; each wait is a poll with a short timeout, bounded by a deadline.
@@ -464,7 +464,7 @@ static void s_test_tail_binary(const char *dir, const char *binary)
     snprintf(pull, sizeof pull, "ipc://%s/pull", dir);
     snprintf(pub, sizeof pub, "ipc://%s/pub", dir);
     zactor_t *logger = s_logger_start(dir, pull, pub, path, sizeof path);
-    hafl_events_t *events = hafl_events_new(pull, "run-tail", "tester");
+    hafl_events_t *events = hafl_events_new(pull, "run-tail", "tester", NULL);
     CHECK(events);
     char command[2048];
     snprintf(command, sizeof command,

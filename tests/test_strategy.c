@@ -4,8 +4,9 @@
     with plain double loops: zeropad's dilution, adaptive's untouched-bitwise rule, fedavg's
     weighted mean, zeropad-norm's product-norm weights, flexlora's exact and Eckart-Young
     factorisations (singular values checked against a Jacobi eigen-solver written here),
-    flora's stacked product, the head and score rule, swapping at a round boundary, and the
-    refusal of unsorted or malformed input with the global state left untouched.
+    flora's stacked product, the head and score rule, swapping at a round boundary (to and
+    from every strategy, median and trimmed-mean included), and the refusal of unsorted or
+    malformed input with the global state left untouched.
 */
 #include "hafl_lowrank.h"
 #include "hafl_scheme.h"
@@ -561,33 +562,37 @@ static void s_round(hafl_strategy_t *s, hafl_scheme_t scheme, hafl_adapter_t *g,
 
 static const char *s_names[] = {"adaptive", "zeropad",  "zeropad-norm",
                                 "fedavg",   "flexlora", "flora"};
+//  Every strategy swaps with every other, the robust ones (test_robust.c) among them.
+static const char *s_swap_names[] = {"adaptive", "zeropad", "zeropad-norm", "fedavg",
+                                     "flexlora", "flora",   "median",       "trimmed-mean"};
+#define S_SWAP_NAMES (sizeof s_swap_names / sizeof s_swap_names[0])
 
 static void test_swap(void)
 {
     hafl_scheme_t schemes[2] = {HAFL_SCHEME_TRUNCATE_PREFIX, HAFL_SCHEME_FREEZE};
     for (int sc = 0; sc < 2; sc++)
-        for (int x = 0; x < 6; x++)
-            for (int y = 0; y < 6; y++) {
+        for (size_t x = 0; x < S_SWAP_NAMES; x++)
+            for (size_t y = 0; y < S_SWAP_NAMES; y++) {
                 hafl_adapter_t *g = hafl_adapter_new(&s_layout);
                 hafl_adapter_init(g, 11);
                 //  Rounds 1-2 under x, then the actor swaps to y for rounds 3-4.
-                hafl_strategy_t *first = s_strategy(s_names[x]);
+                hafl_strategy_t *first = s_strategy(s_swap_names[x]);
                 s_round(first, schemes[sc], g, 1);
                 s_round(first, schemes[sc], g, 2);
                 hafl_adapter_t *at_t = hafl_adapter_dup(g);
                 hafl_strategy_destroy(&first);
-                hafl_strategy_t *next = s_strategy(s_names[y]);
+                hafl_strategy_t *next = s_strategy(s_swap_names[y]);
                 s_round(next, schemes[sc], g, 3);
                 s_round(next, schemes[sc], g, 4);
                 //  y run from round 3 on the same state, by an object that has already
                 //  aggregated other rounds elsewhere (strategies carry no state).
-                hafl_strategy_t *other = s_strategy(s_names[y]);
+                hafl_strategy_t *other = s_strategy(s_swap_names[y]);
                 hafl_adapter_t *elsewhere = hafl_adapter_new(&s_layout);
                 hafl_adapter_init(elsewhere, 99);
                 s_round(other, schemes[sc], elsewhere, 1);
                 s_round(other, schemes[sc], at_t, 3);
                 s_round(other, schemes[sc], at_t, 4);
-                s_same_digest(g, at_t, s_names[y]);
+                s_same_digest(g, at_t, s_swap_names[y]);
                 hafl_adapter_destroy(&elsewhere);
                 hafl_strategy_destroy(&other);
                 hafl_strategy_destroy(&next);

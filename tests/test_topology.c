@@ -98,8 +98,8 @@ static void s_check_llama_federation(const hafl_topology_t *t, const char *check
 
 static void s_test_examples(void)
 {
-    const char *names[] = {"tiny", "smoke", "faults", "three-hosts", "quickstart"};
-    for (int i = 0; i < 5; i++) {
+    const char *names[] = {"tiny", "smoke", "faults", "three-hosts", "quickstart", "byzantine"};
+    for (int i = 0; i < 6; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/topologies/%s.zpl", s_source, names[i]);
         hafl_topology_error_t err;
@@ -123,6 +123,12 @@ static void s_test_examples(void)
         if (i == 2) {
             CHECK(t->faults.straggler_share == 0.3f && t->faults.dropout == 0.2f);
             CHECK(t->faults.delay_dist == HAFL_DELAY_EXPONENTIAL);
+        }
+        if (i == 5) { //  smoke with a quarter of its clients byzantine, median aggregation
+            CHECK(strcmp(t->model.kind, "synthetic") == 0 && t->clients.count == 8);
+            CHECK(strcmp(t->server.aggregator, "median") == 0);
+            CHECK(t->faults.byzantine == 0.25f && t->faults.byzantine_scale == 10.0f);
+            CHECK(t->faults.byzantine_attack == HAFL_BYZANTINE_SCALE);
         }
         if (i == 3) {
             CHECK(t->placement.mode == HAFL_PLACEMENT_HOSTS);
@@ -201,6 +207,9 @@ static void s_test_defaults(void)
     CHECK(t->faults.straggler_share == 0 && t->faults.delay_dist == HAFL_DELAY_UNIFORM);
     CHECK(t->faults.delay_min_ms == 0 && t->faults.delay_max_ms == 1000);
     CHECK(t->faults.dropout == 0 && t->faults.crash == 0 && t->faults.rejoin_rounds == 1);
+    CHECK(t->server.trim == 0.2f && t->server.clip_norm == 0.0f);
+    CHECK(t->faults.byzantine == 0.0f && t->faults.byzantine_attack == HAFL_BYZANTINE_SCALE);
+    CHECK(t->faults.byzantine_scale == 10.0f);
     CHECK(t->evaluator.enabled && t->evaluator.max_examples == 0 && !t->evaluator.client_start);
     CHECK(strcmp(t->logger.run_dir, "runs") == 0 && !t->logger.echo);
     CHECK(*t->logger.pull == '\0' && *t->logger.pub == '\0');
@@ -232,6 +241,11 @@ static void s_test_defaults(void)
                            "clients/threads = 1\n",
                            "data/validation = 0\n",
                            "server/max_samples = 0\n",
+                           "server/trim = 0.2\n",
+                           "server/clip_norm = 0\n",
+                           "faults/byzantine = 0\n",
+                           "faults/byzantine_attack = scale\n",
+                           "faults/byzantine_scale = 10\n",
                            "server/endpoint = \"\"\n",
                            "security/client_cert = \"\"\n"};
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
@@ -239,7 +253,7 @@ static void s_test_defaults(void)
     size_t n_lines = 0;
     for (char *c = printed; *c; c++)
         n_lines += *c == '\n';
-    CHECKF(n_lines == 65, "%zu lines printed", n_lines);
+    CHECKF(n_lines == 71, "%zu lines printed", n_lines);
     free(printed);
 }
 
@@ -401,6 +415,69 @@ static void s_test_tiers(void)
                   "            share = 0.9\n        tiny\n            rank = 1\n"
                   "            share = 0.1\n",
                   (const uint32_t[]){8}, 1);
+}
+
+//  The bounded-influence keys: the robust strategies with heterogeneous budgets, server/trim
+//  in [0, 0.5), server/clip_norm >= 0, faults/byzantine a share with one of three attacks and
+//  a positive scale; each bad value refused naming its key and line (0 for an override).
+static void s_test_robust_keys(void)
+{
+    hafl_topology_error_t err;
+    const char *robust[] = {"server/aggregator=median",
+                            "clients/count=4",
+                            "clients/ranks=1,2,4,8",
+                            "server/trim=0.45",
+                            "server/clip_norm=2.5",
+                            "faults/byzantine=0.25",
+                            "faults/byzantine_attack=sign-flip",
+                            "faults/byzantine_scale=3"};
+    hafl_topology_t *t = s_load_text(S_SYNTH, robust, 8, &err);
+    CHECKF(t, "%s", err.text);
+    CHECK(strcmp(t->server.aggregator, "median") == 0);
+    CHECK(t->server.trim == 0.45f && t->server.clip_norm == 2.5f);
+    CHECK(t->faults.byzantine == 0.25f && t->faults.byzantine_attack == HAFL_BYZANTINE_SIGN_FLIP);
+    CHECK(t->faults.byzantine_scale == 3.0f);
+    char why[256];
+    CHECK(hafl_topology_strategy_fits(t, "median", why, sizeof why) == 0);
+    CHECK(hafl_topology_strategy_fits(t, "trimmed-mean", why, sizeof why) == 0);
+    CHECK(hafl_topology_strategy_fits(t, "fedavg", why, sizeof why) == -1);
+    hafl_topology_destroy(&t);
+    const char *trimmed[] = {"server/aggregator=trimmed-mean", "server/trim=0",
+                             "faults/byzantine_attack=noise"};
+    t = s_load_text(S_SYNTH, trimmed, 3, &err);
+    CHECKF(t, "%s", err.text);
+    CHECK(strcmp(t->server.aggregator, "trimmed-mean") == 0 && t->server.trim == 0.0f);
+    CHECK(t->faults.byzantine_attack == HAFL_BYZANTINE_NOISE);
+    hafl_topology_destroy(&t);
+
+    const char *half[] = {"server/trim=0.5"};
+    s_expect_inline_error(S_SYNTH, half, 1, "0: server/trim: 0.5 is out of range (must be < 0.5)");
+    const char *negative_trim[] = {"server/trim=-0.1"};
+    s_expect_inline_error(S_SYNTH, negative_trim, 1, "0: server/trim: -0.1 is out of range");
+    const char *word_trim[] = {"server/trim=fifth"};
+    s_expect_inline_error(S_SYNTH, word_trim, 1, "0: server/trim: 'fifth' is not a finite number");
+    const char *negative_clip[] = {"server/clip_norm=-1"};
+    s_expect_inline_error(S_SYNTH, negative_clip, 1, "0: server/clip_norm: -1 is out of range");
+    const char *nan_clip[] = {"server/clip_norm=nan"};
+    s_expect_inline_error(S_SYNTH, nan_clip, 1, "0: server/clip_norm: 'nan' is not a finite");
+    const char *share[] = {"faults/byzantine=1.5"};
+    s_expect_inline_error(S_SYNTH, share, 1, "0: faults/byzantine: 1.5 is out of range");
+    const char *attack[] = {"faults/byzantine_attack=flip"};
+    s_expect_inline_error(S_SYNTH, attack, 1,
+                          "0: faults/byzantine_attack: unknown value 'flip' (one of: "
+                          "scale|sign-flip|noise)");
+    const char *zero_scale[] = {"faults/byzantine_scale=0"};
+    s_expect_inline_error(S_SYNTH, zero_scale, 1,
+                          "0: faults/byzantine_scale: 0 is out of range (must be > 0)");
+    const char *unknown[] = {"server/aggregator=krum"};
+    s_expect_inline_error(S_SYNTH, unknown, 1, "0: server/aggregator: unknown value 'krum'");
+    //  In the file, the key's own line.
+    s_expect_inline_error("model\n    kind = synthetic\ndata\n    dataset = synthetic\n"
+                          "server\n    aggregator = trimmed-mean\n    trim = 0.75\n",
+                          NULL, 0, "7: server/trim: ");
+    s_expect_inline_error("model\n    kind = synthetic\ndata\n    dataset = synthetic\n"
+                          "faults\n    byzantine = 0.2\n    byzantine_scale = -2\n",
+                          NULL, 0, "7: faults/byzantine_scale: ");
 }
 
 //  Each file in tests/topologies/bad/ opens with "# expect: LINE: KEY".
@@ -713,6 +790,7 @@ int main(void)
     s_test_insecure_hosts();
     s_test_defaults();
     s_test_overrides();
+    s_test_robust_keys();
     s_test_tiers();
     int bad = s_test_bad_files();
     CHECKF(bad >= 20, "only %d malformed topologies", bad);

@@ -1,11 +1,15 @@
-/*  hafl keygen DIR [--name NAME]... [--force]: CURVE certificates for a secured federation, in
-    the layout the topology's security section expects (actors/hafl_security.h):
+/*  hafl keygen DIR [--name NAME]... | [--clients N] [--force]: CURVE certificates for a secured
+    federation, in the layout the topology's security section expects (actors/hafl_security.h):
 
         DIR/server.cert            the server's public certificate (every host)
         DIR/server.cert_secret     the server's secret certificate (server host only)
         DIR/clients/NAME.cert      each client's public certificate: the allow-list
         DIR/NAME.cert_secret       each client's secret certificate (that client's host only)
 
+    With --clients N every client gets its own pair, client-K, bound to its index by the
+    certificate's metadata (index = K), plus one for the evaluator (role = evaluator): the
+    server then lets each key take only its own place. The printed section uses
+    client_cert = DIR/client-{index}.cert_secret and evaluator_cert = DIR/evaluator.cert_secret.
     Files are zcert (ZPL) certificates written atomically (temp file, fsync, rename); secret
     files are mode 0600. An existing server pair is kept, so clients can be added later; any
     other existing file stops the command unless --force, which regenerates everything named.
@@ -34,12 +38,15 @@
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: hafl keygen DIR [--name NAME]... [--force]\n\n"
+            "usage: hafl keygen DIR [--name NAME]... | [--clients N] [--force]\n\n"
             "Creates CURVE certificates for a topology with security/curve = true:\n"
             "  DIR/server.cert, DIR/server.cert_secret   the server's (secret: server host only)\n"
             "  DIR/clients/NAME.cert                     the allow-list of client public keys\n"
             "  DIR/NAME.cert_secret                      each client's secret certificate\n"
             "and prints the topology's security section (a ZPL fragment) on stdout.\n\n"
+            "  --clients N   one certificate per client, client-0 .. client-(N-1), each bound to\n"
+            "                its index, and one bound to the evaluator: the server lets every\n"
+            "                key take only its own place (the secure choice; 1..100000)\n"
             "  --name NAME   a client certificate (repeatable; default one named 'client');\n"
             "                NAME is 1..%d of A-Z a-z 0-9 . _ - not starting with '.', not "
             "'server'\n"
@@ -133,13 +140,16 @@ static int s_write(zcert_t *cert, bool secret, const char *dir, const char *base
     return 0;
 }
 
-//  A new certificate with name and role metadata.
-static zcert_t *s_cert(const char *name, const char *role)
+//  A new certificate with name and role metadata, and the client index it is bound to
+//  (index >= 0; HAFL_BOUND_EVALUATOR makes role "evaluator"; HAFL_BOUND_NONE binds nothing).
+static zcert_t *s_cert(const char *name, const char *role, int64_t index)
 {
     zcert_t *cert = zcert_new();
     if (cert) {
         zcert_set_meta(cert, "name", "%s", name);
-        zcert_set_meta(cert, "role", "%s", role);
+        zcert_set_meta(cert, "role", "%s", index == HAFL_BOUND_EVALUATOR ? "evaluator" : role);
+        if (index >= 0)
+            zcert_set_meta(cert, "index", "%lld", (long long)index);
         zcert_set_meta(cert, "created-by", "hafl keygen");
     }
     return cert;
@@ -154,7 +164,8 @@ static int s_check_free(const char *path, bool force)
     return 1;
 }
 
-static int s_generate(const char *dir, const char **names, size_t n_names, bool force)
+static int s_generate(const char *dir, const char **names, const int64_t *bound, size_t n_names,
+                      bool force)
 {
     char clients[PATH_MAX], server_pub[PATH_MAX], server_sec[PATH_MAX], path[PATH_MAX];
     if ((size_t)snprintf(clients, sizeof clients, "%s/clients", dir) >= sizeof clients ||
@@ -189,7 +200,7 @@ static int s_generate(const char *dir, const char **names, size_t n_names, bool 
         return HAFL_EXIT_FAILURE;
     }
     if (!keep_server) {
-        zcert_t *cert = s_cert("server", "server");
+        zcert_t *cert = s_cert("server", "server", HAFL_BOUND_NONE);
         int rc = cert ? 0 : -1;
         if (rc == 0)
             rc = s_write(cert, true, dir, "server.cert_secret");
@@ -205,7 +216,7 @@ static int s_generate(const char *dir, const char **names, size_t n_names, bool 
         char secret_base[S_MAX_NAME + 16], public_base[S_MAX_NAME + 16];
         snprintf(secret_base, sizeof secret_base, "%s.cert_secret", names[i]);
         snprintf(public_base, sizeof public_base, "%s.cert", names[i]);
-        zcert_t *cert = s_cert(names[i], "client");
+        zcert_t *cert = s_cert(names[i], "client", bound[i]);
         int rc = cert ? 0 : -1;
         if (rc == 0)
             rc = s_write(cert, true, dir, secret_base);
@@ -236,6 +247,18 @@ static int s_generate(const char *dir, const char **names, size_t n_names, bool 
     printf("# %zu client certificate(s) in the allow-list; server key %s\n",
            hafl_security_allowed(check), hafl_security_server_key(check));
     hafl_security_destroy(&check);
+    if (bound[0] >= 0) {
+        printf("# every client's host needs only its own client-K.cert_secret; the evaluator's\n"
+               "# host evaluator.cert_secret\n"
+               "security\n"
+               "    curve = true\n"
+               "    server_cert = \"%s\"\n"
+               "    client_certs = \"%s\"\n"
+               "    client_cert = \"%s/client-" HAFL_SECURITY_INDEX_TOKEN ".cert_secret\"\n"
+               "    evaluator_cert = \"%s/evaluator.cert_secret\"\n",
+               server_pub, clients, dir, dir);
+        return HAFL_EXIT_OK;
+    }
     printf("security\n"
            "    curve = true\n"
            "    server_cert = \"%s\"\n"
@@ -258,6 +281,7 @@ int hafl_cmd_keygen(int argc, char **argv)
         return HAFL_EXIT_FAILURE;
     }
     size_t n_names = 0;
+    long long n_clients = 0;
     int rc = -1;
     for (int i = 1; i < argc && rc < 0; i++) {
         const char *arg = argv[i];
@@ -275,6 +299,14 @@ int hafl_cmd_keygen(int argc, char **argv)
                 name = argv[++i];
         } else if (strncmp(arg, "--name=", 7) == 0)
             name = arg + 7;
+        else if (strcmp(arg, "--clients") == 0) {
+            char *end = NULL;
+            n_clients = i + 1 < argc ? strtoll(argv[++i], &end, 10) : 0;
+            if (!end || *end || n_clients < 1 || n_clients > 100000) {
+                fprintf(stderr, "hafl keygen: --clients needs a count from 1 to 100000\n");
+                rc = HAFL_EXIT_USAGE;
+            }
+        }
         else if (arg[0] == '-') {
             fprintf(stderr, "hafl keygen: unknown option %s (try --help)\n", arg);
             rc = HAFL_EXIT_USAGE;
@@ -308,8 +340,32 @@ int hafl_cmd_keygen(int argc, char **argv)
         fprintf(stderr, "hafl keygen: DIR must be non-empty and hold no quote or newline\n");
         rc = HAFL_EXIT_USAGE;
     }
+    if (rc < 0 && n_clients > 0 && n_names > 0) {
+        fprintf(stderr, "hafl keygen: --clients and --name do not mix (try --help)\n");
+        rc = HAFL_EXIT_USAGE;
+    }
+    //  --clients N: names client-0 .. client-(N-1) and evaluator, each bound to its place.
+    char (*generated)[32] = n_clients > 0 ? calloc((size_t)n_clients + 1, sizeof *generated) : NULL;
+    const char **bound_names = n_clients > 0 ? calloc((size_t)n_clients + 1, sizeof *bound_names)
+                                             : NULL;
+    int64_t *bound = calloc((size_t)(n_clients > 0 ? n_clients + 1 : argc + 1), sizeof *bound);
+    if (rc < 0 && (!bound || (n_clients > 0 && (!generated || !bound_names)))) {
+        fprintf(stderr, "hafl keygen: out of memory\n");
+        rc = HAFL_EXIT_FAILURE;
+    }
+    if (rc < 0 && n_clients > 0) {
+        for (long long k = 0; k < n_clients; k++) {
+            snprintf(generated[k], sizeof generated[k], "client-%lld", k);
+            bound_names[k] = generated[k];
+            bound[k] = k;
+        }
+        bound_names[n_clients] = "evaluator";
+        bound[n_clients] = HAFL_BOUND_EVALUATOR;
+    } else if (bound)
+        for (size_t k = 0; k <= n_names; k++)
+            bound[k] = HAFL_BOUND_NONE;
     if (rc < 0) {
-        if (n_names == 0)
+        if (n_names == 0 && n_clients == 0)
             names[n_names++] = "client";
         //  DIR without trailing slashes, so printed paths read DIR/server.cert.
         char *root = strdup(dir);
@@ -317,10 +373,15 @@ int hafl_cmd_keygen(int argc, char **argv)
         while (len > 1 && root[len - 1] == '/')
             root[--len] = '\0';
         mode_t old = umask(077);
-        rc = root ? s_generate(root, names, n_names, force) : HAFL_EXIT_FAILURE;
+        rc = !root               ? HAFL_EXIT_FAILURE
+             : n_clients > 0 ? s_generate(root, bound_names, bound, (size_t)n_clients + 1, force)
+                             : s_generate(root, names, bound, n_names, force);
         umask(old);
         free(root);
     }
+    free(generated);
+    free(bound_names);
+    free(bound);
     free(names);
     return rc;
 }

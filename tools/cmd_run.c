@@ -21,6 +21,7 @@
 #include "hafl_adapter.h"
 #include "hafl_blas.h"
 #include "hafl_client_state.h"
+#include "hafl_log_auth.h"
 #include "hafl_node.h"
 #include "hafl_placement.h"
 #include "hafl_server_checkpoint.h"
@@ -32,6 +33,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,7 +175,7 @@ static void s_print_summary(const char *run_dir)
             snprintf(last, sizeof last, "%s", line);
     fclose(csv);
     if (!last[0]) {
-        printf("no round completed\n");
+        printf("no round completed in this run folder\n");
         return;
     }
     double round = s_csv_number(last, s_csv_column(header, "round"));
@@ -275,6 +277,20 @@ static int s_run_processes(const hafl_topology_t *t, const char *file, const cha
         return HAFL_EXIT_FAILURE;
     }
     exe[len] = 0;
+    //  The nodes' log token (hafl_log_auth.h): a fresh secret of this run, which the nodes
+    //  inherit, unless the caller chose one.
+    if (!getenv(HAFL_LOG_AUTH_ENV)) {
+        uint8_t secret[32];
+        char token[65];
+        if (sodium_init() < 0) {
+            fprintf(stderr, "hafl run: libsodium failed to initialise\n");
+            return HAFL_EXIT_FAILURE;
+        }
+        randombytes_buf(secret, sizeof secret);
+        sodium_bin2hex(token, sizeof token, secret, sizeof secret);
+        setenv(HAFL_LOG_AUTH_ENV, token, 1);
+        sodium_memzero(secret, sizeof secret);
+    }
     char sets[5][HAFL_ENDPOINT_MAX + 32];
     snprintf(sets[0], sizeof sets[0], "server/endpoint=%s", e.server);
     snprintf(sets[1], sizeof sets[1], "server/control=%s", e.control);

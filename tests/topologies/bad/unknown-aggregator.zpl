@@ -4,4 +4,4 @@ model
 data
     dataset = synthetic
 server
-    aggregator = median
+    aggregator = krum
