@@ -7,7 +7,8 @@ set -eu
 
 packages="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev \
 libopenblas-dev libsodium-dev libarchive-dev libcurl4-openssl-dev clang libclang-rt-14-dev \
-gnuplot-nox iproute2 procps python3-sklearn python3-sentencepiece $*"
+gnuplot-nox iproute2 procps python3-sklearn python3-sentencepiece python3-zmq \
+python3-msgpack $*"
 
 missing=""
 for p in $packages; do
