@@ -186,6 +186,9 @@ static void s_zap_actor(zsock_t *pipe, void *arg)
         }
     }
     zpoller_destroy(&poller);
+    //  An inproc name is released at once by an unbind, but only later by a close (libzmq's
+    //  reaper): unbind, so that the next node of this process can take the endpoint.
+    zmq_unbind(zsock_resolve(rep), S_ZAP_ENDPOINT);
     zsock_destroy(&rep);
 }
 

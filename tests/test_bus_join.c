@@ -27,22 +27,6 @@ static hafl_topology_t *s_load(const char *min_reports, const char *join_timeout
                     "server/deadline_ms=300", "server/rounds=2", reports, timeout, NULL);
 }
 
-static hafl_node_t *s_node(const hafl_topology_t *t, const char *group, hafl_node_t *server)
-{
-    char err[512];
-    hafl_node_opts_t opts = {0};
-    opts.topology = t;
-    opts.group = group;
-    if (server) {
-        //  As `hafl run --processes` does: one run folder and run id, so the endpoints match.
-        opts.run_dir = hafl_node_run_dir(server);
-        opts.run_id = hafl_node_run_id(server);
-    }
-    hafl_node_t *node = hafl_node_new(&opts, err, sizeof err);
-    CHECKF(node != NULL, "node %s: %s", group, err);
-    return node;
-}
-
 //  The run's events; read once the nodes are destroyed, when the logger has written them all
 //  (events travel on their own sockets, so a DONE on the pipe may overtake the last of them).
 static char *s_events(const char *run_dir)
@@ -75,8 +59,8 @@ static void s_expect_timeout(const char *min_reports, bool with_clients, const c
                              const char *fields)
 {
     hafl_topology_t *t = s_load(min_reports, "1500");
-    hafl_node_t *server = s_node(t, "server", NULL);
-    hafl_node_t *clients = with_clients ? s_node(t, "clients-0", server) : NULL;
+    hafl_node_t *server = bus_node(t, "server", NULL);
+    hafl_node_t *clients = with_clients ? bus_node(t, "clients-0", server) : NULL;
     char hex[65], reason[512];
     CHECKF(hafl_node_wait(server, hex, reason, sizeof reason) == -1, "the run did not fail");
     CHECKF(strstr(reason, reason_want), "reason '%s' lacks '%s'", reason, reason_want);
@@ -112,8 +96,8 @@ static void s_expect_timeout(const char *min_reports, bool with_clients, const c
 static void s_expect_run(const char *min_reports, const char *join_timeout_ms, bool late)
 {
     hafl_topology_t *t = s_load(min_reports, join_timeout_ms);
-    hafl_node_t *server = s_node(t, "server", NULL);
-    hafl_node_t *first = s_node(t, "clients-0", server);
+    hafl_node_t *server = bus_node(t, "server", NULL);
+    hafl_node_t *first = bus_node(t, "clients-0", server);
     hafl_node_t *second = NULL;
     if (late) {
         //  Wait until the server says it is waiting for more clients, then start them.
@@ -124,7 +108,7 @@ static void s_expect_run(const char *min_reports, const char *join_timeout_ms, b
         CHECKF(zpoller_wait(poller, S_DEADLINE_MS) == sub, "no join-wait event");
         zpoller_destroy(&poller);
         zsock_destroy(&sub);
-        second = s_node(t, "clients-1", server);
+        second = bus_node(t, "clients-1", server);
     }
     char hex[65], reason[512];
     CHECKF(hafl_node_wait(server, hex, reason, sizeof reason) == 0, "the run failed: %s", reason);

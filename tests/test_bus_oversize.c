@@ -16,21 +16,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-static hafl_node_t *s_node(const hafl_topology_t *t, const char *group, hafl_node_t *server)
-{
-    char err[512];
-    hafl_node_opts_t opts = {0};
-    opts.topology = t;
-    opts.group = group;
-    if (server) {
-        opts.run_dir = hafl_node_run_dir(server);
-        opts.run_id = hafl_node_run_id(server);
-    }
-    hafl_node_t *node = hafl_node_new(&opts, err, sizeof err);
-    CHECKF(node != NULL, "node %s: %s", group, err);
-    return node;
-}
-
 int main(void)
 {
     char port[64];
@@ -38,7 +23,7 @@ int main(void)
     hafl_topology_t *t = bus_load("topologies/smoke.zpl", "placement/mode=processes",
                                   "placement/transport=tcp", port, "evaluator/enabled=false",
                                   NULL);
-    hafl_node_t *server = s_node(t, "server", NULL);
+    hafl_node_t *server = bus_node(t, "server", NULL);
     int64_t cap = hafl_node_frame_cap(hafl_task_layout(hafl_node_task(server)));
     CHECK(cap > 0 && cap < (1 << 28));
 
@@ -53,8 +38,8 @@ int main(void)
     free(bytes);
     CHECK(frame && zframe_send(&frame, big, 0) == 0);
 
-    hafl_node_t *clients0 = s_node(t, "clients-0", server);
-    hafl_node_t *clients1 = s_node(t, "clients-1", server);
+    hafl_node_t *clients0 = bus_node(t, "clients-0", server);
+    hafl_node_t *clients1 = bus_node(t, "clients-1", server);
     char hex[65], reason[512];
     CHECKF(hafl_node_wait(server, hex, reason, sizeof reason) == 0, "the run failed: %s", reason);
     CHECKF(hafl_node_wait(clients0, hex, reason, sizeof reason) == 0, "clients-0: %s", reason);

@@ -93,17 +93,7 @@ int main(void)
 
     //  A second evaluator, well formed, once the real one has joined: refused while the real
     //  one is alive, so it can neither replace it nor write accuracies into the run.
-    char events_path[4300];
-    snprintf(events_path, sizeof events_path, "%s/events.jsonl", hafl_node_run_dir(node));
-    bool evaluator_joined = false;
-    for (int i = 0; i < 200 && !evaluator_joined; i++) {
-        char *so_far = bus_read_file(events_path);
-        evaluator_joined = so_far && strstr(so_far, "\"event\":\"evaluator-joined\"");
-        free(so_far);
-        if (!evaluator_joined)
-            zclock_sleep(50);
-    }
-    CHECK(evaluator_joined);
+    bus_wait_event(node, "\"event\":\"evaluator-joined\"");
     zsock_t *fake_evaluator = zsock_new_dealer(e->server);
     CHECK(fake_evaluator);
     hafl_msg_t *hello = hafl_msg_new(HAFL_MSG_HELLO);

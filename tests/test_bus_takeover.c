@@ -68,22 +68,6 @@ static void s_expect_reject(zsock_t *sock, uint32_t reason, const char *text, co
     hafl_msg_destroy(&msg);
 }
 
-//  Wait (at most 20 s) until the run's events hold `needle`.
-static void s_wait_event(hafl_node_t *node, const char *needle)
-{
-    char path[4300];
-    snprintf(path, sizeof path, "%s/events.jsonl", hafl_node_run_dir(node));
-    bool seen = false;
-    for (int i = 0; i < 400 && !seen; i++) {
-        char *events = bus_read_file(path);
-        seen = events && strstr(events, needle);
-        free(events);
-        if (!seen)
-            zclock_sleep(50);
-    }
-    CHECKF(seen, "no %s in the events", needle);
-}
-
 static char *s_events_of(const char *run_dir)
 {
     char path[4300];
@@ -105,7 +89,7 @@ static void s_inproc_takeovers(void)
     hafl_node_t *node = hafl_node_new(&opts, err, sizeof err);
     CHECKF(node != NULL, "%s", err);
     const char *server = hafl_node_endpoints(node)->server;
-    s_wait_event(node, "\"event\":\"federation-start\"");
+    bus_wait_event(node, "\"event\":\"federation-start\"");
 
     hafl_session_t wrong = {.present = true};
     for (int i = 0; i < HAFL_SESSION_BYTES; i++)
@@ -139,28 +123,13 @@ static void s_inproc_takeovers(void)
     printf("in-process: three takeover attempts refused, digest unchanged\n");
 }
 
-static hafl_node_t *s_node(const hafl_topology_t *t, const char *group, hafl_node_t *server)
-{
-    char err[512];
-    hafl_node_opts_t opts = {0};
-    opts.topology = t;
-    opts.group = group;
-    if (server) {
-        opts.run_dir = hafl_node_run_dir(server);
-        opts.run_id = hafl_node_run_id(server);
-    }
-    hafl_node_t *node = hafl_node_new(&opts, err, sizeof err);
-    CHECKF(node != NULL, "node %s: %s", group, err);
-    return node;
-}
-
 static void s_replaced(void)
 {
     hafl_topology_t *t = bus_load("topologies/smoke.zpl", "placement/mode=processes",
                                   "evaluator/enabled=false", "server/deadline_ms=300",
                                   "server/rounds=3", NULL);
-    hafl_node_t *server = s_node(t, "server", NULL);
-    hafl_node_t *clients = s_node(t, "clients-0", server);
+    hafl_node_t *server = bus_node(t, "server", NULL);
+    hafl_node_t *clients = bus_node(t, "clients-0", server);
     const char *endpoint = hafl_node_endpoints(server)->server;
 
     zsock_t *first = s_hello(t, server, endpoint, 7, false, NULL);

@@ -157,6 +157,41 @@ static inline int bus_run_inproc(const hafl_topology_t *t, char hex[65], char *r
     return rc;
 }
 
+//  Start the node of placement group `group` (NULL: everything, in process). With server, it
+//  joins that node's run as `hafl run --processes` does (one run folder and run id, so the
+//  endpoints match).
+static inline hafl_node_t *bus_node(const hafl_topology_t *t, const char *group,
+                                    hafl_node_t *server)
+{
+    char err[512];
+    hafl_node_opts_t opts = {0};
+    opts.topology = t;
+    opts.group = group;
+    if (server) {
+        opts.run_dir = hafl_node_run_dir(server);
+        opts.run_id = hafl_node_run_id(server);
+    }
+    hafl_node_t *node = hafl_node_new(&opts, err, sizeof err);
+    CHECKF(node != NULL, "node %s: %s", group ? group : "(all)", err);
+    return node;
+}
+
+//  Wait (polling, at most 20 s) until the node's events.jsonl holds `needle`; fails otherwise.
+static inline void bus_wait_event(hafl_node_t *node, const char *needle)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/events.jsonl", hafl_node_run_dir(node));
+    bool seen = false;
+    for (int i = 0; i < 400 && !seen; i++) {
+        char *events = bus_read_file(path);
+        seen = events && strstr(events, needle);
+        free(events);
+        if (!seen)
+            zclock_sleep(50);
+    }
+    CHECKF(seen, "no %s in %s within 20 s", needle, path);
+}
+
 //  The adapter file `name` in run_dir loads and has digest hex (fails the test otherwise).
 static inline void bus_check_adapter_digest(const char *run_dir, const char *name,
                                             const char *hex)
