@@ -7,6 +7,8 @@
     file size is compared with it, so no product can overflow.
 */
 #include "hafl_checkpoint.h"
+#include "hafl_gguf.h"
+#include "hafl_quant.h"
 #include "hafl_rng.h"
 
 #include <errno.h>
@@ -71,27 +73,35 @@ static int s_config_check(const hafl_llama_config_t *c, const char *what, char *
     return 0;
 }
 
-//  Float count of everything after the header, for a checked config.
-static uint64_t s_float_count(const hafl_llama_config_t *c)
+//  Floats of the two legacy RoPE tables a llama2.c file carries (GGUF files have none).
+static uint64_t s_rope_floats(const hafl_llama_config_t *c)
+{
+    return 2 * (uint64_t)c->seq_len * ((uint64_t)(c->dim / c->n_heads) / 2);
+}
+
+//  Float count of everything after the header, for a checked config; rope says whether the
+//  legacy RoPE tables are part of it.
+static uint64_t s_float_count(const hafl_llama_config_t *c, bool rope)
 {
     uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
     uint64_t layers = (uint64_t)c->n_layers, vocab = (uint64_t)c->vocab_size;
-    uint64_t kv = (uint64_t)hafl_llama_kv_dim(c), head = dim / (uint64_t)c->n_heads;
+    uint64_t kv = (uint64_t)hafl_llama_kv_dim(c);
     uint64_t n = vocab * dim;                                   //  token_embedding
     n += layers * (dim + dim * dim + 2 * kv * dim + dim * dim); //  rms_att wq wk wv wo
     n += layers * (dim + 3 * hidden * dim);                     //  rms_ffn w1 w2 w3
     n += dim;                                                   //  rms_final
-    n += 2 * (uint64_t)c->seq_len * (head / 2);                 //  legacy RoPE tables
+    n += rope ? s_rope_floats(c) : 0;                           //  legacy RoPE tables
     if (!c->shared_classifier)
         n += vocab * dim; //  wcls
     return n;
 }
 
-//  Lay the weight pointers over the floats that follow the header.
-static void s_weights_map(hafl_llama_weights_t *w, const hafl_llama_config_t *c, const float *p)
+//  Lay the weight pointers over the floats that follow the header (rope: as in s_float_count).
+static void s_weights_map(hafl_llama_weights_t *w, const hafl_llama_config_t *c, const float *p,
+                          bool rope)
 {
     size_t dim = (size_t)c->dim, hidden = (size_t)c->hidden_dim, layers = (size_t)c->n_layers;
-    size_t kv = (size_t)hafl_llama_kv_dim(c), head = dim / (size_t)c->n_heads;
+    size_t kv = (size_t)hafl_llama_kv_dim(c);
     w->token_embedding = p, p += (size_t)c->vocab_size * dim;
     w->rms_att = p, p += layers * dim;
     w->wq = p, p += layers * dim * dim;
@@ -103,7 +113,7 @@ static void s_weights_map(hafl_llama_weights_t *w, const hafl_llama_config_t *c,
     w->w2 = p, p += layers * dim * hidden;
     w->w3 = p, p += layers * hidden * dim;
     w->rms_final = p, p += dim;
-    p += 2 * (size_t)c->seq_len * (head / 2);
+    p += rope ? (size_t)s_rope_floats(c) : 0;
     w->wcls = c->shared_classifier ? w->token_embedding : p;
 }
 
@@ -126,6 +136,277 @@ static int s_digest(hafl_checkpoint_t *self, char *err, size_t errlen)
     return 0;
 }
 
+//  ---------------------------------------------------------------------------------------------
+//  GGUF checkpoints of architecture llama
+
+//  What the engine computes with and a GGUF may state otherwise: RoPE over the whole head with
+//  base 10000 (train/hafl_rope.c, hafl_llama_ref.c) and RMSNorm with epsilon 1e-5. A file that
+//  asks for something else is refused rather than run with the wrong constants.
+#define S_ROPE_BASE 10000.0f
+#define S_RMS_EPS   1e-5f
+
+//  One hyperparameter `llama.<name>` into *out, in 1..cap (the caps of s_config_check). 0, or
+//  -1 with a reason naming the key.
+static int s_gguf_hyper(const hafl_gguf_t *g, const char *name, int cap, int *out, char *err,
+                        size_t errlen)
+{
+    char key[96];
+    snprintf(key, sizeof key, "llama.%s", name);
+    uint32_t value;
+    if (hafl_gguf_get_u32(g, key, &value, err, errlen) != 0)
+        return -1;
+    if (value < 1 || value > (uint32_t)cap) {
+        snprintf(err, errlen, "%s: key '%s': %u is out of range (1..%d)", hafl_gguf_path(g), key,
+                 value, cap);
+        return -1;
+    }
+    *out = (int)value;
+    return 0;
+}
+
+//  A float hyperparameter the engine hard-codes: absent means llama.cpp's default, which is the
+//  engine's value; present, it must equal it exactly.
+static int s_gguf_fixed(const hafl_gguf_t *g, const char *key, float engine, bool required,
+                        char *err, size_t errlen)
+{
+    if (!hafl_gguf_find(g, key) && !required)
+        return 0;
+    float value;
+    if (hafl_gguf_get_f32(g, key, &value, err, errlen) != 0)
+        return -1;
+    if (value != engine) {
+        snprintf(err, errlen, "%s: key '%s': %g is not supported (the engine computes with %g)",
+                 hafl_gguf_path(g), key, (double)value, (double)engine);
+        return -1;
+    }
+    return 0;
+}
+
+//  Read and check the hyperparameters into c; vocab_size comes from token_embd.weight's rows.
+static int s_gguf_config(const hafl_gguf_t *g, hafl_llama_config_t *c, char *err, size_t errlen)
+{
+    const char *path = hafl_gguf_path(g);
+    const char *arch = hafl_gguf_architecture(g);
+    if (!arch || strcmp(arch, "llama") != 0) {
+        snprintf(err, errlen,
+                 "%s: key 'general.architecture': %s%s%s is not supported (only llama)", path,
+                 arch ? "'" : "", arch ? arch : "missing", arch ? "'" : "");
+        return -1;
+    }
+    if (s_gguf_hyper(g, "embedding_length", S_MAX_DIM, &c->dim, err, errlen) ||
+        s_gguf_hyper(g, "feed_forward_length", S_MAX_HIDDEN, &c->hidden_dim, err, errlen) ||
+        s_gguf_hyper(g, "block_count", S_MAX_LAYERS, &c->n_layers, err, errlen) ||
+        s_gguf_hyper(g, "attention.head_count", S_MAX_HEADS, &c->n_heads, err, errlen) ||
+        s_gguf_hyper(g, "context_length", S_MAX_SEQ, &c->seq_len, err, errlen))
+        return -1;
+    //  llama.cpp reads a missing kv head count as "no grouping".
+    c->n_kv_heads = c->n_heads;
+    if (hafl_gguf_find(g, "llama.attention.head_count_kv") &&
+        s_gguf_hyper(g, "attention.head_count_kv", S_MAX_HEADS, &c->n_kv_heads, err, errlen))
+        return -1;
+    const hafl_gguf_tensor_t *embd = hafl_gguf_tensor(g, "token_embd.weight");
+    if (!embd) {
+        snprintf(err, errlen, "%s: tensor 'token_embd.weight': missing", path);
+        return -1;
+    }
+    //  The vocabulary is the embedding's row count (dims[1]); the rest of its shape is checked
+    //  on reading.
+    if (embd->n_dims != 2 || embd->dims[1] > S_MAX_VOCAB) {
+        snprintf(err, errlen,
+                 "%s: tensor 'token_embd.weight': %u dimensions with %llu rows, expected 2 "
+                 "dimensions with at most %d rows (the vocabulary)",
+                 path, embd->n_dims, (unsigned long long)embd->dims[1], S_MAX_VOCAB);
+        return -1;
+    }
+    c->vocab_size = (int)embd->dims[1];
+    c->shared_classifier = hafl_gguf_tensor(g, "output.weight") == NULL;
+    if (s_config_check(c, path, err, errlen) != 0)
+        return -1;
+    if (hafl_gguf_find(g, "llama.vocab_size")) {
+        int vocab;
+        if (s_gguf_hyper(g, "vocab_size", S_MAX_VOCAB, &vocab, err, errlen))
+            return -1;
+        if (vocab != c->vocab_size) {
+            snprintf(err, errlen,
+                     "%s: key 'llama.vocab_size': %d, but token_embd.weight has %d rows", path,
+                     vocab, c->vocab_size);
+            return -1;
+        }
+    }
+    //  The engine rotates every pair of a head, so partial rotary embeddings are refused.
+    if (hafl_gguf_find(g, "llama.rope.dimension_count")) {
+        int rope_dims;
+        if (s_gguf_hyper(g, "rope.dimension_count", S_MAX_DIM, &rope_dims, err, errlen))
+            return -1;
+        if (rope_dims != c->dim / c->n_heads) {
+            snprintf(err, errlen,
+                     "%s: key 'llama.rope.dimension_count': %d is not supported (the engine "
+                     "rotates whole heads of %d)",
+                     path, rope_dims, c->dim / c->n_heads);
+            return -1;
+        }
+    }
+    //  Scaled RoPE (linear, YaRN, Llama 3's frequency table) changes the rotation angles.
+    if (hafl_gguf_find(g, "llama.rope.scaling.type")) {
+        hafl_gguf_str_t scaling;
+        if (hafl_gguf_get_str(g, "llama.rope.scaling.type", &scaling, err, errlen))
+            return -1;
+        if (scaling.len != 4 || memcmp(scaling.data, "none", 4) != 0) {
+            snprintf(err, errlen, "%s: key 'llama.rope.scaling.type': '%.*s' is not supported",
+                     path, (int)(scaling.len > 32 ? 32 : scaling.len), scaling.data);
+            return -1;
+        }
+    }
+    if (s_gguf_fixed(g, "llama.rope.freq_base", S_ROPE_BASE, false, err, errlen) ||
+        s_gguf_fixed(g, "llama.attention.layer_norm_rms_epsilon", S_RMS_EPS, true, err, errlen))
+        return -1;
+    return 0;
+}
+
+//  Dequantise tensor `name` (layer -1: not a block tensor) of shape [rows][cols] (rows 0: a
+//  vector of cols) into dst[rows * cols]. The GGUF shape is {cols, rows}, dims[0] fastest.
+static int s_gguf_tensor(const hafl_gguf_t *g, int layer, const char *name, uint64_t rows,
+                         uint64_t cols, float *dst, char *err, size_t errlen)
+{
+    char full[96];
+    if (layer >= 0)
+        snprintf(full, sizeof full, "blk.%d.%s.weight", layer, name);
+    else
+        snprintf(full, sizeof full, "%s.weight", name);
+    const hafl_gguf_tensor_t *t = hafl_gguf_tensor(g, full);
+    const char *path = hafl_gguf_path(g);
+    if (!t) {
+        snprintf(err, errlen, "%s: tensor '%s': missing", path, full);
+        return -1;
+    }
+    uint32_t want_dims = rows ? 2 : 1;
+    if (t->n_dims != want_dims || t->dims[0] != cols || (rows && t->dims[1] != rows)) {
+        char shape[96], want[48];
+        int used = snprintf(shape, sizeof shape, "{%llu", (unsigned long long)t->dims[0]);
+        for (uint32_t d = 1; d < t->n_dims && used > 0 && (size_t)used < sizeof shape; d++)
+            used += snprintf(shape + used, sizeof shape - (size_t)used, ", %llu",
+                             (unsigned long long)t->dims[d]);
+        if (rows)
+            snprintf(want, sizeof want, "{%llu, %llu}", (unsigned long long)cols,
+                     (unsigned long long)rows);
+        else
+            snprintf(want, sizeof want, "{%llu}", (unsigned long long)cols);
+        snprintf(err, errlen, "%s: tensor '%s': shape %s}, the hyperparameters imply %s", path,
+                 full, shape, want);
+        return -1;
+    }
+    char why[256];
+    if (hafl_quant_dequantize(t->type, t->data, (size_t)t->n_bytes, dst, t->n_elements, why,
+                              sizeof why) != 0) {
+        snprintf(err, errlen, "%s: tensor '%s': %s", path, full, why);
+        return -1;
+    }
+    return 0;
+}
+
+//  Whether `name` is one of the tensors s_gguf_weights reads, so a file carrying anything else
+//  (rope_freqs, biases, experts) is refused instead of run without it.
+static bool s_gguf_known(const char *name, int n_layers, bool shared)
+{
+    if (strcmp(name, "token_embd.weight") == 0 || strcmp(name, "output_norm.weight") == 0 ||
+        (!shared && strcmp(name, "output.weight") == 0))
+        return true;
+    static const char *const block[] = {"attn_norm", "attn_q",      "attn_k",
+                                        "attn_v",    "attn_output", "ffn_norm",
+                                        "ffn_gate",  "ffn_down",    "ffn_up"};
+    int layer, end = 0;
+    char suffix[32];
+    if (sscanf(name, "blk.%d.%31[a-z_].weight%n", &layer, suffix, &end) != 2 || name[end] != '\0' ||
+        layer < 0 || layer >= n_layers)
+        return false;
+    char canonical[96];
+    snprintf(canonical, sizeof canonical, "blk.%d.%s.weight", layer, suffix);
+    if (strcmp(canonical, name) != 0)
+        return false;
+    for (size_t i = 0; i < sizeof block / sizeof block[0]; i++)
+        if (strcmp(suffix, block[i]) == 0)
+            return true;
+    return false;
+}
+
+//  Dequantise every tensor into the float image s_weights_map lays out (no RoPE tables).
+static int s_gguf_weights(const hafl_gguf_t *g, hafl_checkpoint_t *self, char *err, size_t errlen)
+{
+    const hafl_llama_config_t *c = &self->config;
+    for (size_t i = 0; i < hafl_gguf_tensor_count(g); i++) {
+        const char *name = hafl_gguf_tensor_at(g, i)->name;
+        if (!s_gguf_known(name, c->n_layers, c->shared_classifier)) {
+            snprintf(err, errlen, "%s: tensor '%s': not part of the llama architecture hafl runs",
+                     hafl_gguf_path(g), name);
+            return -1;
+        }
+    }
+    uint64_t floats = s_float_count(c, false);
+    if (floats > SIZE_MAX / 4) {
+        snprintf(err, errlen, "%s: too large for this machine", self->path);
+        return -1;
+    }
+    self->size = 4 * (size_t)floats;
+    if (!(self->memory = malloc(self->size))) {
+        snprintf(err, errlen, "%s: out of memory for %zu bytes of weights", self->path, self->size);
+        return -1;
+    }
+    s_weights_map(&self->weights, c, self->memory, false);
+    const hafl_llama_weights_t *w = &self->weights;
+    uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
+    uint64_t kv = (uint64_t)hafl_llama_kv_dim(c), vocab = (uint64_t)c->vocab_size;
+    //  The weight pointers are const for users; this function fills what it allocated.
+    if (s_gguf_tensor(g, -1, "token_embd", vocab, dim, (float *)w->token_embedding, err, errlen) ||
+        s_gguf_tensor(g, -1, "output_norm", 0, dim, (float *)w->rms_final, err, errlen) ||
+        (!c->shared_classifier &&
+         s_gguf_tensor(g, -1, "output", vocab, dim, (float *)w->wcls, err, errlen)))
+        return -1;
+    for (int l = 0; l < c->n_layers; l++) {
+        size_t L = (size_t)l;
+        struct {
+            const char *name;
+            const float *base;
+            uint64_t rows, cols;
+        } blocks[] = {{"attn_norm", w->rms_att, 0, dim}, {"attn_q", w->wq, dim, dim},
+                      {"attn_k", w->wk, kv, dim},        {"attn_v", w->wv, kv, dim},
+                      {"attn_output", w->wo, dim, dim},  {"ffn_norm", w->rms_ffn, 0, dim},
+                      {"ffn_gate", w->w1, hidden, dim},  {"ffn_down", w->w2, dim, hidden},
+                      {"ffn_up", w->w3, hidden, dim}};
+        for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
+            uint64_t per_layer = (blocks[b].rows ? blocks[b].rows : 1) * blocks[b].cols;
+            float *dst = (float *)blocks[b].base + L * per_layer;
+            if (s_gguf_tensor(g, l, blocks[b].name, blocks[b].rows, blocks[b].cols, dst, err,
+                              errlen))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+//  The GGUF branch of hafl_checkpoint_open: self has its path; the weights are allocated and
+//  dequantised to float32, and the digest is the SHA-256 of the whole file.
+static int s_gguf_open(hafl_checkpoint_t *self, char *err, size_t errlen)
+{
+    hafl_gguf_t *g = hafl_gguf_open(self->path, err, errlen);
+    if (!g)
+        return -1;
+    int rc = -1;
+    if (s_gguf_config(g, &self->config, err, errlen) || s_gguf_weights(g, self, err, errlen))
+        goto done;
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "%s: libsodium failed to initialise", self->path);
+        goto done;
+    }
+    size_t size;
+    const uint8_t *bytes = hafl_gguf_bytes(g, &size);
+    crypto_hash_sha256(self->digest, bytes, size);
+    self->gguf = true;
+    rc = 0;
+done:
+    hafl_gguf_destroy(&g);
+    return rc;
+}
+
 hafl_checkpoint_t *hafl_checkpoint_open(const char *path, char *err, size_t errlen)
 {
     hafl_checkpoint_t *self = calloc(1, sizeof(hafl_checkpoint_t));
@@ -143,6 +424,15 @@ hafl_checkpoint_t *hafl_checkpoint_open(const char *path, char *err, size_t errl
     if (!S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "%s: not a regular file", path);
         goto fail;
+    }
+    //  GGUF by its magic; a llama2.c header never starts so (dim would be above its cap).
+    char magic[4];
+    if (st.st_size >= 4 && pread(fd, magic, 4, 0) == 4 && memcmp(magic, "GGUF", 4) == 0) {
+        close(fd);
+        fd = -1;
+        if (s_gguf_open(self, err, errlen) != 0)
+            goto fail;
+        return self;
     }
     if (st.st_size < S_HEADER_BYTES) {
         snprintf(err, errlen, "%s: truncated: %lld bytes, shorter than the 28-byte header", path,
@@ -162,7 +452,7 @@ hafl_checkpoint_t *hafl_checkpoint_open(const char *path, char *err, size_t errl
     c->vocab_size = header[5] == INT32_MIN ? 0 : (header[5] < 0 ? -header[5] : header[5]);
     if (s_config_check(c, path, err, errlen) != 0)
         goto fail;
-    uint64_t expected = S_HEADER_BYTES + 4 * s_float_count(c);
+    uint64_t expected = S_HEADER_BYTES + 4 * s_float_count(c, true);
     if ((uint64_t)st.st_size < expected) {
         snprintf(err, errlen,
                  "%s: truncated: %lld bytes, the header (dim %d, hidden %d, layers %d, heads %d, "
@@ -189,7 +479,7 @@ hafl_checkpoint_t *hafl_checkpoint_open(const char *path, char *err, size_t errl
     close(fd);
     fd = -1;
     s_weights_map(&self->weights, c,
-                  (const float *)((const uint8_t *)self->memory + S_HEADER_BYTES));
+                  (const float *)((const uint8_t *)self->memory + S_HEADER_BYTES), true);
     if (s_digest(self, err, errlen) != 0)
         goto fail;
     return self;
@@ -215,7 +505,7 @@ hafl_checkpoint_t *hafl_checkpoint_random(const hafl_llama_config_t *config, uin
         goto fail;
     }
     self->config = *config;
-    uint64_t floats = s_float_count(config);
+    uint64_t floats = s_float_count(config, true);
     if (floats > (SIZE_MAX - S_HEADER_BYTES) / 4) {
         snprintf(err, errlen, "%s: too large for this machine", name);
         goto fail;
@@ -229,7 +519,7 @@ hafl_checkpoint_t *hafl_checkpoint_random(const hafl_llama_config_t *config, uin
     }
     s_header_write(self->memory, config);
     float *base = (float *)((uint8_t *)self->memory + S_HEADER_BYTES);
-    s_weights_map(&self->weights, config, base);
+    s_weights_map(&self->weights, config, base, true);
 
     //  Every float is drawn in file order from one stream, then the RMSNorm gains are set to 1,
     //  so a given (config, seed) always yields the same image whatever changes elsewhere.

@@ -13,6 +13,22 @@
     fails with a one-line reason naming the file. The mapping is shared by every in-process
     client and never written. hafl_checkpoint_random builds the same structure with seeded
     random weights in memory (for benchmarks on shapes that have no file).
+
+    A file that starts with the magic "GGUF" is read through hafl_gguf instead; its
+    `general.architecture` must be llama. The config comes from `llama.embedding_length` (dim),
+    `feed_forward_length`, `block_count`, `attention.head_count`, `attention.head_count_kv`
+    (absent: n_heads), `context_length` (seq_len) and token_embd.weight's rows (vocab; must equal
+    `llama.vocab_size` when present). The engine computes RoPE over whole heads with base 10000
+    and RMSNorm with epsilon 1e-5, so `llama.attention.layer_norm_rms_epsilon` must be 1e-5f and
+    `llama.rope.freq_base` (when present) 10000, `rope.dimension_count` the head size and
+    `rope.scaling.type` none; other values are refused, naming the key. Tensors (GGUF shapes are
+    {cols, rows}): token_embd [vocab][dim], blk.N.attn_norm / ffn_norm [dim], attn_q [dim][dim],
+    attn_k / attn_v [kv_dim][dim], attn_output [dim][dim], ffn_gate / ffn_up [hidden][dim],
+    ffn_down [dim][hidden], output_norm [dim], output [vocab][dim] (absent: shared with
+    token_embd). Each is checked against the config (a one-line error naming the tensor) and
+    dequantised to float32 into one allocation (any hafl_quant type it decodes); a tensor outside
+    this list is refused. The GGUF's RoPE tables do not exist, so the image is the floats only,
+    and the digest is the SHA-256 of the whole GGUF file.
 */
 #ifndef HAFL_CHECKPOINT_H
 #define HAFL_CHECKPOINT_H
@@ -52,9 +68,12 @@ typedef struct {
     hafl_llama_weights_t weights;
     uint8_t digest[32];             //  SHA-256 of the whole file (or of the random weights)
     char *path;                     //  owned; "random:<shape>" for random weights
-    void *memory;                   //  the mapping or allocation behind weights
+    void *memory;                   //  the mapping or allocation behind weights (for a GGUF:
+                                    //  the dequantised floats, laid out as a .bin's without
+                                    //  header and RoPE tables)
     size_t size;
     bool mapped;
+    bool gguf;                      //  read from a GGUF file, whose metadata holds a tokenizer
 } hafl_checkpoint_t;
 
 hafl_checkpoint_t *hafl_checkpoint_open (const char *path, char *err, size_t errlen);

@@ -7,6 +7,7 @@
     each node carries a version bumped on change, and stale entries are dropped when popped.
 */
 #include "hafl_tokenizer.h"
+#include "hafl_gguf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -141,6 +142,172 @@ static int s_sort(hafl_tokenizer_t *self)
     return 0;
 }
 
+//  ---------------------------------------------------------------------------------------------
+//  The tokenizer inside a GGUF file (tokenizer.ggml.model = llama)
+
+//  The one GGUF token type whose ids the encoder computes rather than looks up (llama.cpp's
+//  LLAMA_TOKEN_TYPE_BYTE).
+#define S_GGUF_TYPE_BYTE 6
+
+//  An optional token id key must hold the id the engine hard-codes (absent: llama.cpp's
+//  SentencePiece default, which is that id).
+static int s_gguf_id(const hafl_gguf_t *g, const char *key, uint32_t engine, char *err,
+                     size_t errlen)
+{
+    uint32_t id;
+    if (!hafl_gguf_find(g, key))
+        return 0;
+    if (hafl_gguf_get_u32(g, key, &id, err, errlen) != 0)
+        return -1;
+    if (id != engine) {
+        snprintf(err, errlen, "%s: key '%s': %u is not supported (hafl's tokenizer uses id %u)",
+                 hafl_gguf_path(g), key, id, engine);
+        return -1;
+    }
+    return 0;
+}
+
+//  An optional flag must have the value the engine always uses.
+static int s_gguf_flag(const hafl_gguf_t *g, const char *key, bool engine, char *err, size_t errlen)
+{
+    bool value;
+    if (!hafl_gguf_find(g, key))
+        return 0;
+    if (hafl_gguf_get_bool(g, key, &value, err, errlen) != 0)
+        return -1;
+    if (value != engine) {
+        snprintf(err, errlen, "%s: key '%s': %s is not supported", hafl_gguf_path(g), key,
+                 value ? "true" : "false");
+        return -1;
+    }
+    return 0;
+}
+
+//  Piece `i` as llama2.c's tokenizer export writes it: BOS and EOS become "\n<s>\n" and
+//  "\n</s>\n", and SentencePiece's word marker U+2581 a space. Writes into out (NULL: only
+//  measures) and returns the length.
+static size_t s_gguf_piece(const hafl_gguf_str_t *token, int32_t id, char *out)
+{
+    static const char marker[] = "\xe2\x96\x81";
+    const char *special = id == HAFL_TOKEN_BOS ? "\n<s>\n" : id == HAFL_TOKEN_EOS ? "\n</s>\n" : 0;
+    if (special) {
+        if (out)
+            memcpy(out, special, strlen(special));
+        return strlen(special);
+    }
+    size_t n = 0;
+    for (uint64_t i = 0; i < token->len; n++) {
+        if (token->len - i >= 3 && memcmp(token->data + i, marker, 3) == 0) {
+            if (out)
+                out[n] = ' ';
+            i += 3;
+        } else {
+            if (out)
+                out[n] = token->data[i];
+            i++;
+        }
+    }
+    return n;
+}
+
+//  Fill self (vocab_size set, arrays allocated) from the GGUF at path.
+static int s_parse_gguf(hafl_tokenizer_t *self, const char *path, char *err, size_t errlen)
+{
+    hafl_gguf_t *g = hafl_gguf_open(path, err, errlen);
+    if (!g)
+        return -1;
+    hafl_gguf_str_t model, *tokens = NULL;
+    float *scores = NULL;
+    int32_t *types = NULL;
+    uint64_t n_tokens = 0, n_scores = 0, n_types = 0;
+    int rc = -1;
+    if (hafl_gguf_get_str(g, "tokenizer.ggml.model", &model, err, errlen) != 0)
+        goto done;
+    if (model.len != 5 || memcmp(model.data, "llama", 5) != 0) {
+        snprintf(err, errlen,
+                 "%s: key 'tokenizer.ggml.model': '%.*s' is not supported (only llama, "
+                 "SentencePiece with byte fallback)",
+                 path, (int)(model.len > 32 ? 32 : model.len), model.data);
+        goto done;
+    }
+    if (hafl_gguf_get_strings(g, "tokenizer.ggml.tokens", &tokens, &n_tokens, err, errlen) ||
+        hafl_gguf_get_f32s(g, "tokenizer.ggml.scores", &scores, &n_scores, err, errlen))
+        goto done;
+    if (hafl_gguf_find(g, "tokenizer.ggml.token_type") &&
+        hafl_gguf_get_i32s(g, "tokenizer.ggml.token_type", &types, &n_types, err, errlen))
+        goto done;
+    struct {
+        const char *key;
+        uint64_t count;
+    } counts[] = {{"tokenizer.ggml.tokens", n_tokens},
+                  {"tokenizer.ggml.scores", n_scores},
+                  {"tokenizer.ggml.token_type", types ? n_types : (uint64_t)self->vocab_size}};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        if (counts[i].count != (uint64_t)self->vocab_size) {
+            snprintf(err, errlen, "%s: key '%s': %llu entries, the model's vocabulary has %d", path,
+                     counts[i].key, (unsigned long long)counts[i].count, self->vocab_size);
+            goto done;
+        }
+    //  The encoder and the callers hard-code these ids (hafl_tokenizer.h).
+    if (s_gguf_id(g, "tokenizer.ggml.unknown_token_id", HAFL_TOKEN_UNK, err, errlen) ||
+        s_gguf_id(g, "tokenizer.ggml.bos_token_id", HAFL_TOKEN_BOS, err, errlen) ||
+        s_gguf_id(g, "tokenizer.ggml.eos_token_id", HAFL_TOKEN_EOS, err, errlen) ||
+        s_gguf_flag(g, "tokenizer.ggml.add_bos_token", true, err, errlen) ||
+        s_gguf_flag(g, "tokenizer.ggml.add_eos_token", false, err, errlen))
+        goto done;
+    //  Byte fallback maps byte b to id b + 3, so those ids must be the 256 byte pieces.
+    for (int b = 0; b < 256; b++) {
+        int32_t id = HAFL_TOKEN_BYTE0 + b;
+        char want[8];
+        snprintf(want, sizeof want, "<0x%02X>", b);
+        if (tokens[id].len != 6 || memcmp(tokens[id].data, want, 6) != 0 ||
+            (types && types[id] != S_GGUF_TYPE_BYTE)) {
+            snprintf(err, errlen,
+                     "%s: key 'tokenizer.ggml.tokens': token %d is not the byte piece %s of type "
+                     "byte (byte fallback needs ids 3..258 to be <0x00>..<0xFF>)",
+                     path, id, want);
+            goto done;
+        }
+    }
+    size_t text_bytes = 0;
+    uint32_t longest = 1;
+    for (int32_t i = 0; i < self->vocab_size; i++) {
+        size_t n = s_gguf_piece(&tokens[i], i, NULL);
+        const char *fault = !isfinite(scores[i])     ? "has a non-finite score"
+                            : n > S_MAX_TOKEN_LENGTH ? "is longer than 65536 bytes"
+                            : memchr(tokens[i].data, 0, tokens[i].len) ? "contains a NUL byte"
+                                                                       : NULL;
+        if (fault) {
+            snprintf(err, errlen, "%s: key 'tokenizer.ggml.%s': token %d %s", path,
+                     isfinite(scores[i]) ? "tokens" : "scores", i, fault);
+            goto done;
+        }
+        text_bytes += n + 1;
+        longest = n > longest ? (uint32_t)n : longest;
+    }
+    if (!(self->text = malloc(text_bytes))) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto done;
+    }
+    self->max_token_length = (int)longest;
+    size_t used = 0;
+    for (int32_t i = 0; i < self->vocab_size; i++) {
+        size_t n = s_gguf_piece(&tokens[i], i, self->text + used);
+        self->text[used + n] = '\0';
+        self->pieces[i] = self->text + used;
+        self->lengths[i] = (uint32_t)n;
+        self->scores[i] = scores[i];
+        used += n + 1;
+    }
+    rc = 0;
+done:
+    free(tokens);
+    free(scores);
+    free(types);
+    hafl_gguf_destroy(&g);
+    return rc;
+}
+
 hafl_tokenizer_t *hafl_tokenizer_load(const char *path, int vocab_size, char *err, size_t errlen)
 {
     if (vocab_size < HAFL_TOKEN_BYTE0 + 256 || vocab_size > (1 << 20)) {
@@ -169,6 +336,19 @@ hafl_tokenizer_t *hafl_tokenizer_load(const char *path, int vocab_size, char *er
         snprintf(err, errlen, "%s: cannot open tokenizer: %s", path, strerror(errno));
         goto fail;
     }
+    //  A GGUF model file carries its tokenizer in its metadata (and may be far above the cap).
+    char magic[4];
+    if (S_ISREG(st.st_mode) && st.st_size >= 4 && fread(magic, 1, 4, file) == 4 &&
+        memcmp(magic, "GGUF", 4) == 0) {
+        fclose(file);
+        file = NULL;
+        if (s_parse_gguf(self, path, err, errlen) != 0)
+            goto fail;
+        if (s_sort(self) != 0)
+            goto nomem;
+        return self;
+    }
+    rewind(file);
     if (!S_ISREG(st.st_mode) || st.st_size > S_MAX_FILE_BYTES) {
         snprintf(err, errlen, "%s: not a regular file of at most %d bytes", path, S_MAX_FILE_BYTES);
         goto fail;

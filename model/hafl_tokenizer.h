@@ -6,6 +6,16 @@
     against max_token_length and the bytes left in the file, refuses pieces with NUL bytes, non
     finite scores and trailing bytes, and fails with a one-line reason naming the file.
 
+    A file that starts with "GGUF" is a model file carrying its tokenizer in its metadata (read
+    through hafl_gguf). Only `tokenizer.ggml.model = llama` (SentencePiece) is supported; other
+    models are refused naming the key. `tokenizer.ggml.tokens` and `.scores` (and `.token_type`
+    when present) must have vocab_size entries; the pieces become what llama2.c's tokenizer
+    export writes for the same SentencePiece model (U+2581 as a space, BOS and EOS as "\n<s>\n"
+    and "\n</s>\n"), so encoding and decoding equal the .bin's. What the code below hard-codes
+    must hold: unknown, BOS and EOS ids (when given) 0, 1 and 2, add_bos_token (when given) true,
+    add_eos_token (when given) false, and ids 3..258 the byte pieces <0x00>..<0xFF> (of token
+    type byte when types are given); a file that differs is refused naming the key.
+
     Encoding follows llama2.c's encode exactly:
       1. optional BOS (id 1); then, unless the text is empty, the id of the piece " " (the
          sentencepiece dummy prefix);

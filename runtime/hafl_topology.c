@@ -1060,12 +1060,32 @@ static int s_resolve_asset(s_loader_t *L, const char *key, char **value)
     return 0;
 }
 
+//  Whether the file at path starts with GGUF's magic (a model file that carries its tokenizer).
+static bool s_is_gguf(const char *path)
+{
+    FILE *file = fopen(path, "rb");
+    char magic[4];
+    bool gguf = file && fread(magic, 1, 4, file) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    if (file)
+        fclose(file);
+    return gguf;
+}
+
 static int s_resolve_assets(s_loader_t *L, hafl_topology_t *self)
 {
-    if (strcmp(self->model.kind, "llama") == 0 &&
-        (s_resolve_asset(L, "model/checkpoint", &self->model.checkpoint) ||
-         s_resolve_asset(L, "model/tokenizer", &self->model.tokenizer)))
-        return -1;
+    if (strcmp(self->model.kind, "llama") == 0) {
+        if (s_resolve_asset(L, "model/checkpoint", &self->model.checkpoint))
+            return -1;
+        //  A GGUF checkpoint's tokenizer is in its own metadata unless one is named.
+        if (!s_value(L, "model/tokenizer") && s_is_gguf(self->model.checkpoint)) {
+            char *own = strdup(self->model.checkpoint);
+            if (!own)
+                return s_fail(L, "model/tokenizer", "out of memory");
+            free(self->model.tokenizer);
+            self->model.tokenizer = own;
+        } else if (s_resolve_asset(L, "model/tokenizer", &self->model.tokenizer))
+            return -1;
+    }
     if (strcmp(self->data.dataset, "20news") == 0 &&
         s_resolve_asset(L, "data/path", &self->data.path))
         return -1;

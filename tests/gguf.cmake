@@ -50,3 +50,10 @@ if(NOT HAFL_SANITIZE)
            WORKING_DIRECTORY ${hafl_gguf_fuzz_dir})
   set_tests_properties(fuzz_gguf_brief PROPERTIES TIMEOUT 120 LABELS fuzz)
 endif()
+
+# gguf_federation: tests/gguf_federation.sh runs a short federation (topologies/tiny.zpl shrunk
+# by overrides) on stories260K.bin and on stories260K.gguf with the tokenizer from its metadata,
+# and requires the same final adapter digest; it skips (77) when an asset is missing.
+add_test(NAME gguf_federation COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/gguf_federation.sh)
+set_tests_properties(gguf_federation PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
+    ENVIRONMENT "HAFL_SOURCE_DIR=${CMAKE_SOURCE_DIR};HAFL_BINARY=$<TARGET_FILE:hafl>")

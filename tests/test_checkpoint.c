@@ -4,13 +4,23 @@
     opening it must give the same config, weights and digest. Damaged copies (truncated, bad
     header values, trailing bytes) and a missing file must each be refused with a reason that
     names the file and the fault. The real stories260K asset must hash to its published SHA-256.
+
+    GGUF: a random checkpoint written as a llama GGUF (by hafl_gguf_writer, tied or separate
+    output, matrices in F32, F16 or Q8_0) opens with the same config (seq_len from
+    context_length), weights equal to the dequantised tensors in the .bin layout, and the file's
+    SHA-256 as digest; a missing head_count_kv means no grouping. Files that ask for what the
+    engine does not compute (another architecture, RMS epsilon, RoPE base or rotary width) or
+    whose tensors are missing, misshapen or unknown are refused naming the key or tensor.
 */
 #include "hafl_asset.h"
 #include "hafl_checkpoint.h"
+#include "hafl_gguf_writer.h"
+#include "hafl_quant.h"
 #include "hafl_test.h"
 #include "hafl_test_model.h"
 
 #include <math.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -169,6 +179,246 @@ static void s_test_random(void)
     hafl_checkpoint_destroy(&c);
 }
 
+//  ---------------------------------------------------------------- GGUF checkpoints
+
+//  n values as `type` bytes (F32, F16 or Q8_0 with n a multiple of 32); caller frees.
+static uint8_t *s_encode(uint32_t type, const float *x, size_t n, size_t *bytes)
+{
+    uint64_t size;
+    CHECK(hafl_quant_bytes(type, n, &size) == 0);
+    uint8_t *out = malloc(size);
+    CHECK(out);
+    if (type == HAFL_QUANT_F32)
+        memcpy(out, x, size);
+    else if (type == HAFL_QUANT_F16)
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = hafl_quant_fp32_to_fp16(x[i]);
+            memcpy(out + 2 * i, &h, 2);
+        }
+    else {
+        CHECK(type == HAFL_QUANT_Q8_0);
+        for (size_t b = 0; b < n / 32; b++) {
+            float amax = 0;
+            for (int j = 0; j < 32; j++)
+                amax = fmaxf(amax, fabsf(x[32 * b + j]));
+            float d = amax / 127.0f, inv = d ? 1.0f / d : 0.0f;
+            uint16_t h = hafl_quant_fp32_to_fp16(d);
+            memcpy(out + 34 * b, &h, 2);
+            for (int j = 0; j < 32; j++)
+                out[34 * b + 2 + j] = (uint8_t)(int8_t)lrintf(x[32 * b + j] * inv);
+        }
+    }
+    *bytes = size;
+    return out;
+}
+
+typedef struct {
+    uint32_t type;       //  matrices' type (norms are F32, as llama.cpp writes them)
+    const char *arch;    //  general.architecture
+    float eps;           //  llama.attention.layer_norm_rms_epsilon
+    float rope_base;     //  llama.rope.freq_base, 0: absent
+    uint32_t rope_dims;  //  llama.rope.dimension_count, 0: absent
+    bool kv_absent;      //  leave out llama.attention.head_count_kv
+    const char *skip;    //  a tensor to leave out
+    const char *reshape; //  a matrix written with its dimensions swapped
+    const char *extra;   //  an extra vector tensor of dim floats
+} s_gguf_opts_t;
+
+static void s_gguf_add(hafl_gguf_writer_t *w, const s_gguf_opts_t *o, const char *name,
+                       uint64_t rows, uint64_t cols, const float *x)
+{
+    if (o->skip && strcmp(o->skip, name) == 0)
+        return;
+    uint32_t type = rows ? o->type : HAFL_QUANT_F32;
+    size_t bytes;
+    uint8_t *data = s_encode(type, x, (size_t)((rows ? rows : 1) * cols), &bytes);
+    bool swap = o->reshape && strcmp(o->reshape, name) == 0;
+    uint64_t dims[2] = {swap ? rows : cols, swap ? cols : rows};
+    CHECK(hafl_gguf_writer_add_tensor(w, name, type, rows ? 2 : 1, dims, data, bytes) == 0);
+    free(data);
+}
+
+//  The GGUF of checkpoint r under options o, written to tmp.
+static void s_gguf_write(const hafl_checkpoint_t *r, const s_gguf_opts_t *o, s_tmp_t *tmp)
+{
+    const hafl_llama_config_t *c = &r->config;
+    const hafl_llama_weights_t *wt = &r->weights;
+    hafl_gguf_writer_t *w = hafl_gguf_writer_new(0);
+    CHECK(w);
+    hafl_gguf_writer_add_string(w, "general.architecture", o->arch);
+    hafl_gguf_writer_add_u32(w, "llama.context_length", (uint32_t)c->seq_len);
+    hafl_gguf_writer_add_u32(w, "llama.embedding_length", (uint32_t)c->dim);
+    hafl_gguf_writer_add_u32(w, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    hafl_gguf_writer_add_u32(w, "llama.block_count", (uint32_t)c->n_layers);
+    hafl_gguf_writer_add_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads);
+    if (!o->kv_absent)
+        hafl_gguf_writer_add_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    hafl_gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon", o->eps);
+    if (o->rope_base)
+        hafl_gguf_writer_add_f32(w, "llama.rope.freq_base", o->rope_base);
+    if (o->rope_dims)
+        hafl_gguf_writer_add_u32(w, "llama.rope.dimension_count", o->rope_dims);
+    uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
+    uint64_t kv = (uint64_t)hafl_llama_kv_dim(c), vocab = (uint64_t)c->vocab_size;
+    s_gguf_add(w, o, "token_embd.weight", vocab, dim, wt->token_embedding);
+    for (int l = 0; l < c->n_layers; l++) {
+        size_t L = (size_t)l;
+        struct {
+            const char *name;
+            const float *base;
+            uint64_t rows, cols;
+        } blocks[] = {{"attn_norm", wt->rms_att, 0, dim}, {"attn_q", wt->wq, dim, dim},
+                      {"attn_k", wt->wk, kv, dim},        {"attn_v", wt->wv, kv, dim},
+                      {"attn_output", wt->wo, dim, dim},  {"ffn_norm", wt->rms_ffn, 0, dim},
+                      {"ffn_gate", wt->w1, hidden, dim},  {"ffn_down", wt->w2, dim, hidden},
+                      {"ffn_up", wt->w3, hidden, dim}};
+        for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
+            char name[64];
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, blocks[b].name);
+            uint64_t per_layer = (blocks[b].rows ? blocks[b].rows : 1) * blocks[b].cols;
+            s_gguf_add(w, o, name, blocks[b].rows, blocks[b].cols, blocks[b].base + L * per_layer);
+        }
+    }
+    s_gguf_add(w, o, "output_norm.weight", 0, dim, wt->rms_final);
+    if (!c->shared_classifier)
+        s_gguf_add(w, o, "output.weight", vocab, dim, wt->wcls);
+    if (o->extra)
+        s_gguf_add(w, o, o->extra, 0, dim, wt->rms_final);
+    uint8_t *file;
+    size_t size;
+    char err[512];
+    CHECKF(hafl_gguf_writer_to_memory(w, &file, &size, err, sizeof err) == 0, "%s", err);
+    s_tmp_write(tmp, file, size);
+    free(file);
+    hafl_gguf_writer_destroy(&w);
+}
+
+static const s_gguf_opts_t s_gguf_plain = {HAFL_QUANT_F32, "llama", 1e-5f, 0,   0,
+                                           false,          NULL,    NULL,  NULL};
+
+//  r as a GGUF with matrices of `type` opens as r with each matrix through that type.
+static void s_test_gguf_round_trip(bool shared, uint32_t type)
+{
+    hafl_llama_config_t config = {32, 64, 2, 4, 2, 37, 24, shared};
+    char err[512];
+    hafl_checkpoint_t *r = hafl_checkpoint_random(&config, 11, err, sizeof err);
+    CHECKF(r, "%s", err);
+    s_gguf_opts_t o = s_gguf_plain;
+    o.type = type;
+    o.rope_base = 10000.0f; //  present and equal to the engine's: accepted
+    o.rope_dims = 8;
+    s_tmp_t tmp;
+    s_gguf_write(r, &o, &tmp);
+    hafl_checkpoint_t *c = hafl_checkpoint_open(tmp.path, err, sizeof err);
+    CHECKF(c, "%s", err);
+    CHECK(c->gguf && !c->mapped && !r->gguf);
+    const hafl_llama_config_t *a = &c->config;
+    CHECK(a->dim == 32 && a->hidden_dim == 64 && a->n_layers == 2 && a->n_heads == 4);
+    CHECK(a->n_kv_heads == 2 && a->vocab_size == 37 && a->seq_len == 24);
+    CHECK(a->shared_classifier == shared);
+    CHECK((c->weights.wcls == c->weights.token_embedding) == shared);
+    //  Tensor by tensor in hafl_llama_weights_t order; norms are always F32.
+    size_t dim = 32, hidden = 64, kv = 16, L = 2, V = 37;
+    size_t counts[] = {V * dim,          L * dim,          L * dim * dim, L * kv * dim,
+                       L * kv * dim,     L * dim * dim,    L * dim,       L * hidden * dim,
+                       L * dim * hidden, L * hidden * dim, dim,           V * dim};
+    bool norm[] = {false, true, false, false, false, false, true, false, false, false, true, false};
+    const float *const *wc = (const float *const *)&c->weights;
+    const float *const *wr = (const float *const *)&r->weights;
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        size_t bytes;
+        uint8_t *encoded = s_encode(norm[i] ? HAFL_QUANT_F32 : type, wr[i], counts[i], &bytes);
+        float *want = malloc(counts[i] * sizeof(float));
+        CHECK(want);
+        CHECK(hafl_quant_dequantize(norm[i] ? HAFL_QUANT_F32 : type, encoded, bytes, want,
+                                    counts[i], err, sizeof err) == 0);
+        CHECKF(memcmp(wc[i], want, counts[i] * sizeof(float)) == 0, "weights field %zu, type %s", i,
+               hafl_quant_name(type));
+        if (type == HAFL_QUANT_F32)
+            CHECK(memcmp(wc[i], wr[i], counts[i] * sizeof(float)) == 0);
+        free(encoded);
+        free(want);
+    }
+    //  The digest is the file's SHA-256.
+    FILE *file = fopen(tmp.path, "rb");
+    CHECK(file);
+    uint8_t *bytes = malloc(1 << 20);
+    CHECK(bytes);
+    size_t size = fread(bytes, 1, 1 << 20, file);
+    fclose(file);
+    uint8_t digest[32];
+    CHECK(sodium_init() >= 0);
+    crypto_hash_sha256(digest, bytes, size);
+    CHECK(memcmp(digest, c->digest, 32) == 0);
+    free(bytes);
+    unlink(tmp.path);
+    hafl_checkpoint_destroy(&c);
+    hafl_checkpoint_destroy(&r);
+}
+
+static void s_test_gguf_refused(void)
+{
+    hafl_llama_config_t config = {32, 64, 2, 4, 2, 37, 24, true};
+    char err[512];
+    hafl_checkpoint_t *r = hafl_checkpoint_random(&config, 12, err, sizeof err);
+    CHECKF(r, "%s", err);
+    struct {
+        s_gguf_opts_t o;
+        const char *reason;
+    } bad[] = {
+        {{HAFL_QUANT_F32, "qwen2", 1e-5f, 0, 0, false, NULL, NULL, NULL},
+         "key 'general.architecture': 'qwen2' is not supported"},
+        {{HAFL_QUANT_F32, "llama", 1e-6f, 0, 0, false, NULL, NULL, NULL},
+         "key 'llama.attention.layer_norm_rms_epsilon': 1e-06 is not supported"},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 500000.0f, 0, false, NULL, NULL, NULL},
+         "key 'llama.rope.freq_base': 500000 is not supported"},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 4, false, NULL, NULL, NULL},
+         "key 'llama.rope.dimension_count': 4 is not supported"},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, "blk.1.ffn_up.weight", NULL, NULL},
+         "tensor 'blk.1.ffn_up.weight': missing"},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, NULL, "blk.1.attn_k.weight", NULL},
+         "tensor 'blk.1.attn_k.weight': shape {16, 32}, the hyperparameters imply {32, 16}"},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, NULL, NULL, "rope_freqs.weight"},
+         "tensor 'rope_freqs.weight': not part of the llama architecture"},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, NULL, NULL, "blk.2.attn_norm.weight"},
+         "tensor 'blk.2.attn_norm.weight': not part of the llama architecture"},
+        //  Without head_count_kv the file means 4 kv heads, so wk and wv are the wrong shape.
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, true, NULL, NULL, NULL},
+         "tensor 'blk.0.attn_k.weight': shape {32, 16}, the hyperparameters imply {32, 32}"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s_tmp_t tmp;
+        s_gguf_write(r, &bad[i].o, &tmp);
+        hafl_checkpoint_t *c = hafl_checkpoint_open(tmp.path, err, sizeof err);
+        CHECKF(!c, "case %zu accepted", i);
+        CHECKF(strstr(err, tmp.path) == err && strstr(err, bad[i].reason) && !strchr(err, '\n'),
+               "case %zu: '%s' lacks '%s'", i, err, bad[i].reason);
+        unlink(tmp.path);
+    }
+    //  A damaged file fails in the reader, naming the file.
+    s_tmp_t tmp;
+    s_gguf_write(r, &s_gguf_plain, &tmp);
+    CHECK(truncate(tmp.path, 200) == 0);
+    hafl_checkpoint_t *c = hafl_checkpoint_open(tmp.path, err, sizeof err);
+    CHECKF(!c && strstr(err, tmp.path) == err, "%s", err);
+    unlink(tmp.path);
+    hafl_checkpoint_destroy(&r);
+
+    //  No head_count_kv with as many kv heads as heads: accepted, ungrouped.
+    hafl_llama_config_t mha = {32, 64, 1, 4, 4, 37, 24, true};
+    r = hafl_checkpoint_random(&mha, 13, err, sizeof err);
+    CHECKF(r, "%s", err);
+    s_gguf_opts_t o = s_gguf_plain;
+    o.kv_absent = true;
+    s_gguf_write(r, &o, &tmp);
+    c = hafl_checkpoint_open(tmp.path, err, sizeof err);
+    CHECKF(c, "%s", err);
+    CHECK(c->config.n_kv_heads == 4 && memcmp(c->weights.wv, r->weights.wv, 32 * 32 * 4) == 0);
+    unlink(tmp.path);
+    hafl_checkpoint_destroy(&c);
+    hafl_checkpoint_destroy(&r);
+}
+
 static void s_test_missing(void)
 {
     char err[512];
@@ -198,6 +448,11 @@ int main(void)
     s_test_round_trip(false);
     s_test_random();
     s_test_missing();
+    s_test_gguf_round_trip(true, HAFL_QUANT_F32);
+    s_test_gguf_round_trip(false, HAFL_QUANT_F32);
+    s_test_gguf_round_trip(false, HAFL_QUANT_F16);
+    s_test_gguf_round_trip(true, HAFL_QUANT_Q8_0);
+    s_test_gguf_refused();
     s_test_stories();
     printf("checkpoint: ok\n");
     return 0;

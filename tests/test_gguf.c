@@ -18,9 +18,10 @@
       overlapping offsets, zero and overflowing dimensions, partial blocks and bad alignments;
       each must fail with one line naming the key or tensor.
     - `hafl info` on a valid and on a bad file (exit 2, one line on stderr).
-    With --asset: stories260K.gguf (through the asset lookup; exit 77 when it or stories260K.bin
-    is missing) has the architecture, shapes and float32 weights of stories260K.bin, and `hafl
-    info` describes it.
+    With --asset: stories260K.gguf (through the asset lookup; exit 77 when it, stories260K.bin or
+    tok512.bin is missing) has the architecture, shapes and float32 weights of stories260K.bin,
+    `hafl info` describes it, hafl_checkpoint opens it with the .bin's config (but seq_len, the
+    GGUF's context_length) and weights, and the tokenizer in its metadata is tok512.bin's.
 */
 #include "hafl_asset.h"
 #include "hafl_checkpoint.h"
@@ -28,6 +29,7 @@
 #include "hafl_gguf_writer.h"
 #include "hafl_quant.h"
 #include "hafl_test.h"
+#include "hafl_tokenizer.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -1333,9 +1335,11 @@ static int s_test_asset(void)
     char err[1024];
     char *gguf_path = hafl_asset_find_local("stories260K.gguf", err, sizeof err);
     char *bin_path = gguf_path ? hafl_asset_find_local("stories260K.bin", err, sizeof err) : NULL;
-    if (!gguf_path || !bin_path) {
+    char *tok_path = bin_path ? hafl_asset_find_local("tok512.bin", err, sizeof err) : NULL;
+    if (!gguf_path || !bin_path || !tok_path) {
         printf("skipped: %s\n", err);
         free(gguf_path);
+        free(bin_path);
         return 77;
     }
     hafl_gguf_t *g = hafl_gguf_open(gguf_path, err, sizeof err);
@@ -1424,8 +1428,46 @@ static int s_test_asset(void)
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         CHECKF(strstr(run.out, lines[i]), "no '%s' in:\n%s", lines[i], run.out);
     free(run.out), free(run.err);
+
+    //  hafl_checkpoint reads the GGUF into the .bin's layout: same config but the context length
+    //  the converter wrote, every weight equal, the output matrix a copy (the file has one).
+    hafl_checkpoint_t *bin = hafl_checkpoint_open(bin_path, err, sizeof err);
+    CHECKF(bin, "%s", err);
+    hafl_checkpoint_t *gg = hafl_checkpoint_open(gguf_path, err, sizeof err);
+    CHECKF(gg, "%s", err);
+    const hafl_llama_config_t *a = &gg->config, *b = &bin->config;
+    CHECK(gg->gguf && !bin->gguf && a->seq_len == 2048 && b->seq_len == 512);
+    CHECK(a->dim == b->dim && a->hidden_dim == b->hidden_dim && a->n_layers == b->n_layers &&
+          a->n_heads == b->n_heads && a->n_kv_heads == b->n_kv_heads &&
+          a->vocab_size == b->vocab_size && !a->shared_classifier && b->shared_classifier);
+    size_t D = (size_t)b->dim, H = (size_t)b->hidden_dim, L = (size_t)b->n_layers;
+    size_t K = (size_t)hafl_llama_kv_dim(b), V = (size_t)b->vocab_size;
+    size_t counts[] = {V * D, L * D,     L * D * D, L * K * D, L * K * D, L * D * D,
+                       L * D, L * H * D, L * D * H, L * H * D, D,         V * D};
+    const float *const *wa = (const float *const *)&gg->weights;
+    const float *const *wb = (const float *const *)&bin->weights;
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        CHECKF(memcmp(wa[i], wb[i], counts[i] * sizeof(float)) == 0, "weights field %zu differs",
+               i);
+    CHECK(memcmp(gg->digest, bin->digest, 32) != 0); //  each names its own file
+
+    //  Its metadata tokenizer is tok512.bin, piece by piece.
+    hafl_tokenizer_t *own = hafl_tokenizer_load(gguf_path, a->vocab_size, err, sizeof err);
+    CHECKF(own, "%s", err);
+    hafl_tokenizer_t *tok = hafl_tokenizer_load(tok_path, b->vocab_size, err, sizeof err);
+    CHECKF(tok, "%s", err);
+    for (int32_t id = 0; id < b->vocab_size; id++)
+        CHECKF(strcmp(hafl_tokenizer_piece(own, id), hafl_tokenizer_piece(tok, id)) == 0 &&
+                   hafl_tokenizer_score(own, id) == hafl_tokenizer_score(tok, id),
+               "token %d: '%s' vs tok512's '%s'", id, hafl_tokenizer_piece(own, id),
+               hafl_tokenizer_piece(tok, id));
+    hafl_tokenizer_destroy(&own);
+    hafl_tokenizer_destroy(&tok);
+    hafl_checkpoint_destroy(&gg);
+    hafl_checkpoint_destroy(&bin);
     free(gguf_path);
     free(bin_path);
+    free(tok_path);
     return 0;
 }
 

@@ -4,8 +4,15 @@
     comments). The heap-based merge is checked against a direct transcription of llama2.c's
     quadratic loop on many random texts, and decode(encode(s)) must give s back. A small
     tokenizer built here checks the tie rule and every corruption the loader must refuse.
+
+    GGUF: tok512 written as GGUF metadata the way llama.cpp's converters write a SentencePiece
+    vocabulary (U+2581 for spaces, <s> and </s>, token types) loads as the same pieces and
+    scores and encodes random texts to the same ids; metadata the encoder cannot honour (another
+    tokenizer model, other special ids, add_bos_token false, a count that is not the vocab, a
+    byte piece out of place) is refused naming the key.
 */
 #include "hafl_asset.h"
+#include "hafl_gguf_writer.h"
 #include "hafl_rng.h"
 #include "hafl_test.h"
 #include "hafl_tokenizer.h"
@@ -357,6 +364,122 @@ static void s_test_small(void)
     free(b.data);
 }
 
+//  ---------------------------------------------------------------- GGUF metadata
+
+typedef struct {
+    const char *model; //  tokenizer.ggml.model
+    uint64_t n_tokens; //  entries written in tokens, scores and token_type
+    uint32_t bos;      //  tokenizer.ggml.bos_token_id
+    bool add_bos;      //  tokenizer.ggml.add_bos_token
+    bool types;        //  write tokenizer.ggml.token_type
+    int32_t swap_byte; //  >= 0: this byte piece's id gets the piece "X" instead
+} s_gguf_tok_t;
+
+//  tok's vocabulary as GGUF metadata under options o, written to path.
+static void s_gguf_tok_write(const hafl_tokenizer_t *tok, const s_gguf_tok_t *o, const char *path)
+{
+    int n = hafl_tokenizer_vocab_size(tok);
+    char **pieces = calloc((size_t)n, sizeof(char *));
+    float *scores = calloc((size_t)n, sizeof(float));
+    int32_t *types = calloc((size_t)n, sizeof(int32_t));
+    CHECK(pieces && scores && types);
+    for (int32_t id = 0; id < n; id++) {
+        const char *p = id == HAFL_TOKEN_BOS   ? "<s>"
+                        : id == HAFL_TOKEN_EOS ? "</s>"
+                                               : hafl_tokenizer_piece(tok, id);
+        pieces[id] = malloc(3 * strlen(p) + 2);
+        CHECK(pieces[id]);
+        char *q = pieces[id];
+        for (; *p; p++)
+            if (*p == ' ')
+                memcpy(q, "\xe2\x96\x81", 3), q += 3;
+            else
+                *q++ = *p;
+        *q = '\0';
+        if (id == o->swap_byte)
+            strcpy(pieces[id], "X");
+        scores[id] = hafl_tokenizer_score(tok, id);
+        //  llama.cpp's types: 1 normal, 2 unknown, 3 control, 6 byte.
+        types[id] = id == 0 ? 2 : id < HAFL_TOKEN_BYTE0 ? 3 : id < HAFL_TOKEN_BYTE0 + 256 ? 6 : 1;
+    }
+    hafl_gguf_writer_t *w = hafl_gguf_writer_new(0);
+    CHECK(w);
+    hafl_gguf_writer_add_string(w, "tokenizer.ggml.model", o->model);
+    hafl_gguf_writer_add_strings(w, "tokenizer.ggml.tokens", (const char *const *)pieces,
+                                 o->n_tokens);
+    hafl_gguf_writer_add_array(w, "tokenizer.ggml.scores", HAFL_GGUF_FLOAT32, scores, o->n_tokens);
+    if (o->types)
+        hafl_gguf_writer_add_array(w, "tokenizer.ggml.token_type", HAFL_GGUF_INT32, types,
+                                   o->n_tokens);
+    hafl_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", o->bos);
+    hafl_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", HAFL_TOKEN_EOS);
+    hafl_gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", o->add_bos);
+    char err[512];
+    CHECKF(hafl_gguf_writer_save(w, path, err, sizeof err) == 0, "%s", err);
+    hafl_gguf_writer_destroy(&w);
+    for (int i = 0; i < n; i++)
+        free(pieces[i]);
+    free(pieces);
+    free(scores);
+    free(types);
+}
+
+static void s_test_gguf(const hafl_tokenizer_t *tok)
+{
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : P_tmpdir;
+    char path[512];
+    snprintf(path, sizeof path, "%s/hafl_tok_%d.gguf", dir, (int)getpid());
+    const s_gguf_tok_t good = {"llama", 512, HAFL_TOKEN_BOS, true, true, -1};
+    for (int with_types = 0; with_types < 2; with_types++) {
+        s_gguf_tok_t o = good;
+        o.types = with_types;
+        s_gguf_tok_write(tok, &o, path);
+        char err[512];
+        hafl_tokenizer_t *g = hafl_tokenizer_load(path, 512, err, sizeof err);
+        CHECKF(g, "%s", err);
+        for (int32_t id = 0; id < 512; id++)
+            CHECKF(strcmp(hafl_tokenizer_piece(g, id), hafl_tokenizer_piece(tok, id)) == 0 &&
+                       hafl_tokenizer_score(g, id) == hafl_tokenizer_score(tok, id),
+                   "piece %d: '%s' vs tok512's '%s'", id, hafl_tokenizer_piece(g, id),
+                   hafl_tokenizer_piece(tok, id));
+        hafl_rng_t rng;
+        hafl_rng_seed(&rng, 12, 0, 0);
+        char text[401];
+        int32_t a[410], b[410];
+        for (int iter = 0; iter < 200; iter++) {
+            s_random_text(&rng, tok, text, sizeof text);
+            size_t na = 0, nb = 0;
+            CHECK(hafl_tokenizer_encode(g, text, true, true, a, 410, &na) == 0);
+            CHECK(hafl_tokenizer_encode(tok, text, true, true, b, 410, &nb) == 0);
+            CHECKF(na == nb && memcmp(a, b, na * sizeof(int32_t)) == 0, "'%s' encodes otherwise",
+                   text);
+        }
+        hafl_tokenizer_destroy(&g);
+    }
+    struct {
+        s_gguf_tok_t o;
+        const char *reason;
+    } bad[] = {
+        {{"gpt2", 512, 1, true, true, -1}, "key 'tokenizer.ggml.model': 'gpt2' is not supported"},
+        {{"llama", 511, 1, true, true, -1},
+         "key 'tokenizer.ggml.tokens': 511 entries, the model's vocabulary has 512"},
+        {{"llama", 512, 5, true, true, -1},
+         "key 'tokenizer.ggml.bos_token_id': 5 is not supported"},
+        {{"llama", 512, 1, false, true, -1}, "key 'tokenizer.ggml.add_bos_token': false"},
+        {{"llama", 512, 1, true, true, HAFL_TOKEN_BYTE0 + 0x41},
+         "key 'tokenizer.ggml.tokens': token 68 is not the byte piece <0x41>"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s_gguf_tok_write(tok, &bad[i].o, path);
+        char err[512];
+        hafl_tokenizer_t *g = hafl_tokenizer_load(path, 512, err, sizeof err);
+        CHECKF(!g, "case %zu accepted", i);
+        CHECKF(strstr(err, path) == err && strstr(err, bad[i].reason), "case %zu: '%s' lacks '%s'",
+               i, err, bad[i].reason);
+    }
+    unlink(path);
+}
+
 int main(void)
 {
     hafl_tokenizer_t *tok = s_load_tok512();
@@ -365,6 +488,7 @@ int main(void)
     s_test_against_naive(tok);
     s_test_round_trip_ascii(tok);
     s_test_small();
+    s_test_gguf(tok);
     //  The wrong vocab size for a real file is caught too.
     char err[512];
     char *path = hafl_asset_find("tok512.bin", err, sizeof err);

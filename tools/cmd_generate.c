@@ -1,4 +1,4 @@
-/*  hafl generate: sample text from a llama2.c checkpoint, with llama2.c run.c's semantics.
+/*  hafl generate: sample text from a llama2.c or GGUF checkpoint with llama2.c run.c's semantics.
 
     The sequence starts as BOS plus the encoded prompt. At each position the model runs on the
     current token; while prompt tokens remain the next token is forced, afterwards it is sampled:
@@ -7,7 +7,8 @@
     ends after --steps positions or when BOS is produced; every produced token is printed as
     decoded text (raw unprintable bytes skipped), then a newline. The achieved tokens per second
     go to stderr, so stdout holds only the text. Forward passes use the float reference, which
-    follows llama2.c's order of operations, so greedy output matches the llama2.c runner.
+    follows llama2.c's order of operations, so greedy output matches the llama2.c runner. A GGUF
+    checkpoint carries its tokenizer, used when --tokenizer is omitted; a llama2.c one needs it.
 */
 #include "hafl_asset.h"
 #include "hafl_checkpoint.h"
@@ -118,11 +119,12 @@ static int s_sample(s_sampler_t *s, float *logits)
 static void s_help(FILE *out)
 {
     fprintf(out,
-            "usage: hafl generate --checkpoint NAME --tokenizer NAME [--temperature T] [--topp P]\n"
-            "                     [--steps N] [--prompt TEXT] [--seed S]\n\n"
+            "usage: hafl generate --checkpoint NAME [--tokenizer NAME] [--temperature T]\n"
+            "                     [--topp P] [--steps N] [--prompt TEXT] [--seed S]\n\n"
             "Generate text like llama2.c's runner: BOS plus the prompt, then sampled tokens.\n"
-            "  --checkpoint NAME  llama2.c checkpoint (asset name or path)\n"
-            "  --tokenizer NAME   llama2.c tokenizer (asset name or path)\n"
+            "  --checkpoint NAME  llama2.c or GGUF checkpoint (asset name or path)\n"
+            "  --tokenizer NAME   llama2.c tokenizer (asset name or path); default for a GGUF\n"
+            "                     checkpoint: the tokenizer in its metadata\n"
             "  --temperature T    0 = greedy argmax (default 1.0; negative counts as 0)\n"
             "  --topp P           nucleus sampling threshold (default 0.9; outside [0,1] -> 0.9)\n"
             "  --steps N          positions to run, 0 or beyond seq_len = seq_len (default 256)\n"
@@ -201,10 +203,9 @@ static int s_parse_args(int argc, char **argv, s_args_t *args, bool *help)
         if (rc != 0)
             return HAFL_EXIT_USAGE;
     }
-    if (optind < argc || !args->checkpoint || !args->tokenizer) {
+    if (optind < argc || !args->checkpoint) {
         fprintf(stderr, "hafl generate: %s\n",
-                optind < argc ? "unexpected argument"
-                              : "--checkpoint and --tokenizer are required");
+                optind < argc ? "unexpected argument" : "--checkpoint is required");
         s_help(stderr);
         return HAFL_EXIT_USAGE;
     }
@@ -284,9 +285,22 @@ int hafl_cmd_generate(int argc, char **argv)
     s_sampler_t sampler = {0};
     rc = HAFL_EXIT_USAGE;
     if (!(checkpoint_path = hafl_asset_find(args.checkpoint, err, sizeof err)) ||
-        !(checkpoint = hafl_checkpoint_open(checkpoint_path, err, sizeof err)) ||
-        !(tokenizer_path = hafl_asset_find(args.tokenizer, err, sizeof err)) ||
-        !(tok = hafl_tokenizer_load(tokenizer_path, checkpoint->config.vocab_size, err,
+        !(checkpoint = hafl_checkpoint_open(checkpoint_path, err, sizeof err))) {
+        fprintf(stderr, "hafl generate: %s\n", err);
+        goto done;
+    }
+    if (!args.tokenizer && !checkpoint->gguf) {
+        fprintf(stderr, "hafl generate: --tokenizer is required for the llama2.c checkpoint %s\n",
+                checkpoint_path);
+        goto done;
+    }
+    //  A GGUF checkpoint's own file is its tokenizer (hafl_tokenizer_load reads the metadata).
+    if (!(tokenizer_path = args.tokenizer ? hafl_asset_find(args.tokenizer, err, sizeof err)
+                                          : strdup(checkpoint_path))) {
+        fprintf(stderr, "hafl generate: %s\n", args.tokenizer ? err : "out of memory");
+        goto done;
+    }
+    if (!(tok = hafl_tokenizer_load(tokenizer_path, checkpoint->config.vocab_size, err,
                                     sizeof err))) {
         fprintf(stderr, "hafl generate: %s\n", err);
         goto done;
