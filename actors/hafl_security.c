@@ -284,7 +284,8 @@ hafl_security_t *hafl_security_new(const hafl_topology_t *topology, char *err, s
                          &self->server, err, errlen);
     //  One certificate per client ({index} in the path): each client actor loads its own
     //  (hafl_security_new_peer); this object holds none.
-    if (rc == 0 && !strstr(topology->security.client_cert, HAFL_SECURITY_INDEX_TOKEN))
+    const char *client_cert = topology->security.client_cert;
+    if (rc == 0 && !(client_cert && strstr(client_cert, HAFL_SECURITY_INDEX_TOKEN)))
         rc = s_read_pair("security/client_cert", topology->security.client_cert, true,
                          &self->client, err, errlen);
     if (rc == 0)
@@ -648,9 +649,10 @@ hafl_security_t *hafl_security_new_peer(const hafl_topology_t *topology, int64_t
     self->curve = topology->security.curve;
     if (!self->curve)
         return self;
-    const char *pattern = topology->security.client_cert;
+    const char *pattern = topology->security.client_cert ? topology->security.client_cert : "";
     const char *key = "security/client_cert";
-    if (index == HAFL_BOUND_EVALUATOR && topology->security.evaluator_cert[0]) {
+    if (index == HAFL_BOUND_EVALUATOR && topology->security.evaluator_cert &&
+        topology->security.evaluator_cert[0]) {
         pattern = topology->security.evaluator_cert;
         key = "security/evaluator_cert";
     }

@@ -1,6 +1,7 @@
 """Shared pieces of the Python client tests (tests/python_client.cmake): finding the client
 library and the hafl binary, a block of free tcp ports, `hafl node` processes of the test
-topology (tests/topologies/python-client.zpl), reading a run's events, and failing.
+topology (tests/topologies/python-client.zpl), CURVE certificates from `hafl keygen`, reading a
+run's events, and failing.
 
 Every test exits 0 when it passes, 1 when it fails (after printing every failure) and 77
 (ctest's skip) when python3-zmq or python3-msgpack is missing.
@@ -141,11 +142,59 @@ def raw_lines(run_folder):
         return f.read().splitlines()
 
 
-def base_digest():
+def base_digest(clients=CLIENTS):
+    """The test topology's base digest, with clients/count = clients."""
     from hafl_client import synthetic
-    return synthetic.base_digest(SEED, DIM, CLASSES, RANK, ALPHA, TRAIN, TEST, CLIENTS)
+    return synthetic.base_digest(SEED, DIM, CLASSES, RANK, ALPHA, TRAIN, TEST, clients)
 
 
-def shard_size(index):
+def shard_size(index, clients=CLIENTS):
     from hafl_client import synthetic
-    return synthetic.shard_size(TRAIN, CLIENTS, index)
+    return synthetic.shard_size(TRAIN, clients, index)
+
+
+def keygen(directory, clients):
+    """`hafl keygen DIRECTORY --clients N`: DIRECTORY/server.cert(_secret), the allow-list
+    DIRECTORY/clients/client-K.cert (bound to index K) and evaluator.cert, and the secret
+    certificates DIRECTORY/client-K.cert_secret and evaluator.cert_secret. Returns the --set
+    lines of the security section it prints (one certificate per client, {index})."""
+    os.makedirs(os.path.dirname(os.path.abspath(directory)), exist_ok=True)
+    out = subprocess.run([HAFL, "keygen", directory, "--clients", str(clients)],
+                         capture_output=True, text=True, check=True).stdout
+    sets, section = [], None
+    for line in out.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line[0].isspace():
+            section = line.strip()
+        elif section == "security" and "=" in line:
+            key, value = (part.strip() for part in line.split("=", 1))
+            value = value.strip('"')
+            sets.append(f"security/{key}={value}")
+    return sets
+
+
+def read_cert(path):
+    """A zcert (ZPL) certificate's Z85 keys as bytes: {"public": ..., "secret": ... or None,
+    "meta": {...}}. Strict: the `curve` section's public key must be there, every key 40
+    characters, and a secret key must derive the public one."""
+    import zmq
+    keys, meta, section = {}, {}, None
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if not line[0].isspace():
+                section = line.strip()
+                continue
+            key, sep, value = line.strip().partition("=")
+            value = value.strip()
+            if not sep or len(value) < 2 or value[0] != '"' or value[-1] != '"':
+                raise ValueError(f"{path}:{number}: not `name = \"value\"`: {line!r}")
+            (keys if section == "curve" else meta)[key.strip()] = value[1:-1]
+    public, secret = keys.get("public-key"), keys.get("secret-key")
+    if public is None or len(public) != 40 or (secret is not None and len(secret) != 40):
+        raise ValueError(f"{path}: no 40-character Z85 public key (or a bad secret key)")
+    if secret is not None and zmq.curve_public(secret.encode()) != public.encode():
+        raise ValueError(f"{path}: the secret key does not derive the public key")
+    return {"public": public.encode(), "secret": secret and secret.encode(), "meta": meta}
