@@ -205,6 +205,37 @@ int hafl_log_auth_serve(hafl_log_auth_t *self, char *err, size_t errlen)
     return 0;
 }
 
+bool hafl_log_auth_curve(const hafl_log_auth_t *self)
+{
+    return self && hafl_security_enabled(self->security);
+}
+
+bool hafl_log_auth_actor_ok(const hafl_log_auth_t *self, const char *actor, const char *user_id,
+                            char *why, size_t whylen)
+{
+    static const char *const local_only[] = {"server", "aggregator", "logger"};
+    for (size_t i = 0; i < sizeof local_only / sizeof local_only[0]; i++)
+        if (strcmp(actor, local_only[i]) == 0) {
+            snprintf(why, whylen, "'%s' logs in the logger's own process, never over a "
+                     "connection", actor);
+            return false;
+        }
+    int64_t bound = HAFL_BOUND_NONE;
+    if (!hafl_log_auth_curve(self) || !user_id ||
+        hafl_security_binding(self->security, user_id, &bound) != 0 || bound == HAFL_BOUND_NONE)
+        return true;
+    char expected[32];
+    if (bound == HAFL_BOUND_EVALUATOR)
+        snprintf(expected, sizeof expected, "evaluator");
+    else
+        snprintf(expected, sizeof expected, "client-%lld", (long long)bound);
+    if (strcmp(actor, expected) == 0)
+        return true;
+    snprintf(why, whylen, "the certificate %.8s... is bound to %s and may not speak as '%s'",
+             user_id, expected, actor);
+    return false;
+}
+
 static bool s_armed(const char *endpoint)
 {
     return endpoint && strncmp(endpoint, "inproc://", 9) != 0;

@@ -53,6 +53,16 @@ hafl_log_auth_t *hafl_log_auth_with(const hafl_log_auth_t *base, const hafl_secu
 //  authenticator serves). 0, or -1 with err.
 int hafl_log_auth_serve(hafl_log_auth_t *self, char *err, size_t errlen);
 
+//  Whether an event that arrived over a connection (not in process) may speak as `actor`.
+//  The actors of the logger's own process (server, aggregator, logger) log in process, so
+//  their names never come over a connection; with CURVE, a key the allow-list binds to a
+//  place speaks only as that place ("client-K", "evaluator"). user_id: the connection's
+//  authenticated "User-Id" (NULL when unknown). false with the reason in why.
+bool hafl_log_auth_actor_ok(const hafl_log_auth_t *self, const char *actor, const char *user_id,
+                            char *why, size_t whylen);
+//  Whether the admission is CURVE (else PLAIN with the log token).
+bool hafl_log_auth_curve(const hafl_log_auth_t *self);
+
 //  Logger side, before zsock_bind of its PULL socket to endpoint.
 int hafl_log_auth_apply_server(const hafl_log_auth_t *self, zsock_t *sock, const char *endpoint,
                                char *err, size_t errlen);

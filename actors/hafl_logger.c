@@ -407,6 +407,7 @@ typedef struct {
     zsock_t *pipe;
     zsock_t *pull;
     zsock_t *refusals; //  pull's handshakes (hafl_security_watch), when it is armed
+    const hafl_log_auth_t *auth; //  the admission (NULL: anyone may push)
     zsock_t *pub; //  NULL when no PUB endpoint was given
     FILE *file;
     char *path;
@@ -437,6 +438,7 @@ static int s_logger_init(s_logger_t *self, zsock_t *pipe, const hafl_logger_args
     memset(self, 0, sizeof *self);
     self->pipe = pipe;
     self->echo = args->echo;
+    self->auth = args->auth;
     if (!args->pull || !args->path) {
         fprintf(stderr, "logger: a PULL endpoint and a file path are required\n");
         return -1;
@@ -535,6 +537,10 @@ static void s_logger_refusal(s_logger_t *self)
     char why[400];
     if (hafl_security_refusal(self->refusals, why, sizeof why) != 1)
         return;
+    //  The watch words its reasons for CURVE; without CURVE the mechanism is PLAIN.
+    if (!hafl_log_auth_curve(self->auth))
+        snprintf(why, sizeof why, "a connection without the run's log credentials (ZeroMQ "
+                 "PLAIN, user " HAFL_LOG_AUTH_USER " and the log token): none, or wrong ones");
     self->refused++;
     hafl_msg_t *msg = s_event_new(self->run_id, "logger", -1, "log-refused");
     if (!msg)
@@ -545,6 +551,24 @@ static void s_logger_refusal(s_logger_t *self)
     s_event_sanitise(ev);
     s_logger_emit(self, ev, NULL);
     fflush(self->file);
+    hafl_msg_destroy(&msg);
+}
+
+//  An event that spoke as an actor it may not be: written as an "event-refused" line naming
+//  the claimed actor and event, never as the event itself.
+static void s_logger_impostor(s_logger_t *self, const hafl_log_event_t *claimed, const char *why)
+{
+    self->refused++;
+    hafl_msg_t *msg = s_event_new(self->run_id, "logger", -1, "event-refused");
+    if (!msg)
+        return;
+    hafl_log_event_t *ev = &msg->u.log_event;
+    hafl_log_event_add_string(ev, "claimed_actor", claimed->actor);
+    hafl_log_event_add_string(ev, "claimed_event", claimed->event);
+    hafl_log_event_add_string(ev, "reason", why);
+    hafl_log_event_add_int(ev, "refused_total", (int64_t)self->refused);
+    s_event_sanitise(ev);
+    s_logger_emit(self, ev, NULL);
     hafl_msg_destroy(&msg);
 }
 
@@ -563,6 +587,18 @@ static void s_handle_pull(s_logger_t *self)
         snprintf(err.field, sizeof err.field, "type");
         err.code = HAFL_MSG_EUNKNOWN;
         hafl_msg_destroy(&msg);
+    }
+    //  Who may speak as whom (hafl_log_auth_actor_ok): decided for events that came over a
+    //  connection, which carry the connection's metadata; in-process ones carry none.
+    char why[200];
+    zframe_t *first = zmsg_first(zmsg);
+    if (msg && self->auth && first && zframe_meta(first, "Socket-Type") &&
+        !hafl_log_auth_actor_ok(self->auth, msg->u.log_event.actor,
+                                zframe_meta(first, "User-Id"), why, sizeof why)) {
+        s_logger_impostor(self, &msg->u.log_event, why);
+        hafl_msg_destroy(&msg);
+        zmsg_destroy(&zmsg);
+        return;
     }
     if (msg) {
         snprintf(self->run_id, sizeof self->run_id, "%s", msg->u.log_event.run_id);

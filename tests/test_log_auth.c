@@ -3,6 +3,8 @@
     A logger with the run's log credentials (HAFL_LOG_TOKEN set for this process, CURVE off)
     binds its PULL socket over ipc:// and over tcp:// on loopback. For each transport:
     - an emitter with the credentials (hafl_events_new with the auth object) is written;
+    - an emitter with the credentials that speaks as `server` over the connection is refused
+      (`event-refused`): the server's actors log in the logger's own process;
     - a stray PUSH without credentials, and one with the right user but another token, each
       push a forged `final` event: neither reaches events.jsonl, and each refused handshake is
       written as a `log-refused` line.
@@ -83,15 +85,25 @@ static void s_transport(const char *dir, const char *pull, const hafl_log_auth_t
     CHECK(events);
     hafl_log_event_t *ev = hafl_events_start(events, 1, "upload");
     CHECK(ev && hafl_events_send(events, &ev) == 0);
+    //  The credentials, but the server's name over a connection: the server logs in process.
+    hafl_events_t *posing = hafl_events_new(pull, "run-auth", "server", auth);
+    CHECK(posing);
+    ev = hafl_events_start(posing, -1, "final");
+    CHECK(ev && hafl_events_send(posing, &ev) == 0);
     zsock_t *stray = s_push_forged(pull, NULL, NULL);
     zsock_t *guess = s_push_forged(pull, HAFL_LOG_AUTH_USER, "not-the-token");
     char *text = s_wait_for(logger, path, "\"event\":\"log-refused\"", 2);
     free(text);
+    text = s_wait_for(logger, path, "\"claimed_actor\":\"server\",\"claimed_event\":\"final\"", 1);
+    CHECKF(strstr(text, "\"event\":\"event-refused\""), "%s", text);
+    free(text);
+    hafl_events_destroy(&posing);
     zsock_destroy(&stray);
     zsock_destroy(&guess);
     text = s_wait_for(logger, path, "\"event\":\"upload\"", 1);
     CHECKF(!strstr(text, "\"event\":\"final\""), "a forged event was written:\n%s", text);
-    printf("%s: the emitter's event written, two forgers refused and logged\n", pull);
+    printf("%s: the emitter's event written, two forgers and one posing as the server refused "
+           "and logged\n", pull);
     free(text);
     hafl_events_destroy(&events);
     zactor_destroy(&logger);
