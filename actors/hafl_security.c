@@ -87,6 +87,10 @@ static int s_read_binding(zconfig_t *root, s_keys_t *keys, const char *what, con
         keys->bound = HAFL_BOUND_EVALUATOR;
         return 0;
     }
+    if (role && strcmp(role, "operator") == 0) {
+        keys->bound = HAFL_BOUND_OPERATOR;
+        return 0;
+    }
     if (!index)
         return 0;
     char *end = NULL;

@@ -79,6 +79,7 @@ void hafl_security_destroy(hafl_security_t **self_p);
 //  What an allow-list certificate's metadata binds its key to.
 #define HAFL_BOUND_NONE      (-1) //  any client place (a certificate shared by clients)
 #define HAFL_BOUND_EVALUATOR (-2) //  the evaluator's place only
+#define HAFL_BOUND_OPERATOR  (-3) //  no place: the operator's key for the control socket
 //  (>= 0: that client index only)
 
 //  The credentials one connecting actor presents: client `index` (>= 0), or the evaluator

@@ -1887,6 +1887,21 @@ static int s_on_watch(zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
+//  Whether a control message may be obeyed: with CURVE, when the allow-list binds a key to the
+//  operator, only that key (the connection's User-Id, read from a frame of the message itself:
+//  the routing-id frame carries none after a poll, see s_binding_refused).
+static bool s_operator(s_self_t *self, zmsg_t *zmsg)
+{
+    if (!hafl_security_enabled(self->args->security) ||
+        !hafl_security_place_bound(self->args->security, HAFL_BOUND_OPERATOR))
+        return true;
+    zframe_t *frame = zmsg_first(zmsg);
+    const char *key = frame ? zframe_meta(frame, "User-Id") : NULL;
+    int64_t bound = HAFL_BOUND_NONE;
+    return key && hafl_security_binding(self->args->security, key, &bound) == 0 &&
+           bound == HAFL_BOUND_OPERATOR;
+}
+
 static int s_on_control(zloop_t *loop, zsock_t *sock, void *arg)
 {
     s_self_t *self = (s_self_t *)arg;
@@ -1917,6 +1932,10 @@ static int s_on_control(zloop_t *loop, zsock_t *sock, void *arg)
         }
         if (json)
             snprintf(json, 65536, "{\"error\":\"malformed control message\"}");
+    } else if (json && !s_operator(self, zmsg)) {
+        snprintf(json, 65536, "{\"error\":\"only the operator's certificate may control this "
+                 "server (hafl keygen --clients writes operator.cert_secret)\"}");
+        s_log_text(self, (int32_t)self->round, "control-refused", "peer", key);
     } else if (json) {
         ok = s_control(self, &msg->u.control, json, 65536);
         hafl_log_event_t *ev = s_event(self, (int32_t)self->round, "control");
@@ -2097,6 +2116,10 @@ static int s_setup(s_self_t *self, hafl_server_args_t *args)
                  zmq_strerror(zmq_errno()));
         return -1;
     }
+    //  With CURVE the control socket is armed like the clients' one: only allow-listed keys
+    //  reach it, and s_on_control obeys only the operator's key when the allow-list binds one.
+    if (hafl_security_apply_server(args->security, self->control, args->control, err, errlen))
+        return -1;
     if (zsock_bind(self->control, "%s", args->control) < 0) {
         snprintf(err, errlen, "server: cannot bind control %s: %s", args->control,
                  zmq_strerror(zmq_errno()));

@@ -24,10 +24,10 @@ digest_of() { sed -n 's/^final adapter sha256 \([0-9a-f]\{64\}\)$/\1/p' "$1"; }
 
 "$hafl" keygen "$work/keys" --name fleet >/dev/null || fail "keygen (allowed client)"
 "$hafl" keygen "$work/other" --name rogue >/dev/null || fail "keygen (rogue client)"
-# Ports: a block of 20 per run (five federations of 4), below the kernel's ephemeral range
+# Ports: a block of 24 per run (six federations of 4), below the kernel's ephemeral range
 # (32768 and up) where outgoing connections take their ports, so that parallel test runs on
 # one machine do not collide.
-base=$((20000 + $$ % 600 * 20))
+base=$((20000 + $$ % 500 * 24))
 secure="--set placement/mode=processes --set placement/transport=tcp \
 --set security/curve=true --set security/server_cert=$work/keys/server.cert \
 --set security/client_certs=$work/keys/clients"
@@ -132,3 +132,38 @@ refused=$(grep -c '"event":"binding-refused"' "$events")
 grep -q 'is bound to client 0, not client 3' "$events" || fail "refusal without its reason"
 [ "$(grep -c '"event":"client-joined"' "$events")" -eq 1 ] || fail "more than client 0 joined"
 echo "ok: a certificate bound to client 0 could take no other place ($refused refusals)"
+
+# The control socket under CURVE obeys the operator's certificate only: no key at all gets no
+# answer (the handshake fails), a client's key is answered not-ok, the operator's `status`
+# and `stop` work, and the stopped run ends with status 1, "stopped by control command".
+ctl_port=$((base + 21))
+# shellcheck disable=SC2086
+"$hafl" run "$topology" $bound --set placement/base_port=$((base + 20)) \
+    --set logger/run_dir="$work/ctl-runs" --set server/rounds=100000 \
+    --set "security/client_cert=$work/bound/client-{index}.cert_secret" >"$work/ctl.out" 2>&1 &
+pid=$!
+deadline=$(($(date +%s) + 60))
+until grep -q '"event":"round-end"' "$work"/ctl-runs/*/events.jsonl 2>/dev/null; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "the control run reached no round-end within 60 s"
+    sleep 0.1
+done
+endpoint="tcp://127.0.0.1:$ctl_port"
+operator="--cert $work/bound/operator.cert_secret --server-cert $work/bound/server.cert"
+! "$hafl" ctl "$endpoint" status --timeout-ms 1500 >/dev/null 2>&1 \
+    || fail "the control socket answered a peer without CURVE"
+"$hafl" ctl "$endpoint" status --cert "$work/bound/client-1.cert_secret" \
+    --server-cert "$work/bound/server.cert" >"$work/ctl-client" 2>&1 \
+    && fail "a client's certificate controlled the server: $(cat "$work/ctl-client")"
+grep -q "only the operator's certificate" "$work/ctl-client" \
+    || fail "a client's certificate was not told why: $(cat "$work/ctl-client")"
+# shellcheck disable=SC2086
+"$hafl" ctl "$endpoint" status $operator >"$work/ctl-status" 2>&1 \
+    || fail "the operator's status failed: $(cat "$work/ctl-status")"
+# shellcheck disable=SC2086
+"$hafl" ctl "$endpoint" stop $operator >/dev/null 2>&1 || fail "the operator's stop failed"
+wait "$pid"
+status=$?
+pid=""
+[ "$status" -eq 1 ] && grep -q "stopped by control command" "$work/ctl.out" \
+    || fail "the stopped run: status $status, $(tail -3 "$work/ctl.out")"
+echo "ok: control under CURVE obeys the operator's certificate only"

@@ -10,6 +10,7 @@
 */
 #include "hafl_cmd.h"
 #include "hafl_msg.h"
+#include "hafl_security.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -38,6 +39,9 @@ static void s_usage(FILE *out)
             "\n"
             "options:\n"
             "  --timeout-ms MS   wait at most MS milliseconds for the reply (default 5000)\n"
+            "  --cert FILE       with CURVE: the operator's secret certificate (hafl keygen\n"
+            "                    --clients writes DIR/operator.cert_secret)\n"
+            "  --server-cert FILE  with CURVE: the server's public certificate\n"
             "  --help            this text\n"
             "\n"
             "exit codes: 0 the server answered ok; 1 it answered not-ok, or no valid reply\n"
@@ -88,6 +92,7 @@ static const char *s_validate(const char *command, int argc, char **args)
 int hafl_cmd_ctl(int argc, char **argv)
 {
     uint64_t timeout_ms = 5000;
+    const char *cert = NULL, *server_cert = NULL;
     char *positional[3 + HAFL_MSG_MAX_ARGS];
     int n_positional = 0;
     for (int i = 1; i < argc; i++) {
@@ -102,6 +107,12 @@ int hafl_cmd_ctl(int argc, char **argv)
                 return HAFL_EXIT_USAGE;
             }
             timeout_ms = strtoull(argv[++i], NULL, 10);
+        } else if (streq(arg, "--cert") || streq(arg, "--server-cert")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "hafl ctl: %s needs a file\n", arg);
+                return HAFL_EXIT_USAGE;
+            }
+            *(streq(arg, "--cert") ? &cert : &server_cert) = argv[++i];
         } else if (arg[0] == '-' && arg[1] == '-') {
             fprintf(stderr, "hafl ctl: unknown option %s (try --help)\n", arg);
             return HAFL_EXIT_USAGE;
@@ -150,14 +161,38 @@ int hafl_cmd_ctl(int argc, char **argv)
         return HAFL_EXIT_FAILURE;
     }
 
+    if (!cert != !server_cert) {
+        fprintf(stderr, "hafl ctl: --cert and --server-cert go together\n");
+        zmsg_destroy(&request);
+        return HAFL_EXIT_USAGE;
+    }
     zsys_init();
     int status = HAFL_EXIT_FAILURE;
     zsock_t *dealer = zsock_new(ZMQ_DEALER);
     zpoller_t *poller = NULL;
+    //  CURVE: the operator's certificate, read strictly as every hafl certificate is.
+    hafl_security_t *security = NULL;
+    if (cert && dealer) {
+        hafl_topology_t curve;
+        memset(&curve, 0, sizeof curve);
+        curve.security.curve = true;
+        curve.security.server_cert = (char *)server_cert;
+        curve.security.client_cert = (char *)cert;
+        char why[512];
+        security = hafl_security_new_peer(&curve, 0, why, sizeof why);
+        if (!security || hafl_security_apply_client(security, dealer, endpoint, why, sizeof why)) {
+            fprintf(stderr, "hafl ctl: %s\n", why);
+            hafl_security_destroy(&security);
+            zmsg_destroy(&request);
+            zsock_destroy(&dealer);
+            return HAFL_EXIT_USAGE;
+        }
+    }
     if (!dealer || zsock_connect(dealer, "%s", endpoint) != 0) {
         fprintf(stderr, "hafl ctl: cannot connect to %s\n", endpoint);
         zmsg_destroy(&request);
         zsock_destroy(&dealer);
+        hafl_security_destroy(&security);
         return HAFL_EXIT_USAGE;
     }
     zsock_set_linger(dealer, 0); //  an unreachable server must not hold up the exit
@@ -192,5 +227,6 @@ int hafl_cmd_ctl(int argc, char **argv)
 done:
     zpoller_destroy(&poller);
     zsock_destroy(&dealer);
+    hafl_security_destroy(&security);
     return status;
 }

@@ -147,7 +147,10 @@ static zcert_t *s_cert(const char *name, const char *role, int64_t index)
     zcert_t *cert = zcert_new();
     if (cert) {
         zcert_set_meta(cert, "name", "%s", name);
-        zcert_set_meta(cert, "role", "%s", index == HAFL_BOUND_EVALUATOR ? "evaluator" : role);
+        zcert_set_meta(cert, "role", "%s",
+                       index == HAFL_BOUND_EVALUATOR  ? "evaluator"
+                       : index == HAFL_BOUND_OPERATOR ? "operator"
+                                                      : role);
         if (index >= 0)
             zcert_set_meta(cert, "index", "%lld", (long long)index);
         zcert_set_meta(cert, "created-by", "hafl keygen");
@@ -249,14 +252,15 @@ static int s_generate(const char *dir, const char **names, const int64_t *bound,
     hafl_security_destroy(&check);
     if (bound[0] >= 0) {
         printf("# every client's host needs only its own client-K.cert_secret; the evaluator's\n"
-               "# host evaluator.cert_secret\n"
+               "# host evaluator.cert_secret; `hafl ctl ... --cert %s/operator.cert_secret\n"
+               "# --server-cert %s` is the only key the control socket obeys\n"
                "security\n"
                "    curve = true\n"
                "    server_cert = \"%s\"\n"
                "    client_certs = \"%s\"\n"
                "    client_cert = \"%s/client-" HAFL_SECURITY_INDEX_TOKEN ".cert_secret\"\n"
                "    evaluator_cert = \"%s/evaluator.cert_secret\"\n",
-               server_pub, clients, dir, dir);
+               dir, server_pub, server_pub, clients, dir, dir);
         return HAFL_EXIT_OK;
     }
     printf("security\n"
@@ -345,10 +349,10 @@ int hafl_cmd_keygen(int argc, char **argv)
         rc = HAFL_EXIT_USAGE;
     }
     //  --clients N: names client-0 .. client-(N-1) and evaluator, each bound to its place.
-    char (*generated)[32] = n_clients > 0 ? calloc((size_t)n_clients + 1, sizeof *generated) : NULL;
-    const char **bound_names = n_clients > 0 ? calloc((size_t)n_clients + 1, sizeof *bound_names)
+    char (*generated)[32] = n_clients > 0 ? calloc((size_t)n_clients + 2, sizeof *generated) : NULL;
+    const char **bound_names = n_clients > 0 ? calloc((size_t)n_clients + 2, sizeof *bound_names)
                                              : NULL;
-    int64_t *bound = calloc((size_t)(n_clients > 0 ? n_clients + 1 : argc + 1), sizeof *bound);
+    int64_t *bound = calloc((size_t)(n_clients > 0 ? n_clients + 2 : argc + 1), sizeof *bound);
     if (rc < 0 && (!bound || (n_clients > 0 && (!generated || !bound_names)))) {
         fprintf(stderr, "hafl keygen: out of memory\n");
         rc = HAFL_EXIT_FAILURE;
@@ -361,6 +365,8 @@ int hafl_cmd_keygen(int argc, char **argv)
         }
         bound_names[n_clients] = "evaluator";
         bound[n_clients] = HAFL_BOUND_EVALUATOR;
+        bound_names[n_clients + 1] = "operator";
+        bound[n_clients + 1] = HAFL_BOUND_OPERATOR;
     } else if (bound)
         for (size_t k = 0; k <= n_names; k++)
             bound[k] = HAFL_BOUND_NONE;
@@ -374,7 +380,7 @@ int hafl_cmd_keygen(int argc, char **argv)
             root[--len] = '\0';
         mode_t old = umask(077);
         rc = !root               ? HAFL_EXIT_FAILURE
-             : n_clients > 0 ? s_generate(root, bound_names, bound, (size_t)n_clients + 1, force)
+             : n_clients > 0 ? s_generate(root, bound_names, bound, (size_t)n_clients + 2, force)
                              : s_generate(root, names, bound, n_names, force);
         umask(old);
         free(root);
