@@ -353,8 +353,7 @@ static int s_gguf_weights(const hafl_gguf_t *g, hafl_checkpoint_t *self, char *e
     }
     s_weights_map(&self->weights, c, self->memory, false);
     const hafl_llama_weights_t *w = &self->weights;
-    uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
-    uint64_t kv = (uint64_t)hafl_llama_kv_dim(c), vocab = (uint64_t)c->vocab_size;
+    uint64_t dim = (uint64_t)c->dim, vocab = (uint64_t)c->vocab_size;
     //  The weight pointers are const for users; this function fills what it allocated.
     if (s_gguf_tensor(g, -1, "token_embd", vocab, dim, (float *)w->token_embedding, err, errlen) ||
         s_gguf_tensor(g, -1, "output_norm", 0, dim, (float *)w->rms_final, err, errlen) ||
@@ -362,23 +361,12 @@ static int s_gguf_weights(const hafl_gguf_t *g, hafl_checkpoint_t *self, char *e
          s_gguf_tensor(g, -1, "output", vocab, dim, (float *)w->wcls, err, errlen)))
         return -1;
     for (int l = 0; l < c->n_layers; l++) {
-        size_t L = (size_t)l;
-        struct {
-            const char *name;
-            const float *base;
-            uint64_t rows, cols;
-        } blocks[] = {{"attn_norm", w->rms_att, 0, dim}, {"attn_q", w->wq, dim, dim},
-                      {"attn_k", w->wk, kv, dim},        {"attn_v", w->wv, kv, dim},
-                      {"attn_output", w->wo, dim, dim},  {"ffn_norm", w->rms_ffn, 0, dim},
-                      {"ffn_gate", w->w1, hidden, dim},  {"ffn_down", w->w2, dim, hidden},
-                      {"ffn_up", w->w3, hidden, dim}};
-        for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
-            uint64_t per_layer = (blocks[b].rows ? blocks[b].rows : 1) * blocks[b].cols;
-            float *dst = (float *)blocks[b].base + L * per_layer;
-            if (s_gguf_tensor(g, l, blocks[b].name, blocks[b].rows, blocks[b].cols, dst, err,
-                              errlen))
+        hafl_llama_gguf_block_t blocks[HAFL_LLAMA_GGUF_BLOCKS];
+        hafl_llama_gguf_blocks(c, w, l, blocks);
+        for (size_t b = 0; b < HAFL_LLAMA_GGUF_BLOCKS; b++)
+            if (s_gguf_tensor(g, l, blocks[b].name, blocks[b].rows, blocks[b].cols,
+                              (float *)blocks[b].slice, err, errlen))
                 return -1;
-        }
     }
     return 0;
 }
@@ -559,4 +547,22 @@ void hafl_checkpoint_destroy(hafl_checkpoint_t **self_p)
     free(self->path);
     free(self);
     *self_p = NULL;
+}
+
+void hafl_llama_gguf_blocks(const hafl_llama_config_t *c, const hafl_llama_weights_t *w, int layer,
+                            hafl_llama_gguf_block_t out[HAFL_LLAMA_GGUF_BLOCKS])
+{
+    uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
+    uint64_t kv = (uint64_t)hafl_llama_kv_dim(c);
+    const hafl_llama_gguf_block_t table[HAFL_LLAMA_GGUF_BLOCKS] = {
+        {"attn_norm", w->rms_att, 0, dim},   {"attn_q", w->wq, dim, dim},
+        {"attn_k", w->wk, kv, dim},          {"attn_v", w->wv, kv, dim},
+        {"attn_output", w->wo, dim, dim},    {"ffn_norm", w->rms_ffn, 0, dim},
+        {"ffn_gate", w->w1, hidden, dim},    {"ffn_down", w->w2, dim, hidden},
+        {"ffn_up", w->w3, hidden, dim}};
+    for (size_t b = 0; b < HAFL_LLAMA_GGUF_BLOCKS; b++) {
+        out[b] = table[b];
+        uint64_t per_layer = (table[b].rows ? table[b].rows : 1) * table[b].cols;
+        out[b].slice = table[b].slice + (size_t)layer * per_layer;
+    }
 }

@@ -88,4 +88,17 @@ hafl_llama_kv_dim (const hafl_llama_config_t *c)
     return c->dim * c->n_kv_heads / c->n_heads;
 }
 
+//  The nine per-block tensors of a llama GGUF (blk.N.<name>.weight) and where each lives in
+//  hafl's layout: one layer's slice of the weights, rows x cols (rows 0: a vector of cols).
+//  The loader reads through this table and writers of test files through the same one.
+typedef struct {
+    const char *name;   //  attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate,
+                        //  ffn_down, ffn_up
+    const float *slice; //  layer `layer`'s part of the matching hafl_llama_weights_t array
+    uint64_t rows, cols;
+} hafl_llama_gguf_block_t;
+#define HAFL_LLAMA_GGUF_BLOCKS 9
+void hafl_llama_gguf_blocks(const hafl_llama_config_t *c, const hafl_llama_weights_t *w, int layer,
+                            hafl_llama_gguf_block_t out[HAFL_LLAMA_GGUF_BLOCKS]);
+
 #endif

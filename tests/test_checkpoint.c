@@ -258,25 +258,15 @@ static void s_gguf_write(const hafl_checkpoint_t *r, const s_gguf_opts_t *o, s_t
         hafl_gguf_writer_add_f32(w, "llama.rope.freq_base", o->rope_base);
     if (o->rope_dims)
         hafl_gguf_writer_add_u32(w, "llama.rope.dimension_count", o->rope_dims);
-    uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
-    uint64_t kv = (uint64_t)hafl_llama_kv_dim(c), vocab = (uint64_t)c->vocab_size;
+    uint64_t dim = (uint64_t)c->dim, vocab = (uint64_t)c->vocab_size;
     s_gguf_add(w, o, "token_embd.weight", vocab, dim, wt->token_embedding);
     for (int l = 0; l < c->n_layers; l++) {
-        size_t L = (size_t)l;
-        struct {
-            const char *name;
-            const float *base;
-            uint64_t rows, cols;
-        } blocks[] = {{"attn_norm", wt->rms_att, 0, dim}, {"attn_q", wt->wq, dim, dim},
-                      {"attn_k", wt->wk, kv, dim},        {"attn_v", wt->wv, kv, dim},
-                      {"attn_output", wt->wo, dim, dim},  {"ffn_norm", wt->rms_ffn, 0, dim},
-                      {"ffn_gate", wt->w1, hidden, dim},  {"ffn_down", wt->w2, dim, hidden},
-                      {"ffn_up", wt->w3, hidden, dim}};
-        for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
+        hafl_llama_gguf_block_t blocks[HAFL_LLAMA_GGUF_BLOCKS];
+        hafl_llama_gguf_blocks(c, wt, l, blocks);
+        for (size_t b = 0; b < HAFL_LLAMA_GGUF_BLOCKS; b++) {
             char name[64];
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, blocks[b].name);
-            uint64_t per_layer = (blocks[b].rows ? blocks[b].rows : 1) * blocks[b].cols;
-            s_gguf_add(w, o, name, blocks[b].rows, blocks[b].cols, blocks[b].base + L * per_layer);
+            s_gguf_add(w, o, name, blocks[b].rows, blocks[b].cols, blocks[b].slice);
         }
     }
     s_gguf_add(w, o, "output_norm.weight", 0, dim, wt->rms_final);
