@@ -266,7 +266,9 @@ static int s_read_allow_list(const char *what, const char *dir, size_t *n, s_key
     return rc;
 }
 
-hafl_security_t *hafl_security_new(const hafl_topology_t *topology, char *err, size_t errlen)
+//  An object for the topology's security/curve setting, with nothing read yet; NULL with err
+//  when there is no topology, no memory, or CURVE is on and this libzmq lacks it.
+static hafl_security_t *s_new(const hafl_topology_t *topology, char *err, size_t errlen)
 {
     if (!topology) {
         s_fail(err, errlen, "security: no topology");
@@ -278,13 +280,20 @@ hafl_security_t *hafl_security_new(const hafl_topology_t *topology, char *err, s
         return NULL;
     }
     self->curve = topology->security.curve;
-    if (!self->curve)
+    if (self->curve && !zmq_has("curve")) {
+        s_fail(err, errlen, "security/curve: this libzmq was built without CURVE");
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+hafl_security_t *hafl_security_new(const hafl_topology_t *topology, char *err, size_t errlen)
+{
+    hafl_security_t *self = s_new(topology, err, errlen);
+    if (!self || !self->curve)
         return self;
-    int rc = 0;
-    if (!zmq_has("curve"))
-        rc = s_fail(err, errlen, "security/curve: this libzmq was built without CURVE");
-    if (rc == 0)
-        rc = s_read_pair("security/server_cert", topology->security.server_cert, false,
+    int rc = s_read_pair("security/server_cert", topology->security.server_cert, false,
                          &self->server, err, errlen);
     //  One certificate per client ({index} in the path): each client actor loads its own
     //  (hafl_security_new_peer); this object holds none.
@@ -645,13 +654,8 @@ void hafl_security_unwatch(zsock_t *sock, zsock_t **watch_p)
 hafl_security_t *hafl_security_new_peer(const hafl_topology_t *topology, int64_t index,
                                         char *err, size_t errlen)
 {
-    hafl_security_t *self = calloc(1, sizeof *self);
-    if (!self) {
-        s_fail(err, errlen, "security: out of memory");
-        return NULL;
-    }
-    self->curve = topology->security.curve;
-    if (!self->curve)
+    hafl_security_t *self = s_new(topology, err, errlen);
+    if (!self || !self->curve)
         return self;
     const char *pattern = topology->security.client_cert ? topology->security.client_cert : "";
     const char *key = "security/client_cert";

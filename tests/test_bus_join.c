@@ -27,17 +27,6 @@ static hafl_topology_t *s_load(const char *min_reports, const char *join_timeout
                     "server/deadline_ms=300", "server/rounds=2", reports, timeout, NULL);
 }
 
-//  The run's events; read once the nodes are destroyed, when the logger has written them all
-//  (events travel on their own sockets, so a DONE on the pipe may overtake the last of them).
-static char *s_events(const char *run_dir)
-{
-    char path[4300];
-    snprintf(path, sizeof path, "%s/events.jsonl", run_dir);
-    char *events = bus_read_file(path);
-    CHECKF(events != NULL, "cannot read %s", path);
-    return events;
-}
-
 //  The one line of `events` holding `event`, copied into line (CHECKs that there is one).
 static void s_event_line(const char *events, const char *event, char *line, size_t linelen)
 {
@@ -75,7 +64,7 @@ static void s_expect_timeout(const char *min_reports, bool with_clients, const c
     snprintf(run_dir, sizeof run_dir, "%s", hafl_node_run_dir(server));
     hafl_node_destroy(&clients);
     hafl_node_destroy(&server);
-    char *events = s_events(run_dir);
+    char *events = bus_events(run_dir);
     char line[4096];
     s_event_line(events, "join-timeout", line, sizeof line);
     CHECKF(strstr(line, fields), "join-timeout '%s' lacks '%s'", line, fields);
@@ -120,7 +109,7 @@ static void s_expect_run(const char *min_reports, const char *join_timeout_ms, b
     hafl_node_destroy(&second);
     hafl_node_destroy(&first);
     hafl_node_destroy(&server);
-    char *events = s_events(run_dir);
+    char *events = bus_events(run_dir);
     char line[4096];
     s_event_line(events, "federation-start", line, sizeof line);
     const char *field = strstr(line, "\"clients\":");
@@ -171,7 +160,7 @@ static void s_expect_cli_timeout(void)
     CHECKF(strstr(out, "final adapter sha256 "), "no final summary:\n%s", out);
     char run_dir[4096];
     CHECKF(bus_run_folder_of(out, run_dir, sizeof run_dir), "no run folder:\n%s", out);
-    char *events = s_events(run_dir);
+    char *events = bus_events(run_dir);
     char line[4096];
     s_event_line(events, "join-timeout", line, sizeof line);
     CHECKF(strstr(line, "\"joined\":0,\"needed\":4,\"expected\":8,\"missing\":\"0-7\""), "%s",

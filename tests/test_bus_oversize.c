@@ -44,15 +44,13 @@ int main(void)
     CHECKF(hafl_node_wait(server, hex, reason, sizeof reason) == 0, "the run failed: %s", reason);
     CHECKF(hafl_node_wait(clients0, hex, reason, sizeof reason) == 0, "clients-0: %s", reason);
     CHECKF(hafl_node_wait(clients1, hex, reason, sizeof reason) == 0, "clients-1: %s", reason);
-    char run_dir[4096], path[4300];
+    char run_dir[4096];
     snprintf(run_dir, sizeof run_dir, "%s", hafl_node_run_dir(server));
     hafl_node_destroy(&clients1);
     hafl_node_destroy(&clients0);
     hafl_node_destroy(&server);
 
-    snprintf(path, sizeof path, "%s/events.jsonl", run_dir);
-    char *events = bus_read_file(path);
-    CHECKF(events, "cannot read %s", path);
+    char *events = bus_events(run_dir);
     char needle[160];
     snprintf(needle, sizeof needle, "\"frame_cap\":%lld", (long long)cap);
     bool found = false;

@@ -156,17 +156,6 @@ static void s_wait_event(zsock_t *sub, const char *name, int count)
     }
 }
 
-//  The run's events; read once the server node is destroyed, when the logger has written
-//  them all.
-static char *s_events(const char *run_dir)
-{
-    char path[4300];
-    snprintf(path, sizeof path, "%s/events.jsonl", run_dir);
-    char *events = bus_read_file(path);
-    CHECKF(events != NULL, "cannot read %s", path);
-    return events;
-}
-
 //  The first line of events holding event (NULL-safe copy into line); false when none.
 static bool s_event_line(const char *events, const char *event, char *line, size_t linelen)
 {
@@ -268,7 +257,7 @@ static void s_killed(const char *uninterrupted)
              n, n);
     CHECKF(streq(reason, want), "reason '%s', expected '%s'", reason, want);
     s_check_checkpoint(run_dir, n);
-    char *events = s_events(run_dir);
+    char *events = bus_events(run_dir);
     char line[4096];
     CHECKF(bus_count(events, "\"event\":\"round-end\"") == n, "round-end events beyond row %zu", n);
     CHECKF(s_event_line(events, "round-failed", line, sizeof line), "no round-failed event");
@@ -329,7 +318,7 @@ static void s_paused(void)
 
     CHECKF(s_real_rounds(run_dir) == 12, "not every round in %s/rounds.csv", run_dir);
     s_check_checkpoint(run_dir, 12);
-    char *events = s_events(run_dir);
+    char *events = bus_events(run_dir);
     char line[4096];
     CHECKF(s_event_line(events, "quorum-lost", line, sizeof line), "no quorum-lost event");
     const char *lost = strstr(events, "\"event\":\"quorum-lost\"");
@@ -375,7 +364,7 @@ static void s_silent(void)
              n + 1, n);
     CHECKF(streq(reason, want), "reason '%s', expected '%s'", reason, want);
     s_check_checkpoint(run_dir, n);
-    char *events = s_events(run_dir);
+    char *events = bus_events(run_dir);
     snprintf(want, sizeof want, "\"round\":%zu,\"actor\":\"server\",\"event\":\"round-failed\"",
              n + 1);
     CHECKF(bus_count(events, want) == 3, "not three failed attempts at round %zu", n + 1);

@@ -51,11 +51,8 @@ int main(void)
     char clean[65], run_dir[4096];
     CHECK(bus_run_inproc(t, clean, run_dir, sizeof run_dir) == 0);
 
-    char err[512], hex[65], reason[256];
-    hafl_node_opts_t opts = {0};
-    opts.topology = t;
-    hafl_node_t *node = hafl_node_new(&opts, err, sizeof err);
-    CHECKF(node != NULL, "%s", err);
+    char hex[65], reason[256];
+    hafl_node_t *node = bus_node(t, NULL, NULL);
     const hafl_endpoints_t *e = hafl_node_endpoints(node);
 
     zsock_t *rogue = zsock_new_dealer(e->server);

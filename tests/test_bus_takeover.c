@@ -68,26 +68,14 @@ static void s_expect_reject(zsock_t *sock, uint32_t reason, const char *text, co
     hafl_msg_destroy(&msg);
 }
 
-static char *s_events_of(const char *run_dir)
-{
-    char path[4300];
-    snprintf(path, sizeof path, "%s/events.jsonl", run_dir);
-    char *events = bus_read_file(path);
-    CHECKF(events, "cannot read %s", path);
-    return events;
-}
-
 static void s_inproc_takeovers(void)
 {
     hafl_topology_t *t = bus_load("topologies/smoke.zpl", "server/rounds=12", NULL);
     char clean[65], run_dir[4096];
     CHECK(bus_run_inproc(t, clean, run_dir, sizeof run_dir) == 0);
 
-    char err[512], hex[65], reason[256];
-    hafl_node_opts_t opts = {0};
-    opts.topology = t;
-    hafl_node_t *node = hafl_node_new(&opts, err, sizeof err);
-    CHECKF(node != NULL, "%s", err);
+    char hex[65], reason[256];
+    hafl_node_t *node = bus_node(t, NULL, NULL);
     const char *server = hafl_node_endpoints(node)->server;
     bus_wait_event(node, "\"event\":\"federation-start\"");
 
@@ -108,7 +96,7 @@ static void s_inproc_takeovers(void)
     CHECKF(streq(hex, clean), "disturbed run %s, clean run %s", hex, clean);
     snprintf(run_dir, sizeof run_dir, "%s", hafl_node_run_dir(node));
     hafl_node_destroy(&node);
-    char *events = s_events_of(run_dir);
+    char *events = bus_events(run_dir);
     CHECKF(bus_count(events, "\"event\":\"takeover-refused\"") == 2, "takeover-refused events: %zu",
            bus_count(events, "\"event\":\"takeover-refused\""));
     CHECK(strstr(events, "\"session_presented\":false") &&
@@ -161,7 +149,7 @@ static void s_replaced(void)
     snprintf(run_dir, sizeof run_dir, "%s", hafl_node_run_dir(server));
     hafl_node_destroy(&clients);
     hafl_node_destroy(&server);
-    char *events = s_events_of(run_dir);
+    char *events = bus_events(run_dir);
     CHECK(bus_count(events, "\"event\":\"peer-replaced\"") == 1);
     CHECK(bus_count(events, "\"event\":\"takeover-refused\"") == 1);
     CHECK(strstr(events, "\"event\":\"client-rejoined\""));

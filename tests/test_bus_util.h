@@ -176,6 +176,17 @@ static inline hafl_node_t *bus_node(const hafl_topology_t *t, const char *group,
     return node;
 }
 
+//  A run folder's events.jsonl (caller frees); fails the test when it cannot be read. Read it
+//  once the nodes are destroyed, when the logger has written every event.
+static inline char *bus_events(const char *run_dir)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/events.jsonl", run_dir);
+    char *events = bus_read_file(path);
+    CHECKF(events != NULL, "cannot read %s", path);
+    return events;
+}
+
 //  Wait (polling, at most 20 s) until the node's events.jsonl holds `needle`; fails otherwise.
 static inline void bus_wait_event(hafl_node_t *node, const char *needle)
 {

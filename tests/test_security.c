@@ -634,6 +634,16 @@ static void s_test_keygen(const s_certs_t *c)
     CHECK(s_run(cmd) == 2);
     snprintf(cmd, sizeof cmd, "'%s' keygen >/dev/null 2>&1", hafl);
     CHECK(s_run(cmd) == 2);
+    //  --clients: a count from 1 to 100000, and not mixed with --name.
+    const char *bad_clients[] = {"--clients 0", "--clients 100001", "--clients x", "--clients",
+                                 "--clients 2 --name dan"};
+    for (size_t i = 0; i < sizeof bad_clients / sizeof bad_clients[0]; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' keygen '%s/kgb' %s >/dev/null 2>&1", hafl, c->dir,
+                 bad_clients[i]);
+        CHECKF(s_run(cmd) == 2, "keygen %s was not a usage error", bad_clients[i]);
+    }
+    s_path(path, "%s/kgb", c->dir);
+    CHECKF(stat(path, &st) != 0, "a refused keygen --clients wrote %s", path);
     snprintf(cmd, sizeof cmd, "'%s' keygen --help >/dev/null", hafl);
     CHECK(s_run(cmd) == 0);
     s_path(path, "%s/kg/server.cert", c->dir);
