@@ -1,9 +1,12 @@
-/*  hafl_checkpoint: opening llama2.c checkpoints and building random ones. See hafl_checkpoint.h.
+/*  hafl_checkpoint: opening llama2.c and GGUF checkpoints and building random ones. See
+    hafl_checkpoint.h.
 
-    Both paths produce the same memory image: the 28-byte header followed by the float32 tensors
-    in file order, so the weight pointers are laid over it by one function and the digest is the
-    SHA-256 of that image (for a file, of the file itself). The header is untrusted: every field
-    is range-checked and the size it implies is computed in 64 bits from capped values before the
+    A llama2.c file and a random checkpoint produce the same memory image: the 28-byte header
+    followed by the float32 tensors in file order (random ones with biases add them at the end),
+    so the weight pointers are laid over it by one function and the digest is the SHA-256 of
+    that image (for a file, of the file itself; for random settings the header cannot express,
+    of the image and the name that spells them). The header is untrusted: every field is
+    range-checked and the size it implies is computed in 64 bits from capped values before the
     file size is compared with it, so no product can overflow.
 */
 #include "hafl_checkpoint.h"
@@ -64,13 +67,30 @@ static int s_config_check(const hafl_llama_config_t *c, const char *what, char *
                  what, c->n_kv_heads, c->n_heads);
         return -1;
     }
-    //  RoPE rotates adjacent pairs inside a head, so a head needs an even width.
+    //  RoPE rotates pairs inside a head, so a head needs an even width.
     if ((c->dim / c->n_heads) % 2 != 0) {
         snprintf(err, errlen, "%s: header nonsense: head size dim / n_heads = %d is odd", what,
                  c->dim / c->n_heads);
         return -1;
     }
+    //  Written so that NaN fails too.
+    if (!(c->rope_base > 1.0f && c->rope_base < 1e12f)) {
+        snprintf(err, errlen, "%s: RoPE base %g is not in (1, 1e12)", what, (double)c->rope_base);
+        return -1;
+    }
+    if (!(c->rms_eps > 0.0f && c->rms_eps < 1.0f)) {
+        snprintf(err, errlen, "%s: RMSNorm epsilon %g is not in (0, 1)", what, (double)c->rms_eps);
+        return -1;
+    }
     return 0;
+}
+
+//  Floats of the q, k and v biases (none unless qkv_bias); they follow everything else.
+static uint64_t s_bias_floats(const hafl_llama_config_t *c)
+{
+    if (!c->qkv_bias)
+        return 0;
+    return (uint64_t)c->n_layers * ((uint64_t)c->dim + 2 * (uint64_t)hafl_llama_kv_dim(c));
 }
 
 //  Floats of the two legacy RoPE tables a llama2.c file carries (GGUF files have none).
@@ -93,6 +113,7 @@ static uint64_t s_float_count(const hafl_llama_config_t *c, bool rope)
     n += rope ? s_rope_floats(c) : 0;                           //  legacy RoPE tables
     if (!c->shared_classifier)
         n += vocab * dim; //  wcls
+    n += s_bias_floats(c);
     return n;
 }
 
@@ -115,6 +136,13 @@ static void s_weights_map(hafl_llama_weights_t *w, const hafl_llama_config_t *c,
     w->rms_final = p, p += dim;
     p += rope ? (size_t)s_rope_floats(c) : 0;
     w->wcls = c->shared_classifier ? w->token_embedding : p;
+    p += c->shared_classifier ? 0 : (size_t)c->vocab_size * dim;
+    w->bq = w->bk = w->bv = NULL;
+    if (c->qkv_bias) {
+        w->bq = p, p += layers * dim;
+        w->bk = p, p += layers * kv;
+        w->bv = p;
+    }
 }
 
 static void s_header_write(uint8_t *image, const hafl_llama_config_t *c)
@@ -132,26 +160,33 @@ static int s_digest(hafl_checkpoint_t *self, char *err, size_t errlen)
         snprintf(err, errlen, "%s: libsodium failed to initialise", self->path);
         return -1;
     }
-    crypto_hash_sha256(self->digest, self->memory, self->size);
+    const hafl_llama_config_t *c = &self->config;
+    bool implicit = c->rope_base == HAFL_LLAMA2C_ROPE_BASE && c->rms_eps == HAFL_LLAMA2C_RMS_EPS &&
+                    !c->rope_neox && !c->qkv_bias;
+    if (implicit || self->mapped) {
+        crypto_hash_sha256(self->digest, self->memory, self->size);
+        return 0;
+    }
+    //  A random checkpoint whose RoPE or norm settings are not llama2.c's: two such models with
+    //  the same floats must not share a digest, and the name spells the settings.
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, self->memory, self->size);
+    crypto_hash_sha256_update(&st, (const uint8_t *)self->path, strlen(self->path));
+    crypto_hash_sha256_final(&st, self->digest);
     return 0;
 }
 
 //  ---------------------------------------------------------------------------------------------
-//  GGUF checkpoints of architecture llama
+//  GGUF checkpoints of architecture llama or qwen2
 
-//  What the engine computes with and a GGUF may state otherwise: RoPE over the whole head with
-//  base 10000 (train/hafl_rope.c, hafl_llama_ref.c) and RMSNorm with epsilon 1e-5. A file that
-//  asks for something else is refused rather than run with the wrong constants.
-#define S_ROPE_BASE 10000.0f
-#define S_RMS_EPS   1e-5f
-
-//  One hyperparameter `llama.<name>` into *out, in 1..cap (the caps of s_config_check). 0, or
-//  -1 with a reason naming the key.
-static int s_gguf_hyper(const hafl_gguf_t *g, const char *name, int cap, int *out, char *err,
-                        size_t errlen)
+//  One GGUF hyperparameter `<arch>.<name>` as an integer in 1..cap (the caps of
+//  s_config_check). 0, or -1 with a reason naming the key.
+static int s_gguf_hyper(const hafl_gguf_t *g, const char *arch, const char *name, int cap, int *out,
+                        char *err, size_t errlen)
 {
     char key[96];
-    snprintf(key, sizeof key, "llama.%s", name);
+    snprintf(key, sizeof key, "%s.%s", arch, name);
     uint32_t value;
     if (hafl_gguf_get_u32(g, key, &value, err, errlen) != 0)
         return -1;
@@ -164,22 +199,36 @@ static int s_gguf_hyper(const hafl_gguf_t *g, const char *name, int cap, int *ou
     return 0;
 }
 
-//  A float hyperparameter the engine hard-codes: absent means llama.cpp's default, which is the
-//  engine's value; present, it must equal it exactly.
-static int s_gguf_fixed(const hafl_gguf_t *g, const char *key, float engine, bool required,
-                        char *err, size_t errlen)
+//  An optional integer hyperparameter that, when present, must equal what the engine computes
+//  with (`engine`, described by `why`). 0, or -1 with a reason naming the key.
+static int s_gguf_expect(const hafl_gguf_t *g, const char *arch, const char *name, int engine,
+                         const char *why, char *err, size_t errlen)
 {
-    if (!hafl_gguf_find(g, key) && !required)
+    char key[96];
+    snprintf(key, sizeof key, "%s.%s", arch, name);
+    if (!hafl_gguf_find(g, key))
         return 0;
-    float value;
-    if (hafl_gguf_get_f32(g, key, &value, err, errlen) != 0)
+    int value;
+    if (s_gguf_hyper(g, arch, name, S_MAX_DIM, &value, err, errlen))
         return -1;
     if (value != engine) {
-        snprintf(err, errlen, "%s: key '%s': %g is not supported (the engine computes with %g)",
-                 hafl_gguf_path(g), key, (double)value, (double)engine);
+        snprintf(err, errlen, "%s: key '%s': %d is not supported (%s %d)", hafl_gguf_path(g), key,
+                 value, why, engine);
         return -1;
     }
     return 0;
+}
+
+//  A float hyperparameter `<arch>.<name>` into *out; absent, *out keeps its default unless
+//  required. 0, or -1 with a reason naming the key.
+static int s_gguf_float(const hafl_gguf_t *g, const char *arch, const char *name, bool required,
+                        float *out, char *err, size_t errlen)
+{
+    char key[96];
+    snprintf(key, sizeof key, "%s.%s", arch, name);
+    if (!hafl_gguf_find(g, key) && !required)
+        return 0;
+    return hafl_gguf_get_f32(g, key, out, err, errlen);
 }
 
 //  Read and check the hyperparameters into c; vocab_size comes from token_embd.weight's rows.
@@ -187,23 +236,40 @@ static int s_gguf_config(const hafl_gguf_t *g, hafl_llama_config_t *c, char *err
 {
     const char *path = hafl_gguf_path(g);
     const char *arch = hafl_gguf_architecture(g);
-    if (!arch || strcmp(arch, "llama") != 0) {
+    if (!arch || (strcmp(arch, "llama") != 0 && strcmp(arch, "qwen2") != 0)) {
         snprintf(err, errlen,
-                 "%s: key 'general.architecture': %s%s%s is not supported (only llama)", path,
+                 "%s: key 'general.architecture': %s%s%s is not supported (llama or qwen2)", path,
                  arch ? "'" : "", arch ? arch : "missing", arch ? "'" : "");
         return -1;
     }
-    if (s_gguf_hyper(g, "embedding_length", S_MAX_DIM, &c->dim, err, errlen) ||
-        s_gguf_hyper(g, "feed_forward_length", S_MAX_HIDDEN, &c->hidden_dim, err, errlen) ||
-        s_gguf_hyper(g, "block_count", S_MAX_LAYERS, &c->n_layers, err, errlen) ||
-        s_gguf_hyper(g, "attention.head_count", S_MAX_HEADS, &c->n_heads, err, errlen) ||
-        s_gguf_hyper(g, "context_length", S_MAX_SEQ, &c->seq_len, err, errlen))
+    bool qwen2 = strcmp(arch, "qwen2") == 0;
+    if (s_gguf_hyper(g, arch, "embedding_length", S_MAX_DIM, &c->dim, err, errlen) ||
+        s_gguf_hyper(g, arch, "feed_forward_length", S_MAX_HIDDEN, &c->hidden_dim, err, errlen) ||
+        s_gguf_hyper(g, arch, "block_count", S_MAX_LAYERS, &c->n_layers, err, errlen) ||
+        s_gguf_hyper(g, arch, "attention.head_count", S_MAX_HEADS, &c->n_heads, err, errlen) ||
+        s_gguf_hyper(g, arch, "context_length", S_MAX_SEQ, &c->seq_len, err, errlen))
         return -1;
     //  llama.cpp reads a missing kv head count as "no grouping".
+    char key[96];
+    snprintf(key, sizeof key, "%s.attention.head_count_kv", arch);
     c->n_kv_heads = c->n_heads;
-    if (hafl_gguf_find(g, "llama.attention.head_count_kv") &&
-        s_gguf_hyper(g, "attention.head_count_kv", S_MAX_HEADS, &c->n_kv_heads, err, errlen))
+    if (hafl_gguf_find(g, key) &&
+        s_gguf_hyper(g, arch, "attention.head_count_kv", S_MAX_HEADS, &c->n_kv_heads, err, errlen))
         return -1;
+    //  llama.cpp's defaults for an absent base; the epsilon has none there either.
+    c->rope_base = HAFL_LLAMA2C_ROPE_BASE;
+    if (s_gguf_float(g, arch, "rope.freq_base", false, &c->rope_base, err, errlen) ||
+        s_gguf_float(g, arch, "attention.layer_norm_rms_epsilon", true, &c->rms_eps, err, errlen))
+        return -1;
+    if (!(c->rope_base > 1.0f && c->rope_base < 1e12f) ||
+        !(c->rms_eps > 0.0f && c->rms_eps < 1.0f)) {
+        bool base_bad = !(c->rope_base > 1.0f && c->rope_base < 1e12f);
+        snprintf(err, errlen, "%s: key '%s.%s': %g is out of range %s", path, arch,
+                 base_bad ? "rope.freq_base" : "attention.layer_norm_rms_epsilon",
+                 (double)(base_bad ? c->rope_base : c->rms_eps), base_bad ? "(1, 1e12)" : "(0, 1)");
+        return -1;
+    }
+    c->rope_neox = qwen2;
     const hafl_gguf_tensor_t *embd = hafl_gguf_tensor(g, "token_embd.weight");
     if (!embd) {
         snprintf(err, errlen, "%s: tensor 'token_embd.weight': missing", path);
@@ -220,59 +286,61 @@ static int s_gguf_config(const hafl_gguf_t *g, hafl_llama_config_t *c, char *err
     }
     c->vocab_size = (int)embd->dims[1];
     c->shared_classifier = hafl_gguf_tensor(g, "output.weight") == NULL;
+    //  Biases come as a set: the first decides, s_gguf_weights requires the others.
+    c->qkv_bias = hafl_gguf_tensor(g, "blk.0.attn_q.bias") != NULL;
+    if (c->qkv_bias && !qwen2) {
+        snprintf(err, errlen, "%s: tensor 'blk.0.attn_q.bias': llama has no projection biases",
+                 path);
+        return -1;
+    }
     if (s_config_check(c, path, err, errlen) != 0)
         return -1;
-    if (hafl_gguf_find(g, "llama.vocab_size")) {
+    snprintf(key, sizeof key, "%s.vocab_size", arch);
+    if (hafl_gguf_find(g, key)) {
         int vocab;
-        if (s_gguf_hyper(g, "vocab_size", S_MAX_VOCAB, &vocab, err, errlen))
+        if (s_gguf_hyper(g, arch, "vocab_size", S_MAX_VOCAB, &vocab, err, errlen))
             return -1;
         if (vocab != c->vocab_size) {
-            snprintf(err, errlen,
-                     "%s: key 'llama.vocab_size': %d, but token_embd.weight has %d rows", path,
+            snprintf(err, errlen, "%s: key '%s': %d, but token_embd.weight has %d rows", path, key,
                      vocab, c->vocab_size);
             return -1;
         }
     }
-    //  The engine rotates every pair of a head, so partial rotary embeddings are refused.
-    if (hafl_gguf_find(g, "llama.rope.dimension_count")) {
-        int rope_dims;
-        if (s_gguf_hyper(g, "rope.dimension_count", S_MAX_DIM, &rope_dims, err, errlen))
-            return -1;
-        if (rope_dims != c->dim / c->n_heads) {
-            snprintf(err, errlen,
-                     "%s: key 'llama.rope.dimension_count': %d is not supported (the engine "
-                     "rotates whole heads of %d)",
-                     path, rope_dims, c->dim / c->n_heads);
-            return -1;
-        }
-    }
+    //  The engine's heads are dim / n_heads wide and rotate whole: other key or value widths
+    //  and partial rotary embeddings are refused.
+    int hs = c->dim / c->n_heads;
+    if (s_gguf_expect(g, arch, "attention.key_length", hs,
+                      "the engine's heads are dim / heads =", err, errlen) ||
+        s_gguf_expect(g, arch, "attention.value_length", hs,
+                      "the engine's heads are dim / heads =", err, errlen) ||
+        s_gguf_expect(g, arch, "rope.dimension_count", hs, "the engine rotates whole heads of", err,
+                      errlen))
+        return -1;
     //  Scaled RoPE (linear, YaRN, Llama 3's frequency table) changes the rotation angles.
-    if (hafl_gguf_find(g, "llama.rope.scaling.type")) {
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    if (hafl_gguf_find(g, key)) {
         hafl_gguf_str_t scaling;
-        if (hafl_gguf_get_str(g, "llama.rope.scaling.type", &scaling, err, errlen))
+        if (hafl_gguf_get_str(g, key, &scaling, err, errlen))
             return -1;
         if (scaling.len != 4 || memcmp(scaling.data, "none", 4) != 0) {
-            snprintf(err, errlen, "%s: key 'llama.rope.scaling.type': '%.*s' is not supported",
-                     path, (int)(scaling.len > 32 ? 32 : scaling.len), scaling.data);
+            snprintf(err, errlen, "%s: key '%s': '%.*s' is not supported", path, key,
+                     (int)(scaling.len > 32 ? 32 : scaling.len), scaling.data);
             return -1;
         }
     }
-    if (s_gguf_fixed(g, "llama.rope.freq_base", S_ROPE_BASE, false, err, errlen) ||
-        s_gguf_fixed(g, "llama.attention.layer_norm_rms_epsilon", S_RMS_EPS, true, err, errlen))
-        return -1;
     return 0;
 }
 
-//  Dequantise tensor `name` (layer -1: not a block tensor) of shape [rows][cols] (rows 0: a
-//  vector of cols) into dst[rows * cols]. The GGUF shape is {cols, rows}, dims[0] fastest.
+//  Dequantise tensor `name` (`blk.<layer>.name` when layer >= 0) of shape [rows][cols] (rows 0:
+//  a vector of cols) into dst[rows * cols]. The GGUF shape is {cols, rows}, dims[0] fastest.
 static int s_gguf_tensor(const hafl_gguf_t *g, int layer, const char *name, uint64_t rows,
                          uint64_t cols, float *dst, char *err, size_t errlen)
 {
     char full[96];
     if (layer >= 0)
-        snprintf(full, sizeof full, "blk.%d.%s.weight", layer, name);
+        snprintf(full, sizeof full, "blk.%d.%s", layer, name);
     else
-        snprintf(full, sizeof full, "%s.weight", name);
+        snprintf(full, sizeof full, "%s", name);
     const hafl_gguf_tensor_t *t = hafl_gguf_tensor(g, full);
     const char *path = hafl_gguf_path(g);
     if (!t) {
@@ -305,26 +373,27 @@ static int s_gguf_tensor(const hafl_gguf_t *g, int layer, const char *name, uint
 }
 
 //  Whether `name` is one of the tensors s_gguf_weights reads, so a file carrying anything else
-//  (rope_freqs, biases, experts) is refused instead of run without it.
-static bool s_gguf_known(const char *name, int n_layers, bool shared)
+//  (rope_freqs, output biases, experts) is refused instead of run without it.
+static bool s_gguf_known(const char *name, const hafl_llama_config_t *c)
 {
     if (strcmp(name, "token_embd.weight") == 0 || strcmp(name, "output_norm.weight") == 0 ||
-        (!shared && strcmp(name, "output.weight") == 0))
+        (!c->shared_classifier && strcmp(name, "output.weight") == 0))
         return true;
-    static const char *const block[] = {"attn_norm", "attn_q",      "attn_k",
-                                        "attn_v",    "attn_output", "ffn_norm",
-                                        "ffn_gate",  "ffn_down",    "ffn_up"};
     int layer, end = 0;
-    char suffix[32];
-    if (sscanf(name, "blk.%d.%31[a-z_].weight%n", &layer, suffix, &end) != 2 || name[end] != '\0' ||
-        layer < 0 || layer >= n_layers)
+    char suffix[40];
+    if (sscanf(name, "blk.%d.%39[a-z_.]%n", &layer, suffix, &end) != 2 || name[end] != '\0' ||
+        layer < 0 || layer >= c->n_layers)
         return false;
     char canonical[96];
-    snprintf(canonical, sizeof canonical, "blk.%d.%s.weight", layer, suffix);
+    snprintf(canonical, sizeof canonical, "blk.%d.%s", layer, suffix);
     if (strcmp(canonical, name) != 0)
         return false;
-    for (size_t i = 0; i < sizeof block / sizeof block[0]; i++)
-        if (strcmp(suffix, block[i]) == 0)
+    //  Any layer's table has the same names; layer 0 of null weights is enough to list them.
+    hafl_llama_weights_t none = {0};
+    hafl_llama_gguf_block_t blocks[HAFL_LLAMA_GGUF_BLOCKS];
+    size_t n = hafl_llama_gguf_blocks(c, &none, 0, blocks);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(suffix, blocks[i].name) == 0)
             return true;
     return false;
 }
@@ -335,9 +404,9 @@ static int s_gguf_weights(const hafl_gguf_t *g, hafl_checkpoint_t *self, char *e
     const hafl_llama_config_t *c = &self->config;
     for (size_t i = 0; i < hafl_gguf_tensor_count(g); i++) {
         const char *name = hafl_gguf_tensor_at(g, i)->name;
-        if (!s_gguf_known(name, c->n_layers, c->shared_classifier)) {
-            snprintf(err, errlen, "%s: tensor '%s': not part of the llama architecture hafl runs",
-                     hafl_gguf_path(g), name);
+        if (!s_gguf_known(name, c)) {
+            snprintf(err, errlen, "%s: tensor '%s': not part of the %s architecture hafl runs",
+                     hafl_gguf_path(g), name, hafl_gguf_architecture(g));
             return -1;
         }
     }
@@ -355,15 +424,16 @@ static int s_gguf_weights(const hafl_gguf_t *g, hafl_checkpoint_t *self, char *e
     const hafl_llama_weights_t *w = &self->weights;
     uint64_t dim = (uint64_t)c->dim, vocab = (uint64_t)c->vocab_size;
     //  The weight pointers are const for users; this function fills what it allocated.
-    if (s_gguf_tensor(g, -1, "token_embd", vocab, dim, (float *)w->token_embedding, err, errlen) ||
-        s_gguf_tensor(g, -1, "output_norm", 0, dim, (float *)w->rms_final, err, errlen) ||
+    if (s_gguf_tensor(g, -1, "token_embd.weight", vocab, dim, (float *)w->token_embedding, err,
+                      errlen) ||
+        s_gguf_tensor(g, -1, "output_norm.weight", 0, dim, (float *)w->rms_final, err, errlen) ||
         (!c->shared_classifier &&
-         s_gguf_tensor(g, -1, "output", vocab, dim, (float *)w->wcls, err, errlen)))
+         s_gguf_tensor(g, -1, "output.weight", vocab, dim, (float *)w->wcls, err, errlen)))
         return -1;
     for (int l = 0; l < c->n_layers; l++) {
         hafl_llama_gguf_block_t blocks[HAFL_LLAMA_GGUF_BLOCKS];
-        hafl_llama_gguf_blocks(c, w, l, blocks);
-        for (size_t b = 0; b < HAFL_LLAMA_GGUF_BLOCKS; b++)
+        size_t n = hafl_llama_gguf_blocks(c, w, l, blocks);
+        for (size_t b = 0; b < n; b++)
             if (s_gguf_tensor(g, l, blocks[b].name, blocks[b].rows, blocks[b].cols,
                               (float *)blocks[b].slice, err, errlen))
                 return -1;
@@ -435,6 +505,7 @@ hafl_checkpoint_t *hafl_checkpoint_open(const char *path, char *err, size_t errl
     hafl_llama_config_t *c = &self->config;
     c->dim = header[0], c->hidden_dim = header[1], c->n_layers = header[2];
     c->n_heads = header[3], c->n_kv_heads = header[4], c->seq_len = header[6];
+    c->rope_base = HAFL_LLAMA2C_ROPE_BASE, c->rms_eps = HAFL_LLAMA2C_RMS_EPS;
     //  llama2.c's convention: a negative vocab size marks a separate classifier matrix.
     c->shared_classifier = header[5] > 0;
     c->vocab_size = header[5] == INT32_MIN ? 0 : (header[5] < 0 ? -header[5] : header[5]);
@@ -481,10 +552,24 @@ fail:
 hafl_checkpoint_t *hafl_checkpoint_random(const hafl_llama_config_t *config, uint64_t seed,
                                           char *err, size_t errlen)
 {
-    char name[160];
-    snprintf(name, sizeof name, "random:%d,%d,%d,%d,%d,%d,%d%s", config->dim, config->hidden_dim,
-             config->n_layers, config->n_heads, config->n_kv_heads, config->vocab_size,
-             config->seq_len, config->shared_classifier ? "" : ",separate");
+    //  Zero rope_base / rms_eps mean llama2.c's values.
+    hafl_llama_config_t c = *config;
+    if (c.rope_base == 0.0f)
+        c.rope_base = HAFL_LLAMA2C_ROPE_BASE;
+    if (c.rms_eps == 0.0f)
+        c.rms_eps = HAFL_LLAMA2C_RMS_EPS;
+    config = &c;
+    char name[224];
+    int used =
+        snprintf(name, sizeof name, "random:%d,%d,%d,%d,%d,%d,%d%s", config->dim,
+                 config->hidden_dim, config->n_layers, config->n_heads, config->n_kv_heads,
+                 config->vocab_size, config->seq_len, config->shared_classifier ? "" : ",separate");
+    if (used > 0 && (size_t)used < sizeof name &&
+        (config->rope_base != HAFL_LLAMA2C_ROPE_BASE || config->rms_eps != HAFL_LLAMA2C_RMS_EPS ||
+         config->rope_neox || config->qkv_bias))
+        snprintf(name + used, sizeof name - (size_t)used, ",base=%g,eps=%g%s%s",
+                 (double)config->rope_base, (double)config->rms_eps,
+                 config->rope_neox ? ",neox" : "", config->qkv_bias ? ",bias" : "");
     if (s_config_check(config, name, err, errlen) != 0)
         return NULL;
     hafl_checkpoint_t *self = calloc(1, sizeof(hafl_checkpoint_t));
@@ -516,7 +601,7 @@ hafl_checkpoint_t *hafl_checkpoint_random(const hafl_llama_config_t *config, uin
     const hafl_llama_weights_t *w = &self->weights;
     size_t dim = (size_t)config->dim, layers = (size_t)config->n_layers;
     float *rope_begin = (float *)w->rms_final + dim;
-    float *rope_end = (float *)(config->shared_classifier ? base + floats : w->wcls);
+    float *rope_end = rope_begin + s_rope_floats(config);
     for (float *p = base; p < base + floats; p++)
         if (p < rope_begin || p >= rope_end)
             *p = (float)(0.02 * hafl_rng_normal(&rng));
@@ -549,20 +634,29 @@ void hafl_checkpoint_destroy(hafl_checkpoint_t **self_p)
     *self_p = NULL;
 }
 
-void hafl_llama_gguf_blocks(const hafl_llama_config_t *c, const hafl_llama_weights_t *w, int layer,
-                            hafl_llama_gguf_block_t out[HAFL_LLAMA_GGUF_BLOCKS])
+size_t hafl_llama_gguf_blocks(const hafl_llama_config_t *c, const hafl_llama_weights_t *w,
+                              int layer, hafl_llama_gguf_block_t out[HAFL_LLAMA_GGUF_BLOCKS])
 {
     uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
     uint64_t kv = (uint64_t)hafl_llama_kv_dim(c);
     const hafl_llama_gguf_block_t table[HAFL_LLAMA_GGUF_BLOCKS] = {
-        {"attn_norm", w->rms_att, 0, dim},   {"attn_q", w->wq, dim, dim},
-        {"attn_k", w->wk, kv, dim},          {"attn_v", w->wv, kv, dim},
-        {"attn_output", w->wo, dim, dim},    {"ffn_norm", w->rms_ffn, 0, dim},
-        {"ffn_gate", w->w1, hidden, dim},    {"ffn_down", w->w2, dim, hidden},
-        {"ffn_up", w->w3, hidden, dim}};
-    for (size_t b = 0; b < HAFL_LLAMA_GGUF_BLOCKS; b++) {
+        {"attn_norm.weight", w->rms_att, 0, dim},
+        {"attn_q.weight", w->wq, dim, dim},
+        {"attn_k.weight", w->wk, kv, dim},
+        {"attn_v.weight", w->wv, kv, dim},
+        {"attn_output.weight", w->wo, dim, dim},
+        {"ffn_norm.weight", w->rms_ffn, 0, dim},
+        {"ffn_gate.weight", w->w1, hidden, dim},
+        {"ffn_down.weight", w->w2, dim, hidden},
+        {"ffn_up.weight", w->w3, hidden, dim},
+        {"attn_q.bias", w->bq, 0, dim},
+        {"attn_k.bias", w->bk, 0, kv},
+        {"attn_v.bias", w->bv, 0, kv}};
+    size_t n = c->qkv_bias ? HAFL_LLAMA_GGUF_BLOCKS : HAFL_LLAMA_GGUF_BLOCKS - 3;
+    for (size_t b = 0; b < n; b++) {
         out[b] = table[b];
         uint64_t per_layer = (table[b].rows ? table[b].rows : 1) * table[b].cols;
-        out[b].slice = table[b].slice + (size_t)layer * per_layer;
+        out[b].slice = table[b].slice ? table[b].slice + (size_t)layer * per_layer : NULL;
     }
+    return n;
 }

@@ -14,21 +14,25 @@
     client and never written. hafl_checkpoint_random builds the same structure with seeded
     random weights in memory (for benchmarks on shapes that have no file).
 
-    A file that starts with the magic "GGUF" is read through hafl_gguf instead; its
-    `general.architecture` must be llama. The config comes from `llama.embedding_length` (dim),
-    `feed_forward_length`, `block_count`, `attention.head_count`, `attention.head_count_kv`
-    (absent: n_heads), `context_length` (seq_len) and token_embd.weight's rows (vocab; must equal
-    `llama.vocab_size` when present). The engine computes RoPE over whole heads with base 10000
-    and RMSNorm with epsilon 1e-5, so `llama.attention.layer_norm_rms_epsilon` must be 1e-5f and
-    `llama.rope.freq_base` (when present) 10000, `rope.dimension_count` the head size and
-    `rope.scaling.type` none; other values are refused, naming the key. Tensors (GGUF shapes are
+    A file that starts with the magic "GGUF" is read through hafl_gguf instead. Its
+    `general.architecture` is llama or qwen2 (ARCH below); the config comes from
+    `ARCH.embedding_length` (dim), `feed_forward_length`, `block_count`, `attention.head_count`,
+    `attention.head_count_kv` (absent: n_heads), `context_length` (seq_len),
+    `attention.layer_norm_rms_epsilon` (required), `rope.freq_base` (absent: 10000) and
+    token_embd.weight's rows (vocab; must equal `ARCH.vocab_size` when present). The engine's
+    heads are dim / n_heads wide and rotate whole: `attention.key_length`,
+    `attention.value_length` and `rope.dimension_count`, when present, must equal that, and
+    `rope.scaling.type` must be none; other values are refused naming the key. llama rotates
+    adjacent channel pairs, qwen2 NeoX pairs (train/hafl_rope.h). Tensors (GGUF shapes are
     {cols, rows}): token_embd [vocab][dim], blk.N.attn_norm / ffn_norm [dim], attn_q [dim][dim],
     attn_k / attn_v [kv_dim][dim], attn_output [dim][dim], ffn_gate / ffn_up [hidden][dim],
     ffn_down [dim][hidden], output_norm [dim], output [vocab][dim] (absent: shared with
-    token_embd). Each is checked against the config (a one-line error naming the tensor) and
-    dequantised to float32 into one allocation (any hafl_quant type it decodes); a tensor outside
-    this list is refused. The GGUF's RoPE tables do not exist, so the image is the floats only,
-    and the digest is the SHA-256 of the whole GGUF file.
+    token_embd), and for qwen2 the biases blk.N.attn_q.bias [dim], attn_k.bias / attn_v.bias
+    [kv_dim] (all three or none). Each is checked against the config (a one-line error naming
+    the tensor) and dequantised to float32 into one allocation (any hafl_quant type it decodes);
+    a tensor outside this list is refused. The GGUF's RoPE tables do not exist, so the image is
+    the floats only (biases after the classifier), and the digest is the SHA-256 of the whole
+    GGUF file.
 */
 #ifndef HAFL_CHECKPOINT_H
 #define HAFL_CHECKPOINT_H
@@ -46,7 +50,17 @@ typedef struct {
     int vocab_size;
     int seq_len;        //  longest sequence RoPE tables were made for
     bool shared_classifier;
+    //  What llama2.c files leave implicit and GGUF files state. Zero in a config given to
+    //  hafl_checkpoint_random means llama2.c's value; an opened checkpoint always holds the
+    //  values it computes with.
+    float rope_base;    //  RoPE frequency base (llama2.c: 10000)
+    float rms_eps;      //  RMSNorm epsilon (llama2.c: 1e-5)
+    bool rope_neox;     //  RoPE pairs (i, i + hs/2) as qwen2, not (2i, 2i+1) as llama
+    bool qkv_bias;      //  q, k and v projections add a bias (qwen2)
 } hafl_llama_config_t;
+
+#define HAFL_LLAMA2C_ROPE_BASE 10000.0f
+#define HAFL_LLAMA2C_RMS_EPS   1e-5f
 
 typedef struct {
     const float *token_embedding;   //  [vocab][dim]
@@ -61,6 +75,9 @@ typedef struct {
     const float *w3;                //  [L][hidden][dim]
     const float *rms_final;         //  [dim]
     const float *wcls;              //  [vocab][dim] (== token_embedding when shared)
+    const float *bq;                //  [L][dim]     q bias, NULL unless config.qkv_bias
+    const float *bk;                //  [L][kv_dim]
+    const float *bv;                //  [L][kv_dim]
 } hafl_llama_weights_t;
 
 typedef struct {
@@ -77,7 +94,8 @@ typedef struct {
 } hafl_checkpoint_t;
 
 hafl_checkpoint_t *hafl_checkpoint_open (const char *path, char *err, size_t errlen);
-//  Random weights N(0, 0.02^2), RMSNorm weights 1, seeded; config.seq_len as given.
+//  Random weights N(0, 0.02^2), RMSNorm weights 1, biases N(0, 0.02^2) when config.qkv_bias,
+//  seeded; config.seq_len as given.
 hafl_checkpoint_t *hafl_checkpoint_random (const hafl_llama_config_t *config, uint64_t seed,
                                            char *err, size_t errlen);
 void hafl_checkpoint_destroy (hafl_checkpoint_t **self_p);
@@ -88,17 +106,20 @@ hafl_llama_kv_dim (const hafl_llama_config_t *c)
     return c->dim * c->n_kv_heads / c->n_heads;
 }
 
-//  The nine per-block tensors of a llama GGUF (blk.N.<name>.weight) and where each lives in
-//  hafl's layout: one layer's slice of the weights, rows x cols (rows 0: a vector of cols).
-//  The loader reads through this table and writers of test files through the same one.
+//  The per-block tensors of a llama or qwen2 GGUF (blk.N.<name>) and where each lives in hafl's
+//  layout: one layer's slice of the weights, rows x cols (rows 0: a vector of cols). The
+//  loader reads through this table and writers of test files through the same one.
 typedef struct {
-    const char *name;   //  attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate,
-                        //  ffn_down, ffn_up
+    const char *name;   //  attn_norm.weight, attn_q.weight, attn_k.weight, attn_v.weight,
+                        //  attn_output.weight, ffn_norm.weight, ffn_gate.weight,
+                        //  ffn_down.weight, ffn_up.weight; with qkv_bias also attn_q.bias,
+                        //  attn_k.bias, attn_v.bias
     const float *slice; //  layer `layer`'s part of the matching hafl_llama_weights_t array
     uint64_t rows, cols;
 } hafl_llama_gguf_block_t;
-#define HAFL_LLAMA_GGUF_BLOCKS 9
-void hafl_llama_gguf_blocks(const hafl_llama_config_t *c, const hafl_llama_weights_t *w, int layer,
-                            hafl_llama_gguf_block_t out[HAFL_LLAMA_GGUF_BLOCKS]);
+#define HAFL_LLAMA_GGUF_BLOCKS 12
+//  Fills out[] and returns how many entries apply to c (9, or 12 with qkv_bias).
+size_t hafl_llama_gguf_blocks(const hafl_llama_config_t *c, const hafl_llama_weights_t *w,
+                              int layer, hafl_llama_gguf_block_t out[HAFL_LLAMA_GGUF_BLOCKS]);
 
 #endif

@@ -147,10 +147,10 @@ static inline double s_dot(const float *a, const float *b, int n, bool exact)
 }
 
 //  out [C] = weight * x / rms (x), x [C]. out may alias x.
-static void s_rmsnorm(float *out, const float *x, const float *weight, int C, bool exact)
+static void s_rmsnorm(float *out, const float *x, const float *weight, int C, float eps, bool exact)
 {
     if (exact) {
-        double ss = s_dot(x, x, C, true) / C + 1e-5;
+        double ss = s_dot(x, x, C, true) / C + (double)eps;
         double inv = 1.0 / sqrt(ss);
         for (int i = 0; i < C; i++)
             out[i] = (float)((double)weight[i] * (inv * (double)x[i]));
@@ -158,7 +158,7 @@ static void s_rmsnorm(float *out, const float *x, const float *weight, int C, bo
     }
     float ss = (float)s_dot(x, x, C, false);
     ss /= (float)C;
-    ss += 1e-5f;
+    ss += eps;
     ss = 1.0f / sqrtf(ss);
     for (int i = 0; i < C; i++)
         out[i] = weight[i] * (ss * x[i]);
@@ -197,10 +197,11 @@ static void s_softmax(float *x, int n, bool exact)
         x[i] = (float)(exp((double)x[i] - max) / sum);
 }
 
-//  out [d_out] = W x (+ the adapter's terms when (layer, weight) is adapted); W [d_out][d_in],
-//  x [d_in]. layer < 0 means never adapted (the classifier).
-static void s_linear(hafl_llama_ref_t *self, float *out, const float *x, const float *W, int d_out,
-                     int d_in, int layer, hafl_weight_t weight)
+//  out [d_out] = W x + bias (+ the adapter's terms when (layer, weight) is adapted);
+//  W [d_out][d_in], x [d_in], bias [d_out] or NULL. layer < 0 means never adapted (the
+//  classifier).
+static void s_linear(hafl_llama_ref_t *self, float *out, const float *x, const float *W,
+                     const float *bias, int d_out, int d_in, int layer, hafl_weight_t weight)
 {
     const hafl_adapter_t *ad = self->adapter;
     int32_t m = ad && layer >= 0 ? hafl_targets_matrix(&self->targets, layer, weight) : -1;
@@ -209,9 +210,9 @@ static void s_linear(hafl_llama_ref_t *self, float *out, const float *x, const f
     for (int i = 0; i < d_out; i++) {
         double v = s_dot(W + (size_t)i * d_in, x, d_in, exact);
         if (exact)
-            acc[i] = v;
+            acc[i] = v + (bias ? (double)bias[i] : 0.0);
         else
-            out[i] = (float)v;
+            out[i] = bias ? (float)v + bias[i] : (float)v;
     }
     if (m < 0)
         goto done;
@@ -247,12 +248,30 @@ done:
             out[i] = (float)acc[i];
 }
 
-//  Rotate adjacent pairs of q [C] and k [KV] by position, exactly as llama2.c run.c.
-static void s_rope(float *q, float *k, int pos, int C, int KV, int head_size)
+//  Rotate q [C] and k [KV] by position. Adjacent pairs (2i, 2i+1) exactly as llama2.c run.c;
+//  neox pairs (i, i + head_size/2) of each head with the same angle for pair i.
+static void s_rope(float *q, float *k, int pos, int C, int KV, int head_size, float base, bool neox)
 {
+    if (neox) {
+        int half = head_size / 2;
+        for (int h = 0; h < C; h += head_size)
+            for (int i = 0; i < half; i++) {
+                float freq = 1.0f / powf(base, (float)(2 * i) / (float)head_size);
+                float val = pos * freq;
+                float fcr = cosf(val), fci = sinf(val);
+                int rotn = h < KV ? 2 : 1;
+                for (int v = 0; v < rotn; v++) {
+                    float *vec = v == 0 ? q : k;
+                    float v0 = vec[h + i], v1 = vec[h + i + half];
+                    vec[h + i] = v0 * fcr - v1 * fci;
+                    vec[h + i + half] = v0 * fci + v1 * fcr;
+                }
+            }
+        return;
+    }
     for (int i = 0; i < C; i += 2) {
         int head_dim = i % head_size;
-        float freq = 1.0f / powf(10000.0f, head_dim / (float)head_size);
+        float freq = 1.0f / powf(base, head_dim / (float)head_size);
         float val = pos * freq;
         float fcr = cosf(val), fci = sinf(val);
         int rotn = i < KV ? 2 : 1; //  q always, k only within its narrower width
@@ -336,25 +355,29 @@ const float *hafl_llama_ref_step(hafl_llama_ref_t *self, int32_t token, int pos)
         float *k = self->key_cache + cache_off;   //  [KV]
         float *v = self->value_cache + cache_off; //  [KV]
         size_t L = (size_t)l;
-        s_rmsnorm(self->xb, self->x, w->rms_att + L * C, C, exact);
-        s_linear(self, self->q, self->xb, w->wq + L * C * C, C, C, l, HAFL_WEIGHT_WQ);
-        s_linear(self, k, self->xb, w->wk + L * KV * C, KV, C, l, HAFL_WEIGHT_WK);
-        s_linear(self, v, self->xb, w->wv + L * KV * C, KV, C, l, HAFL_WEIGHT_WV);
-        s_rope(self->q, k, pos, C, KV, hs);
+        float eps = c->rms_eps;
+        const float *bq = w->bq ? w->bq + L * C : NULL;  //  [C]
+        const float *bk = w->bk ? w->bk + L * KV : NULL; //  [KV]
+        const float *bv = w->bv ? w->bv + L * KV : NULL; //  [KV]
+        s_rmsnorm(self->xb, self->x, w->rms_att + L * C, C, eps, exact);
+        s_linear(self, self->q, self->xb, w->wq + L * C * C, bq, C, C, l, HAFL_WEIGHT_WQ);
+        s_linear(self, k, self->xb, w->wk + L * KV * C, bk, KV, C, l, HAFL_WEIGHT_WK);
+        s_linear(self, v, self->xb, w->wv + L * KV * C, bv, KV, C, l, HAFL_WEIGHT_WV);
+        s_rope(self->q, k, pos, C, KV, hs, c->rope_base, c->rope_neox);
         s_attention(self, l, pos);
-        s_linear(self, self->xb2, self->xb, w->wo + L * C * C, C, C, l, HAFL_WEIGHT_WO);
+        s_linear(self, self->xb2, self->xb, w->wo + L * C * C, NULL, C, C, l, HAFL_WEIGHT_WO);
         for (int i = 0; i < C; i++)
             self->x[i] += self->xb2[i];
-        s_rmsnorm(self->xb, self->x, w->rms_ffn + L * C, C, exact);
-        s_linear(self, self->hb, self->xb, w->w1 + L * H * C, H, C, l, HAFL_WEIGHT_W1);
-        s_linear(self, self->hb2, self->xb, w->w3 + L * H * C, H, C, l, HAFL_WEIGHT_W3);
+        s_rmsnorm(self->xb, self->x, w->rms_ffn + L * C, C, eps, exact);
+        s_linear(self, self->hb, self->xb, w->w1 + L * H * C, NULL, H, C, l, HAFL_WEIGHT_W1);
+        s_linear(self, self->hb2, self->xb, w->w3 + L * H * C, NULL, H, C, l, HAFL_WEIGHT_W3);
         s_swiglu(self->hb, self->hb2, H, exact);
-        s_linear(self, self->xb, self->hb, w->w2 + L * C * H, C, H, l, HAFL_WEIGHT_W2);
+        s_linear(self, self->xb, self->hb, w->w2 + L * C * H, NULL, C, H, l, HAFL_WEIGHT_W2);
         for (int i = 0; i < C; i++)
             self->x[i] += self->xb[i];
     }
-    s_rmsnorm(self->x, self->x, w->rms_final, C, exact);
-    s_linear(self, self->logits, self->x, w->wcls, c->vocab_size, C, -1, HAFL_WEIGHT_WQ);
+    s_rmsnorm(self->x, self->x, w->rms_final, C, c->rms_eps, exact);
+    s_linear(self, self->logits, self->x, w->wcls, NULL, c->vocab_size, C, -1, HAFL_WEIGHT_WQ);
     return self->logits;
 }
 

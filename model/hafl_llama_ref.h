@@ -2,8 +2,10 @@
 
     Plain loops, one position at a time with a KV cache, written to be read and trusted: it is
     the oracle the BLAS forward is tested against and the engine behind `hafl generate`. Per
-    layer: RMSNorm (eps 1e-5), q/k/v projections, RoPE exactly as llama2.c (adjacent pairs
-    (2i, 2i+1) of every head rotated by pos * 10000^(-2i/head_size)), grouped-query attention
+    layer: RMSNorm (the config's eps; 1e-5 for llama2.c), q/k/v projections (plus their biases
+    when the config has them), RoPE exactly as llama2.c (adjacent pairs (2i, 2i+1) of every
+    head rotated by pos * base^(-2i/head_size), base 10000 for llama2.c; with rope_neox the pairs
+    (i, i + head_size/2) of each head, qwen2's layout), grouped-query attention
     over positions 0..pos (the causal mask), output projection and residual, RMSNorm, SwiGLU
     feed-forward (w2 (silu (w1 x) * w3 x)) and residual; then the final RMSNorm and the
     classifier. Running positions 0..T-1 in order is the causal forward of a T-token sequence.

@@ -12,6 +12,10 @@
 # 32 and 64, version 2) into a fresh corpus folder and fuzzes for 20 seconds; any crash, leak or
 # sanitizer report fails it.
 set_tests_properties(gguf PROPERTIES TIMEOUT 300 LABELS asan)
+# gguf_models: tests/test_gguf_models.c writes tiny llama (GQA, RoPE base 500000) and qwen2
+# (biases, NeoX RoPE, separate output) GGUFs in each tensor type, loads them and runs the
+# trainer against the naive reference (1e-5); pure C, so it runs in the ASan+UBSan tree too.
+set_tests_properties(gguf_models PROPERTIES TIMEOUT 300 LABELS asan)
 add_test(NAME gguf_asset COMMAND test_gguf --asset)
 set_tests_properties(gguf_asset PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 LABELS asan
     ENVIRONMENT "HAFL_SOURCE_DIR=${CMAKE_SOURCE_DIR};HAFL_BINARY=$<TARGET_FILE:hafl>")

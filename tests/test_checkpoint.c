@@ -60,7 +60,8 @@ static void s_header_edit(uint8_t *image, int field, int32_t value)
 
 static void s_test_round_trip(bool shared)
 {
-    hafl_llama_config_t config = {16, 40, 2, 4, 2, 37, 8, shared};
+    hafl_llama_config_t config = {
+        16, 40, 2, 4, 2, 37, 8, shared, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS, false, false};
     char err[512];
     hafl_checkpoint_t *r = hafl_checkpoint_random(&config, 7, err, sizeof err);
     CHECKF(r, "%s", err);
@@ -80,9 +81,15 @@ static void s_test_round_trip(bool shared)
     //  Same offsets from the start of each image, tensor by tensor.
     const float *const *wc = (const float *const *)&c->weights;
     const float *const *wr = (const float *const *)&r->weights;
-    for (size_t i = 0; i < sizeof(hafl_llama_weights_t) / sizeof(float *); i++)
-        CHECK((const uint8_t *)wc[i] - (const uint8_t *)c->memory ==
-              (const uint8_t *)wr[i] - (const uint8_t *)r->memory);
+    for (size_t i = 0; i < sizeof(hafl_llama_weights_t) / sizeof(float *); i++) {
+        //  A llama2.c image has no biases: those pointers are NULL in both.
+        CHECK((wc[i] == NULL) == (wr[i] == NULL));
+        if (wc[i])
+            CHECK((const uint8_t *)wc[i] - (const uint8_t *)c->memory ==
+                  (const uint8_t *)wr[i] - (const uint8_t *)r->memory);
+    }
+    CHECK(!c->weights.bq && !c->weights.bk && !c->weights.bv);
+    CHECK(a->rope_base == 10000.0f && a->rms_eps == 1e-5f && !a->rope_neox && !a->qkv_bias);
     CHECK((c->weights.wcls == c->weights.token_embedding) == shared);
     //  The separate classifier ends the file; with a shared one the RoPE tables do.
     size_t kv = 8, dim = 16, hidden = 40, L = 2, V = 37, seq = 8, head = 4;
@@ -141,7 +148,8 @@ static void s_test_round_trip(bool shared)
 
 static void s_test_random(void)
 {
-    hafl_llama_config_t config = {64, 96, 3, 8, 4, 100, 32, true};
+    hafl_llama_config_t config = {
+        64, 96, 3, 8, 4, 100, 32, true, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS, false, false};
     char err[512];
     hafl_checkpoint_t *a = hafl_checkpoint_random(&config, 1, err, sizeof err);
     hafl_checkpoint_t *b = hafl_checkpoint_random(&config, 1, err, sizeof err);
@@ -215,13 +223,14 @@ static uint8_t *s_encode(uint32_t type, const float *x, size_t n, size_t *bytes)
 typedef struct {
     uint32_t type;       //  matrices' type (norms are F32, as llama.cpp writes them)
     const char *arch;    //  general.architecture
-    float eps;           //  llama.attention.layer_norm_rms_epsilon
-    float rope_base;     //  llama.rope.freq_base, 0: absent
-    uint32_t rope_dims;  //  llama.rope.dimension_count, 0: absent
-    bool kv_absent;      //  leave out llama.attention.head_count_kv
+    float eps;           //  <arch>.attention.layer_norm_rms_epsilon (<arch>: llama or qwen2)
+    float rope_base;     //  <arch>.rope.freq_base, 0: absent
+    uint32_t rope_dims;  //  <arch>.rope.dimension_count, 0: absent
+    bool kv_absent;      //  leave out <arch>.attention.head_count_kv
     const char *skip;    //  a tensor to leave out
     const char *reshape; //  a matrix written with its dimensions swapped
     const char *extra;   //  an extra vector tensor of dim floats
+    uint32_t key_length; //  <arch>.attention.key_length, 0: absent
 } s_gguf_opts_t;
 
 static void s_gguf_add(hafl_gguf_writer_t *w, const s_gguf_opts_t *o, const char *name,
@@ -246,26 +255,33 @@ static void s_gguf_write(const hafl_checkpoint_t *r, const s_gguf_opts_t *o, s_t
     hafl_gguf_writer_t *w = hafl_gguf_writer_new(0);
     CHECK(w);
     hafl_gguf_writer_add_string(w, "general.architecture", o->arch);
-    hafl_gguf_writer_add_u32(w, "llama.context_length", (uint32_t)c->seq_len);
-    hafl_gguf_writer_add_u32(w, "llama.embedding_length", (uint32_t)c->dim);
-    hafl_gguf_writer_add_u32(w, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
-    hafl_gguf_writer_add_u32(w, "llama.block_count", (uint32_t)c->n_layers);
-    hafl_gguf_writer_add_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads);
+    //  Hyperparameters under the architecture's prefix (qwen2 files say qwen2.*).
+    const char *prefix = strcmp(o->arch, "qwen2") == 0 ? "qwen2" : "llama";
+    char key[96];
+#define S_KEY(name) (snprintf(key, sizeof key, "%s.%s", prefix, name), key)
+    hafl_gguf_writer_add_u32(w, S_KEY("context_length"), (uint32_t)c->seq_len);
+    hafl_gguf_writer_add_u32(w, S_KEY("embedding_length"), (uint32_t)c->dim);
+    hafl_gguf_writer_add_u32(w, S_KEY("feed_forward_length"), (uint32_t)c->hidden_dim);
+    hafl_gguf_writer_add_u32(w, S_KEY("block_count"), (uint32_t)c->n_layers);
+    hafl_gguf_writer_add_u32(w, S_KEY("attention.head_count"), (uint32_t)c->n_heads);
     if (!o->kv_absent)
-        hafl_gguf_writer_add_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
-    hafl_gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon", o->eps);
+        hafl_gguf_writer_add_u32(w, S_KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
+    hafl_gguf_writer_add_f32(w, S_KEY("attention.layer_norm_rms_epsilon"), o->eps);
     if (o->rope_base)
-        hafl_gguf_writer_add_f32(w, "llama.rope.freq_base", o->rope_base);
+        hafl_gguf_writer_add_f32(w, S_KEY("rope.freq_base"), o->rope_base);
     if (o->rope_dims)
-        hafl_gguf_writer_add_u32(w, "llama.rope.dimension_count", o->rope_dims);
+        hafl_gguf_writer_add_u32(w, S_KEY("rope.dimension_count"), o->rope_dims);
+    if (o->key_length)
+        hafl_gguf_writer_add_u32(w, S_KEY("attention.key_length"), o->key_length);
+#undef S_KEY
     uint64_t dim = (uint64_t)c->dim, vocab = (uint64_t)c->vocab_size;
     s_gguf_add(w, o, "token_embd.weight", vocab, dim, wt->token_embedding);
     for (int l = 0; l < c->n_layers; l++) {
         hafl_llama_gguf_block_t blocks[HAFL_LLAMA_GGUF_BLOCKS];
-        hafl_llama_gguf_blocks(c, wt, l, blocks);
-        for (size_t b = 0; b < HAFL_LLAMA_GGUF_BLOCKS; b++) {
+        size_t n = hafl_llama_gguf_blocks(c, wt, l, blocks);
+        for (size_t b = 0; b < n; b++) {
             char name[64];
-            snprintf(name, sizeof name, "blk.%d.%s.weight", l, blocks[b].name);
+            snprintf(name, sizeof name, "blk.%d.%s", l, blocks[b].name);
             s_gguf_add(w, o, name, blocks[b].rows, blocks[b].cols, blocks[b].slice);
         }
     }
@@ -283,20 +299,36 @@ static void s_gguf_write(const hafl_checkpoint_t *r, const s_gguf_opts_t *o, s_t
     hafl_gguf_writer_destroy(&w);
 }
 
-static const s_gguf_opts_t s_gguf_plain = {HAFL_QUANT_F32, "llama", 1e-5f, 0,   0,
-                                           false,          NULL,    NULL,  NULL};
+static const s_gguf_opts_t s_gguf_plain = {.type = HAFL_QUANT_F32, .arch = "llama", .eps = 1e-5f};
+
+//  The architectures a GGUF may carry, as the round trip writes them.
+typedef enum {
+    S_LLAMA,  //  llama2.c's constants, stated in the file
+    S_LLAMA3, //  llama with RoPE base 500000 and epsilon 1e-6 (Llama 3's)
+    S_QWEN2,  //  qwen2: NeoX RoPE base 1e6, epsilon 1e-6, q/k/v biases
+} s_arch_t;
 
 //  r as a GGUF with matrices of `type` opens as r with each matrix through that type.
-static void s_test_gguf_round_trip(bool shared, uint32_t type)
+static void s_test_gguf_round_trip(bool shared, uint32_t type, s_arch_t arch)
 {
-    hafl_llama_config_t config = {32, 64, 2, 4, 2, 37, 24, shared};
+    hafl_llama_config_t config = {
+        32,    64,   2, 4, 2, 37, 24, shared, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS,
+        false, false};
+    if (arch == S_LLAMA3)
+        config.rope_base = 500000.0f, config.rms_eps = 1e-6f;
+    if (arch == S_QWEN2)
+        config.rope_base = 1e6f, config.rms_eps = 1e-6f, config.rope_neox = true,
+        config.qkv_bias = true;
     char err[512];
     hafl_checkpoint_t *r = hafl_checkpoint_random(&config, 11, err, sizeof err);
     CHECKF(r, "%s", err);
     s_gguf_opts_t o = s_gguf_plain;
     o.type = type;
-    o.rope_base = 10000.0f; //  present and equal to the engine's: accepted
+    o.arch = arch == S_QWEN2 ? "qwen2" : "llama";
+    o.rope_base = config.rope_base;
+    o.eps = config.rms_eps;
     o.rope_dims = 8;
+    o.key_length = 8;
     s_tmp_t tmp;
     s_gguf_write(r, &o, &tmp);
     hafl_checkpoint_t *c = hafl_checkpoint_open(tmp.path, err, sizeof err);
@@ -307,15 +339,21 @@ static void s_test_gguf_round_trip(bool shared, uint32_t type)
     CHECK(a->n_kv_heads == 2 && a->vocab_size == 37 && a->seq_len == 24);
     CHECK(a->shared_classifier == shared);
     CHECK((c->weights.wcls == c->weights.token_embedding) == shared);
-    //  Tensor by tensor in hafl_llama_weights_t order; norms are always F32.
+    CHECK(a->rope_base == config.rope_base && a->rms_eps == config.rms_eps);
+    CHECK(a->rope_neox == config.rope_neox && a->qkv_bias == config.qkv_bias);
+    CHECK((c->weights.bq != NULL) == config.qkv_bias && (c->weights.bv != NULL) == config.qkv_bias);
+    //  Tensor by tensor in hafl_llama_weights_t order; norms and biases are always F32.
     size_t dim = 32, hidden = 64, kv = 16, L = 2, V = 37;
-    size_t counts[] = {V * dim,          L * dim,          L * dim * dim, L * kv * dim,
-                       L * kv * dim,     L * dim * dim,    L * dim,       L * hidden * dim,
-                       L * dim * hidden, L * hidden * dim, dim,           V * dim};
-    bool norm[] = {false, true, false, false, false, false, true, false, false, false, true, false};
+    size_t counts[] = {V * dim,       L * dim, L * dim * dim,    L * kv * dim,     L * kv * dim,
+                       L * dim * dim, L * dim, L * hidden * dim, L * dim * hidden, L * hidden * dim,
+                       dim,           V * dim, L * dim,          L * kv,           L * kv};
+    bool norm[] = {false, true,  false, false, false, false, true, false,
+                   false, false, true,  false, true,  true,  true};
     const float *const *wc = (const float *const *)&c->weights;
     const float *const *wr = (const float *const *)&r->weights;
-    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+    size_t fields = config.qkv_bias ? 15 : 12;
+    CHECK(sizeof counts / sizeof counts[0] == sizeof(hafl_llama_weights_t) / sizeof(float *));
+    for (size_t i = 0; i < fields; i++) {
         size_t bytes;
         uint8_t *encoded = s_encode(norm[i] ? HAFL_QUANT_F32 : type, wr[i], counts[i], &bytes);
         float *want = malloc(counts[i] * sizeof(float));
@@ -346,45 +384,60 @@ static void s_test_gguf_round_trip(bool shared, uint32_t type)
     hafl_checkpoint_destroy(&r);
 }
 
+//  A GGUF of a checkpoint under options that the loader must refuse, and the reason it gives.
+typedef struct {
+    s_gguf_opts_t o;
+    const char *reason;
+} s_gguf_case_t;
+
+//  Each case's file is refused with one line that starts with its path and holds its reason.
+static void s_expect_gguf_refused(const hafl_checkpoint_t *r, const s_gguf_case_t *cases, size_t n)
+{
+    char err[512];
+    for (size_t i = 0; i < n; i++) {
+        s_tmp_t tmp;
+        s_gguf_write(r, &cases[i].o, &tmp);
+        hafl_checkpoint_t *c = hafl_checkpoint_open(tmp.path, err, sizeof err);
+        CHECKF(!c, "case '%s' accepted", cases[i].reason);
+        CHECKF(strstr(err, tmp.path) == err && strstr(err, cases[i].reason) && !strchr(err, '\n'),
+               "'%s' lacks '%s'", err, cases[i].reason);
+        unlink(tmp.path);
+    }
+}
+
 static void s_test_gguf_refused(void)
 {
-    hafl_llama_config_t config = {32, 64, 2, 4, 2, 37, 24, true};
+    hafl_llama_config_t config = {
+        32, 64, 2, 4, 2, 37, 24, true, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS, false, false};
     char err[512];
     hafl_checkpoint_t *r = hafl_checkpoint_random(&config, 12, err, sizeof err);
     CHECKF(r, "%s", err);
-    struct {
-        s_gguf_opts_t o;
-        const char *reason;
-    } bad[] = {
-        {{HAFL_QUANT_F32, "qwen2", 1e-5f, 0, 0, false, NULL, NULL, NULL},
-         "key 'general.architecture': 'qwen2' is not supported"},
-        {{HAFL_QUANT_F32, "llama", 1e-6f, 0, 0, false, NULL, NULL, NULL},
-         "key 'llama.attention.layer_norm_rms_epsilon': 1e-06 is not supported"},
-        {{HAFL_QUANT_F32, "llama", 1e-5f, 500000.0f, 0, false, NULL, NULL, NULL},
-         "key 'llama.rope.freq_base': 500000 is not supported"},
-        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 4, false, NULL, NULL, NULL},
+    const s_gguf_case_t bad[] = {
+        {{HAFL_QUANT_F32, "gpt2", 1e-5f, 0, 0, false, NULL, NULL, NULL, 0},
+         "key 'general.architecture': 'gpt2' is not supported"},
+        {{HAFL_QUANT_F32, "llama", -1e-6f, 0, 0, false, NULL, NULL, NULL, 0},
+         "key 'llama.attention.layer_norm_rms_epsilon': -1e-06 is out of range"},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0.5f, 0, false, NULL, NULL, NULL, 0},
+         "key 'llama.rope.freq_base': 0.5 is out of range"},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 4, false, NULL, NULL, NULL, 0},
          "key 'llama.rope.dimension_count': 4 is not supported"},
-        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, "blk.1.ffn_up.weight", NULL, NULL},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, NULL, NULL, NULL, 16},
+         "key 'llama.attention.key_length': 16 is not supported"},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, "blk.1.ffn_up.weight", NULL, NULL, 0},
          "tensor 'blk.1.ffn_up.weight': missing"},
-        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, NULL, "blk.1.attn_k.weight", NULL},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, NULL, "blk.1.attn_k.weight", NULL, 0},
          "tensor 'blk.1.attn_k.weight': shape {16, 32}, the hyperparameters imply {32, 16}"},
-        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, NULL, NULL, "rope_freqs.weight"},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, NULL, NULL, "rope_freqs.weight", 0},
          "tensor 'rope_freqs.weight': not part of the llama architecture"},
-        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, NULL, NULL, "blk.2.attn_norm.weight"},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, NULL, NULL, "blk.2.attn_norm.weight", 0},
          "tensor 'blk.2.attn_norm.weight': not part of the llama architecture"},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, NULL, NULL, "blk.0.attn_output.bias", 0},
+         "tensor 'blk.0.attn_output.bias': not part of the llama architecture"},
         //  Without head_count_kv the file means 4 kv heads, so wk and wv are the wrong shape.
-        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, true, NULL, NULL, NULL},
+        {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, true, NULL, NULL, NULL, 0},
          "tensor 'blk.0.attn_k.weight': shape {32, 16}, the hyperparameters imply {32, 32}"},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        s_tmp_t tmp;
-        s_gguf_write(r, &bad[i].o, &tmp);
-        hafl_checkpoint_t *c = hafl_checkpoint_open(tmp.path, err, sizeof err);
-        CHECKF(!c, "case %zu accepted", i);
-        CHECKF(strstr(err, tmp.path) == err && strstr(err, bad[i].reason) && !strchr(err, '\n'),
-               "case %zu: '%s' lacks '%s'", i, err, bad[i].reason);
-        unlink(tmp.path);
-    }
+    s_expect_gguf_refused(r, bad, sizeof bad / sizeof bad[0]);
     //  A damaged file fails in the reader, naming the file.
     s_tmp_t tmp;
     s_gguf_write(r, &s_gguf_plain, &tmp);
@@ -395,7 +448,8 @@ static void s_test_gguf_refused(void)
     hafl_checkpoint_destroy(&r);
 
     //  No head_count_kv with as many kv heads as heads: accepted, ungrouped.
-    hafl_llama_config_t mha = {32, 64, 1, 4, 4, 37, 24, true};
+    hafl_llama_config_t mha = {
+        32, 64, 1, 4, 4, 37, 24, true, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS, false, false};
     r = hafl_checkpoint_random(&mha, 13, err, sizeof err);
     CHECKF(r, "%s", err);
     s_gguf_opts_t o = s_gguf_plain;
@@ -406,6 +460,21 @@ static void s_test_gguf_refused(void)
     CHECK(c->config.n_kv_heads == 4 && memcmp(c->weights.wv, r->weights.wv, 32 * 32 * 4) == 0);
     unlink(tmp.path);
     hafl_checkpoint_destroy(&c);
+    hafl_checkpoint_destroy(&r);
+
+    //  Biases: llama has none, and qwen2's come as a set of three per layer.
+    hafl_llama_config_t biased = {32, 64, 2, 4, 2, 37, 24, true, 1e6f, 1e-6f, true, true};
+    r = hafl_checkpoint_random(&biased, 14, err, sizeof err);
+    CHECKF(r, "%s", err);
+    const s_gguf_case_t bias_bad[] = {
+        {{HAFL_QUANT_F32, "llama", 1e-6f, 0, 0, false, NULL, NULL, NULL, 0},
+         "tensor 'blk.0.attn_q.bias': llama has no projection biases"},
+        {{HAFL_QUANT_F32, "qwen2", 1e-6f, 0, 0, false, "blk.1.attn_v.bias", NULL, NULL, 0},
+         "tensor 'blk.1.attn_v.bias': missing"},
+        {{HAFL_QUANT_F32, "qwen2", 1e-6f, 0, 0, false, NULL, NULL, "blk.0.attn_output.bias", 0},
+         "tensor 'blk.0.attn_output.bias': not part of the qwen2 architecture"},
+    };
+    s_expect_gguf_refused(r, bias_bad, sizeof bias_bad / sizeof bias_bad[0]);
     hafl_checkpoint_destroy(&r);
 }
 
@@ -438,10 +507,13 @@ int main(void)
     s_test_round_trip(false);
     s_test_random();
     s_test_missing();
-    s_test_gguf_round_trip(true, HAFL_QUANT_F32);
-    s_test_gguf_round_trip(false, HAFL_QUANT_F32);
-    s_test_gguf_round_trip(false, HAFL_QUANT_F16);
-    s_test_gguf_round_trip(true, HAFL_QUANT_Q8_0);
+    s_test_gguf_round_trip(true, HAFL_QUANT_F32, S_LLAMA);
+    s_test_gguf_round_trip(false, HAFL_QUANT_F32, S_LLAMA);
+    s_test_gguf_round_trip(false, HAFL_QUANT_F16, S_LLAMA);
+    s_test_gguf_round_trip(true, HAFL_QUANT_Q8_0, S_LLAMA);
+    s_test_gguf_round_trip(true, HAFL_QUANT_F32, S_LLAMA3);
+    s_test_gguf_round_trip(false, HAFL_QUANT_F32, S_QWEN2);
+    s_test_gguf_round_trip(true, HAFL_QUANT_F16, S_QWEN2);
     s_test_gguf_refused();
     s_test_stories();
     printf("checkpoint: ok\n");

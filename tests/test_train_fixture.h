@@ -11,11 +11,13 @@
 #include "hafl_adapter.h"
 #include "hafl_asset.h"
 #include "hafl_checkpoint.h"
+#include "hafl_llama_ref.h"
 #include "hafl_lora_trainer.h"
 #include "hafl_rng.h"
 #include "hafl_targets.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,11 +34,31 @@ typedef struct {
     uint32_t *labels;  //  [B]
 } fixture_t;
 
-//  dim 16, hidden 24, 2 layers, 4 heads, 2 kv heads, vocab 32, seq 16; rank 3, 3 classes.
-static inline void fixture_init(fixture_t *f, const char *targets, uint64_t seed)
+//  The architecture options a fixture model exercises.
+typedef enum {
+    FIXTURE_LLAMA2C, //  llama2.c's constants: RoPE base 10000, epsilon 1e-5, shared classifier
+    FIXTURE_LLAMA3,  //  Llama 3's: RoPE base 500000, epsilon 1e-6
+    FIXTURE_QWEN2,   //  qwen2's: NeoX RoPE base 1e6, epsilon 1e-6, q/k/v biases, separate output
+} fixture_arch_t;
+
+static inline const char *fixture_arch_name(fixture_arch_t arch)
+{
+    return arch == FIXTURE_QWEN2 ? "qwen2" : arch == FIXTURE_LLAMA3 ? "llama3" : "llama2.c";
+}
+
+//  dim 16, hidden 24, 2 layers, 4 heads, 2 kv heads (grouped-query attention), vocab 32,
+//  seq 16; rank 3, 3 classes.
+static inline void fixture_init_arch(fixture_t *f, const char *targets, uint64_t seed,
+                                     fixture_arch_t arch)
 {
     memset(f, 0, sizeof *f);
-    hafl_llama_config_t cfg = {16, 24, 2, 4, 2, 32, 16, true};
+    hafl_llama_config_t cfg = {
+        16, 24, 2, 4, 2, 32, 16, true, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS, false, false};
+    if (arch == FIXTURE_LLAMA3)
+        cfg.rope_base = 500000.0f, cfg.rms_eps = 1e-6f;
+    if (arch == FIXTURE_QWEN2)
+        cfg.rope_base = 1e6f, cfg.rms_eps = 1e-6f, cfg.rope_neox = true, cfg.qkv_bias = true,
+        cfg.shared_classifier = false;
     char err[256];
     f->ckpt = hafl_checkpoint_random(&cfg, seed, err, sizeof err);
     CHECKF(f->ckpt, "%s", err);
@@ -52,6 +74,12 @@ static inline void fixture_init(fixture_t *f, const char *targets, uint64_t seed
     for (int m = 0; m < 7; m++)
         for (size_t i = 0; i < sizes[m]; i++)
             mats[m][i] *= 12.0f;
+    //  Biases large enough to move the projections well past float noise.
+    float *biases[3] = {(float *)w->bq, (float *)w->bk, (float *)w->bv};
+    size_t bias_sizes[3] = {L * C, L * KV, L * KV};
+    for (int b = 0; b < 3 && cfg.qkv_bias; b++)
+        for (size_t i = 0; i < bias_sizes[b]; i++)
+            biases[b][i] *= 25.0f;
     for (size_t i = 0; i < 32 * C; i++)
         ((float *)w->token_embedding)[i] *= 40.0f;
     for (size_t i = 0; i < L * C; i++) {
@@ -82,6 +110,11 @@ static inline void fixture_init(fixture_t *f, const char *targets, uint64_t seed
     memcpy(f->labels, labels, sizeof labels);
     for (uint32_t i = 0; i < f->B * f->T; i++)
         f->tokens[i] = (uint32_t)hafl_rng_below(&rng, 32);
+}
+
+static inline void fixture_init(fixture_t *f, const char *targets, uint64_t seed)
+{
+    fixture_init_arch(f, targets, seed, FIXTURE_LLAMA2C);
 }
 
 //  stories260K (through the asset lookup) with LoRA rank 8, alpha 16 on wq, wk, wv, wo, a head
@@ -135,6 +168,71 @@ static inline double fixture_loss(const float *logits, const uint32_t *labels, u
         total += max + log(sum) - z[labels[b]];
     }
     return total / B;
+}
+
+//  The trainer's batched forward (evaluate, `threads` workers) against the naive reference with
+//  double accumulation, per valid position: final RMSNorm outputs and head logits must agree
+//  within tol max (1, |ref|). Prints and returns the largest scaled difference seen.
+static inline double fixture_compare_ref(const char *name, double tol,
+                                         const hafl_checkpoint_t *ckpt,
+                                         const hafl_targets_t *targets,
+                                         const hafl_adapter_t *adapter, const uint8_t *roles,
+                                         const uint32_t *tokens, const uint32_t *lengths,
+                                         uint32_t B, uint32_t T, uint32_t threads)
+{
+    char err[256];
+    const hafl_layout_t *L = &adapter->layout;
+    hafl_lora_trainer_opts_t opts = {.max_batch = B, .max_seq = T, .threads = threads};
+    hafl_lora_trainer_t *t = hafl_lora_trainer_new(ckpt, targets, L, &opts, err, sizeof err);
+    CHECKF(t, "%s", err);
+    CHECKF(hafl_lora_trainer_load(t, adapter, roles, err, sizeof err) == 0, "%s", err);
+    uint32_t K = L->head_rows, C = (uint32_t)ckpt->config.dim;
+    float *logits = malloc(sizeof(float) * B * K);
+    CHECK(logits);
+    CHECKF(hafl_lora_trainer_evaluate(t, tokens, lengths, NULL, B, T, logits, NULL, err,
+                                      sizeof err) == 0,
+           "%s", err);
+    hafl_llama_ref_t *ref = hafl_llama_ref_new(ckpt, (int)T, true, err, sizeof err);
+    CHECKF(ref, "%s", err);
+    CHECKF(hafl_llama_ref_set_adapter(ref, adapter, targets, roles, err, sizeof err) == 0, "%s",
+           err);
+    float *mine = malloc(sizeof(float) * T * C), *theirs = malloc(sizeof(float) * T * C);
+    int32_t *seq = malloc(sizeof(int32_t) * T);
+    float *ref_logits = malloc(sizeof(float) * K);
+    CHECK(mine && theirs && seq && ref_logits);
+    double worst = 0.0, worst_logit = 0.0;
+    for (uint32_t b = 0; b < B; b++) {
+        for (uint32_t i = 0; i < lengths[b]; i++)
+            seq[i] = (int32_t)tokens[(size_t)b * T + i];
+        CHECKF(hafl_llama_ref_forward(ref, seq, (int)lengths[b], NULL, theirs, err, sizeof err) ==
+                   0,
+               "%s", err);
+        CHECK(hafl_lora_trainer_final_norm(t, b, mine) == 0);
+        for (uint32_t i = 0; i < lengths[b]; i++)
+            for (uint32_t c = 0; c < C; c++) {
+                double d = fabs((double)mine[i * C + c] - theirs[i * C + c]);
+                double rel = d / fmax(1.0, fabs(theirs[i * C + c]));
+                worst = rel > worst ? rel : worst;
+                CHECKF(d <= tol * fmax(1.0, fabs(theirs[i * C + c])),
+                       "%s: sequence %u position %u channel %u: %.8g vs reference %.8g", name, b, i,
+                       c, mine[i * C + c], theirs[i * C + c]);
+            }
+        CHECK(hafl_llama_ref_head(theirs, (int)lengths[b], (int)lengths[b], (int)C, adapter->head,
+                                  (int)K, ref_logits) == 0);
+        for (uint32_t k = 0; k < K; k++) {
+            double d = fabs((double)logits[b * K + k] - ref_logits[k]);
+            d /= fmax(1.0, fabs(ref_logits[k]));
+            worst_logit = d > worst_logit ? d : worst_logit;
+            CHECKF(d <= tol, "%s: sequence %u logit %u: %.8g vs reference %.8g", name, b, k,
+                   logits[b * K + k], ref_logits[k]);
+        }
+    }
+    printf("  %-34s threads %u: max scaled |diff| final norm %.2e, logits %.2e\n", name, threads,
+           worst, worst_logit);
+    free(mine), free(theirs), free(seq), free(ref_logits), free(logits);
+    hafl_llama_ref_destroy(&ref);
+    hafl_lora_trainer_destroy(&t);
+    return worst;
 }
 
 #endif

@@ -92,19 +92,21 @@ static void s_check_accumulates(const char *what, const float *once, const float
 
 typedef struct {
     size_t N, C;
+    float eps;
     float *x, *weight, *out, *rstd, *w;
 } s_rms_t;
 
 static double s_rms_objective(void *ctx)
 {
     s_rms_t *t = ctx;
-    hafl_rmsnorm_forward(t->out, t->rstd, t->x, t->weight, t->N, t->C);
+    hafl_rmsnorm_forward(t->out, t->rstd, t->x, t->weight, t->N, t->C, t->eps);
     return s_dot(t->out, t->w, t->N * t->C);
 }
 
-static void s_test_rmsnorm(void)
+//  eps: llama2.c's 1e-5 and, as GGUF files may state, another value (qwen2 uses 1e-6).
+static void s_test_rmsnorm(float eps)
 {
-    s_rms_t t = {.N = 5, .C = 12};
+    s_rms_t t = {.N = 5, .C = 12, .eps = eps};
     size_t n = t.N * t.C;
     t.x = s_randn(n, 1.0f), t.weight = s_randn(t.C, 1.0f), t.w = s_randn(n, 1.0f);
     t.out = s_zeros(n), t.rstd = s_zeros(t.N);
@@ -122,7 +124,7 @@ static void s_test_rmsnorm(void)
         double ss = 0.0;
         for (size_t c = 0; c < t.C; c++)
             ss += (double)t.x[r * t.C + c] * t.x[r * t.C + c];
-        double inv = 1.0 / sqrt(ss / (double)t.C + 1e-5);
+        double inv = 1.0 / sqrt(ss / (double)t.C + (double)eps);
         for (size_t c = 0; c < t.C; c++)
             CHECK(fabs(t.out[r * t.C + c] - t.weight[c] * inv * t.x[r * t.C + c]) < 1e-5);
     }
@@ -133,6 +135,7 @@ static void s_test_rmsnorm(void)
 
 typedef struct {
     size_t N, C, hs;
+    bool neox;
     float *x, *work, *w, *cos_t, *sin_t;
     uint32_t *pos;
 } s_rope_t;
@@ -141,29 +144,45 @@ static double s_rope_objective(void *ctx)
 {
     s_rope_t *t = ctx;
     memcpy(t->work, t->x, t->N * t->C * sizeof(float));
-    hafl_rope_forward(t->work, t->pos, t->cos_t, t->sin_t, t->N, t->C, t->hs);
+    hafl_rope_forward(t->work, t->pos, t->cos_t, t->sin_t, t->N, t->C, t->hs, t->neox);
     return s_dot(t->work, t->w, t->N * t->C);
 }
 
-static void s_test_rope(void)
+//  base: llama2.c's 10000 or another (Llama 3 uses 500000); neox: qwen2's pairing.
+static void s_test_rope(float base, bool neox)
 {
-    s_rope_t t = {.N = 6, .C = 16, .hs = 8};
-    size_t n = t.N * t.C, seq = 32;
+    s_rope_t t = {.N = 6, .C = 16, .hs = 8, .neox = neox};
+    size_t n = t.N * t.C, seq = 32, half = t.hs / 2;
     t.x = s_randn(n, 1.0f), t.w = s_randn(n, 1.0f), t.work = s_zeros(n);
-    t.cos_t = s_zeros(seq * t.hs / 2), t.sin_t = s_zeros(seq * t.hs / 2);
-    hafl_rope_tables(t.cos_t, t.sin_t, seq, t.hs);
+    t.cos_t = s_zeros(seq * half), t.sin_t = s_zeros(seq * half);
+    hafl_rope_tables(t.cos_t, t.sin_t, seq, t.hs, base);
     uint32_t pos[6] = {0, 1, 2, 17, 30, 5};
     t.pos = pos;
     //  the tables are llama2.c's expressions
     for (size_t p = 0; p < seq; p++)
-        for (size_t i = 0; i < t.hs / 2; i++) {
-            float freq = 1.0f / powf(10000.0f, (float)(2 * i) / (float)t.hs);
-            CHECK(t.cos_t[p * t.hs / 2 + i] == cosf((float)p * freq));
-            CHECK(t.sin_t[p * t.hs / 2 + i] == sinf((float)p * freq));
+        for (size_t i = 0; i < half; i++) {
+            float freq = 1.0f / powf(base, (float)(2 * i) / (float)t.hs);
+            CHECK(t.cos_t[p * half + i] == cosf((float)p * freq));
+            CHECK(t.sin_t[p * half + i] == sinf((float)p * freq));
         }
+    //  the forward against the definition in double: pair i of each head is channels
+    //  (2i, 2i+1), or (i, i + hs/2) for neox, rotated by pos * base^(-2i/hs)
+    s_rope_objective(&t);
+    for (size_t r = 0; r < t.N; r++)
+        for (size_t h = 0; h < t.C; h += t.hs)
+            for (size_t i = 0; i < half; i++) {
+                size_t c0 = h + (neox ? i : 2 * i), c1 = c0 + (neox ? half : 1);
+                double angle = (double)pos[r] * pow((double)base, -(double)(2 * i) / (double)t.hs);
+                double v0 = t.x[r * t.C + c0], v1 = t.x[r * t.C + c1];
+                double y0 = v0 * cos(angle) - v1 * sin(angle);
+                double y1 = v0 * sin(angle) + v1 * cos(angle);
+                CHECKF(fabs(t.work[r * t.C + c0] - y0) < 1e-4 &&
+                           fabs(t.work[r * t.C + c1] - y1) < 1e-4,
+                       "rope base %g neox %d: row %zu pair %zu", (double)base, neox, r, i);
+            }
     float *dx = s_zeros(n);
     memcpy(dx, t.w, n * sizeof(float));
-    hafl_rope_backward(dx, t.pos, t.cos_t, t.sin_t, t.N, t.C, t.hs);
+    hafl_rope_backward(dx, t.pos, t.cos_t, t.sin_t, t.N, t.C, t.hs, t.neox);
     s_check_grad("rope dinp", t.x, dx, n, s_rope_objective, &t);
     free(t.x), free(t.w), free(t.work), free(t.cos_t), free(t.sin_t), free(dx);
 }
@@ -404,8 +423,11 @@ static void s_test_pool_head(void)
 int main(void)
 {
     hafl_rng_seed(&s_rng, 42, 0, 0);
-    s_test_rmsnorm();
-    s_test_rope();
+    s_test_rmsnorm(1e-5f);
+    s_test_rmsnorm(1e-6f);
+    s_test_rope(10000.0f, false);
+    s_test_rope(500000.0f, false);
+    s_test_rope(1000000.0f, true);
     s_test_attention();
     s_test_swiglu();
     s_test_lora_linear(true);

@@ -6,7 +6,9 @@
       |analytic - numeric| <= 1e-3 + 2e-2 |numeric|; over all entries the error norm must be
       below 1e-2 of the gradient norm. Run for several role patterns (all trainable; a random
       mix of absent, frozen and trainable; one feed-forward matrix of the first layer only;
-      the head only) and for one and two threads, so the backward pruning is covered.
+      the head only) and for one and two threads, so the backward pruning is covered; and for
+      each architecture option the engine has (llama2.c's constants; Llama 3's RoPE base and
+      epsilon; qwen2's NeoX RoPE, q/k/v biases and separate output matrix).
     - After a step, frozen components are bitwise unchanged, absent ones stay exactly zero.
     - A truncated client's forward equals the forward of the adapter with those components
       zeroed; padding (longer T, arbitrary tokens after each length) changes nothing, bitwise.
@@ -123,10 +125,11 @@ static void s_gradient_check(const char *name, const fixture_t *f, const uint8_t
     hafl_lora_trainer_destroy(&t);
 }
 
-static void s_gradient_checks(void)
+static void s_gradient_checks(fixture_arch_t arch)
 {
+    printf("  %s model\n", fixture_arch_name(arch));
     fixture_t f;
-    fixture_init(&f, "wq,wk,wv,wo,w1,w2,w3", 7);
+    fixture_init_arch(&f, "wq,wk,wv,wo,w1,w2,w3", 7, arch);
     const hafl_layout_t *L = &f.layout;
     size_t n = (size_t)L->n_matrices * L->rank;
     uint8_t *roles = malloc(n);
@@ -410,7 +413,9 @@ static void s_flops(void)
 int main(void)
 {
     s_flops();
-    s_gradient_checks();
+    s_gradient_checks(FIXTURE_LLAMA2C);
+    s_gradient_checks(FIXTURE_LLAMA3);
+    s_gradient_checks(FIXTURE_QWEN2);
     s_frozen_and_absent();
     s_truncation_and_padding();
     s_determinism();

@@ -107,7 +107,18 @@ static int s_parse_shape(const char *text, hafl_llama_config_t *c)
     if (sscanf(text, "%d,%d,%d,%d,%d,%d,%d%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
                &tail) != 7)
         return -1;
-    *c = (hafl_llama_config_t){v[0], v[1], v[2], v[3], v[4], v[5], v[6], true};
+    *c = (hafl_llama_config_t){v[0],
+                               v[1],
+                               v[2],
+                               v[3],
+                               v[4],
+                               v[5],
+                               v[6],
+                               true,
+                               HAFL_LLAMA2C_ROPE_BASE,
+                               HAFL_LLAMA2C_RMS_EPS,
+                               false,
+                               false};
     return 0;
 }
 

@@ -282,6 +282,14 @@ HAFL_SIMD_CLONES static void s_add(float *out, const float *a, const float *b, s
         out[i] = a[i] + b[i];
 }
 
+//  y [N][n] += bias [n] on every row.
+static void s_add_bias(float *y, const float *bias, size_t N, size_t n)
+{
+    for (size_t r = 0; r < N; r++)
+        for (size_t i = 0; i < n; i++)
+            y[r * n + i] += bias[i];
+}
+
 static void s_forward(hafl_lora_trainer_t *self, s_worker_t *w)
 {
     const hafl_llama_weights_t *W = &self->checkpoint->weights;
@@ -304,22 +312,29 @@ static void s_forward(hafl_lora_trainer_t *self, s_worker_t *w)
         s_layer_acts_t *a = &w->acts[l];
         int32_t m;
         hafl_lora_linear_t view;
-        hafl_rmsnorm_forward(a->xn1, a->rstd1, a->x, W->rms_att + l * C, N, C);
+        hafl_rmsnorm_forward(a->xn1, a->rstd1, a->x, W->rms_att + l * C, N, C, self->cfg.rms_eps);
         view = s_view(self, l, HAFL_WEIGHT_WQ, &m);
         hafl_lora_linear_forward(&view, a->q, a->u[HAFL_WEIGHT_WQ], a->xn1, N);
         view = s_view(self, l, HAFL_WEIGHT_WK, &m);
         hafl_lora_linear_forward(&view, a->k, a->u[HAFL_WEIGHT_WK], a->xn1, N);
         view = s_view(self, l, HAFL_WEIGHT_WV, &m);
         hafl_lora_linear_forward(&view, a->v, a->u[HAFL_WEIGHT_WV], a->xn1, N);
-        hafl_rope_forward(a->q, w->pos, self->rope_cos, self->rope_sin, N, C, self->hs);
-        hafl_rope_forward(a->k, w->pos, self->rope_cos, self->rope_sin, N, KV, self->hs);
+        if (self->cfg.qkv_bias) {
+            //  Frozen biases: they shift the projections but add nothing to any gradient.
+            s_add_bias(a->q, W->bq + l * C, N, C);
+            s_add_bias(a->k, W->bk + l * KV, N, KV);
+            s_add_bias(a->v, W->bv + l * KV, N, KV);
+        }
+        bool neox = self->cfg.rope_neox;
+        hafl_rope_forward(a->q, w->pos, self->rope_cos, self->rope_sin, N, C, self->hs, neox);
+        hafl_rope_forward(a->k, w->pos, self->rope_cos, self->rope_sin, N, KV, self->hs, neox);
         hafl_attention_forward(a->ao, a->att, a->q, a->k, a->v, lengths, w->nb, C, KV, self->nh,
                                self->nkv);
         view = s_view(self, l, HAFL_WEIGHT_WO, &m);
         hafl_lora_linear_forward(&view, w->tmp, a->u[HAFL_WEIGHT_WO], a->ao, N);
         s_add(a->x2, a->x, w->tmp, N * C);
 
-        hafl_rmsnorm_forward(a->xn2, a->rstd2, a->x2, W->rms_ffn + l * C, N, C);
+        hafl_rmsnorm_forward(a->xn2, a->rstd2, a->x2, W->rms_ffn + l * C, N, C, self->cfg.rms_eps);
         view = s_view(self, l, HAFL_WEIGHT_W1, &m);
         hafl_lora_linear_forward(&view, a->h1, a->u[HAFL_WEIGHT_W1], a->xn2, N);
         view = s_view(self, l, HAFL_WEIGHT_W3, &m);
@@ -330,7 +345,7 @@ static void s_forward(hafl_lora_trainer_t *self, s_worker_t *w)
         float *next = l + 1 < self->L ? w->acts[l + 1].x : w->xf;
         s_add(next, a->x2, w->tmp, N * C);
     }
-    hafl_rmsnorm_forward(w->xnf, w->rstdf, w->xf, W->rms_final, N, C);
+    hafl_rmsnorm_forward(w->xnf, w->rstdf, w->xf, W->rms_final, N, C, self->cfg.rms_eps);
     hafl_pool_head_forward(w->pooled, w->logits, w->probs, w->losses, w->xnf, lengths,
                            self->adapter->head, self->labels ? self->labels + w->b0 : NULL, w->nb,
                            C, self->K);
@@ -428,8 +443,9 @@ static void s_backward(hafl_lora_trainer_t *self, s_worker_t *w)
         memset(w->dv, 0, N * KV * sizeof(float));
         hafl_attention_backward(w->dq, w->dk, w->dv, w->dS, w->dao, a->q, a->k, a->v, a->att,
                                 lengths, w->nb, C, KV, self->nh, self->nkv);
-        hafl_rope_backward(w->dq, w->pos, self->rope_cos, self->rope_sin, N, C, self->hs);
-        hafl_rope_backward(w->dk, w->pos, self->rope_cos, self->rope_sin, N, KV, self->hs);
+        bool neox = self->cfg.rope_neox;
+        hafl_rope_backward(w->dq, w->pos, self->rope_cos, self->rope_sin, N, C, self->hs, neox);
+        hafl_rope_backward(w->dk, w->pos, self->rope_cos, self->rope_sin, N, KV, self->hs, neox);
         dxn = p->below ? w->dxn : NULL;
         if (dxn)
             memset(dxn, 0, N * C * sizeof(float));
@@ -654,7 +670,7 @@ hafl_lora_trainer_t *hafl_lora_trainer_new(const hafl_checkpoint_t *checkpoint,
     }
     if (ok) {
         s_make_plan(self);
-        hafl_rope_tables(self->rope_cos, self->rope_sin, opts->max_seq, self->hs);
+        hafl_rope_tables(self->rope_cos, self->rope_sin, opts->max_seq, self->hs, c->rope_base);
         for (uint32_t i = 0; ok && i < opts->threads; i++) {
             self->workers[i].owner = self;
             self->workers[i].index = i;

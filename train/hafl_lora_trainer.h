@@ -1,10 +1,12 @@
-/*  hafl_lora_trainer: LoRA fine-tuning of a frozen llama2.c model with a classification head.
+/*  hafl_lora_trainer: LoRA fine-tuning of a frozen Llama-family model with a classification head.
 
     The trainer owns one local adapter (hafl_adapter_t of the layout given to _new), the AdamW
     moments, the importance EMAs (docs/METHOD.md section 2) and the activation buffers for batches of
     up to max_batch sequences of up to max_seq tokens. The model is a llama2.c transformer
-    (token embedding, RMSNorm eps 1e-5, RoPE on adjacent pairs as llama2.c, grouped-query causal
-    attention, SwiGLU feed-forward, final RMSNorm) whose adapted matrices compute
+    (token embedding, RMSNorm with the config's eps, RoPE with the config's base on adjacent
+    pairs as llama2.c or on NeoX pairs as qwen2, frozen q/k/v biases when the config has them,
+    grouped-query causal attention, SwiGLU feed-forward, final RMSNorm) whose adapted matrices
+    compute
         y = W x + scale * B (A x),   W = W0 + sum_j mb_j ma_j^T (the adapter's merged terms)
     followed by a mean over the valid positions of the final RMSNorm output and the head
     logits = head[:, :dim] pooled + head[:, dim] (bias last column), trained with cross-entropy.

@@ -10,7 +10,7 @@
 #include <math.h>
 
 HAFL_SIMD_CLONES void hafl_rmsnorm_forward(float *out, float *rstd, const float *inp,
-                                           const float *weight, size_t N, size_t C)
+                                           const float *weight, size_t N, size_t C, float eps)
 {
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * C; //  [C]
@@ -19,7 +19,7 @@ HAFL_SIMD_CLONES void hafl_rmsnorm_forward(float *out, float *rstd, const float 
         for (size_t c = 0; c < C; c++)
             ss += x[c] * x[c];
         ss /= (float)C;
-        ss += HAFL_RMSNORM_EPS;
+        ss += eps;
         ss = 1.0f / sqrtf(ss);
         for (size_t c = 0; c < C; c++)
             y[c] = weight[c] * (ss * x[c]);
