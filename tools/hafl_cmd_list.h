@@ -11,3 +11,4 @@ HAFL_CMD ("run", hafl_cmd_run, "run a federation from a topology file (in-proces
 HAFL_CMD ("node", hafl_cmd_node, "run the actors a topology places on one host")
 HAFL_CMD ("keygen", hafl_cmd_keygen, "create CURVE certificates (server, clients, allow-list) for a secured topology")
 HAFL_CMD ("info", hafl_cmd_info, "describe a GGUF model file: architecture, shapes, types, tokenizer, LoRA targets")
+HAFL_CMD ("export", hafl_cmd_export, "write a finished run's adapter as a llama.cpp LoRA GGUF and/or a Hugging Face PEFT folder")

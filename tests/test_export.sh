@@ -1,0 +1,102 @@
+#!/bin/sh
+# `hafl export` end to end, read back by independent readers: the GGUF by the project's reader
+# (test_export --check-gguf), the PEFT folder by tests/test_export_peft.py (standard library
+# only), both against final_adapter.bin (test_export --dump).
+#
+#   test_export.sh synthetic   a synthetic run with GQA, all seven weights and merged terms
+#                              (test_export --make-run), with and without merged terms; then
+#                              the checkers must refuse a PEFT file with one float changed and
+#                              a GGUF with one float changed, so they can fail.
+#   test_export.sh federation  two short federations on stories260K (topologies/tiny.zpl, two
+#                              rounds of two steps on small subsets): adaptive (no merged terms,
+#                              so the factors must come back bit for bit) and flora (merged
+#                              terms). Skips (77) when an asset is missing.
+# Needs HAFL_BINARY, HAFL_SOURCE_DIR, HAFL_TEST_EXPORT (the test_export executable) and
+# HAFL_PYTHON (a python3).
+set -u
+hafl=${HAFL_BINARY:?HAFL_BINARY must name the hafl binary}
+src=${HAFL_SOURCE_DIR:?HAFL_SOURCE_DIR must name the source folder}
+tester=${HAFL_TEST_EXPORT:?HAFL_TEST_EXPORT must name the test_export executable}
+python=${HAFL_PYTHON:-python3}
+mode=${1:?usage: test_export.sh synthetic|federation}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if ! "$python" -c 'import json, struct, math' >/dev/null 2>&1; then
+    echo "skipped: no python3 at '$python'"
+    exit 77
+fi
+
+fail() {
+    echo "FAIL $*"
+    exit 1
+}
+
+# export_and_check RUN_DIR MODEL LABEL: both exports, both read back, every value compared.
+export_and_check() {
+    "$hafl" export "$1" --gguf-lora "$work/$3.gguf" --peft "$work/$3-peft" --model "$2" \
+        >"$work/$3.out" 2>&1 || fail "$3: hafl export: $(cat "$work/$3.out")"
+    "$tester" --check-gguf "$1" "$work/$3.gguf" || fail "$3: the GGUF differs from the run"
+    "$tester" --dump "$1" "$2" "$work/$3.json" || fail "$3: test_export --dump"
+    "$python" "$src/tests/test_export_peft.py" "$work/$3.json" "$work/$3-peft" "$2" ||
+        fail "$3: the PEFT folder differs from the run"
+}
+
+# The float at byte offset OFFSET of FILE replaced by 1.5 (little-endian 0x3fc00000).
+poke() {
+    printf '\000\000\300\077' | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null ||
+        fail "cannot change $1"
+}
+
+case "$mode" in
+synthetic)
+    "$tester" --make-run "$work/merged" || fail "test_export --make-run"
+    "$tester" --make-run "$work/plain" --no-merged || fail "test_export --make-run --no-merged"
+    export_and_check "$work/merged" "$work/merged/model.bin" merged
+    export_and_check "$work/plain" "$work/plain/model.bin" plain
+    # The checkers can fail: the last float of each file changed.
+    size=$(wc -c <"$work/plain-peft/adapter_model.safetensors")
+    poke "$work/plain-peft/adapter_model.safetensors" $((size - 4))
+    if "$python" "$src/tests/test_export_peft.py" "$work/plain.json" "$work/plain-peft" \
+        "$work/plain/model.bin" >"$work/mutant.out" 2>&1; then
+        fail "test_export_peft.py accepted a changed adapter_model.safetensors"
+    fi
+    grep -q '^FAIL ' "$work/mutant.out" || fail "no FAIL line: $(cat "$work/mutant.out")"
+    size=$(wc -c <"$work/plain.gguf")
+    poke "$work/plain.gguf" $((size - 4))
+    if "$tester" --check-gguf "$work/plain" "$work/plain.gguf" >"$work/mutant.out" 2>&1; then
+        fail "test_export --check-gguf accepted a changed GGUF"
+    fi
+    echo "ok   changed files are refused by both checkers"
+    ;;
+federation)
+    if ! "$hafl" check "$src/topologies/tiny.zpl" >"$work/check" 2>&1; then
+        echo "skipped: topologies/tiny.zpl does not load here: $(cat "$work/check")"
+        exit 77
+    fi
+    model=$(sed -n 's/^model\/checkpoint = //p' "$work/check")
+    [ -n "$model" ] || fail "hafl check printed no model/checkpoint: $(cat "$work/check")"
+    small="--set server/rounds=2 --set clients/local_steps=2 --set data/train_limit=400 \
+--set data/test_limit=64 --set data/max_tokens=32"
+    for aggregator in adaptive flora; do
+        # shellcheck disable=SC2086
+        "$hafl" run "$src/topologies/tiny.zpl" $small --set server/aggregator=$aggregator \
+            --set logger/run_dir="$work/runs-$aggregator" >"$work/$aggregator.log" 2>&1 ||
+            fail "$aggregator: hafl run: $(tail -5 "$work/$aggregator.log")"
+        run=$(sed -n 's/^run folder //p' "$work/$aggregator.log")
+        [ -d "$run" ] || fail "$aggregator: no run folder in: $(tail -3 "$work/$aggregator.log")"
+        export_and_check "$run" "$model" "$aggregator"
+        grep -q "+ 0 for merged" "$work/$aggregator.out"
+        merged=$?
+        if [ "$aggregator" = adaptive ] && [ $merged -ne 0 ]; then
+            fail "adaptive: expected no merged terms: $(cat "$work/$aggregator.out")"
+        fi
+        if [ "$aggregator" = flora ] && [ $merged -eq 0 ]; then
+            fail "flora: expected merged terms: $(cat "$work/$aggregator.out")"
+        fi
+    done
+    ;;
+*)
+    fail "unknown mode '$mode'"
+    ;;
+esac
