@@ -15,6 +15,7 @@
 #include <string.h>
 
 #define S_SEND_TIMEOUT_MS 10000 //  a send to the server is given up after this long blocked
+#define S_SEND_HWM        32    //  messages queued toward a server that does not read
 
 typedef enum { S_JOINING, S_IDLE, S_TRAINING, S_HOLDING, S_CRASHED, S_DONE } s_phase_t;
 
@@ -58,6 +59,7 @@ typedef struct {
     char run_id[HAFL_MSG_MAX_NAME];
     const char *state_dir; //  where its state files go; NULL: none (hafl_client_state.h)
     bool resume_pending;   //  restore from args->resume_dir at the first ROUND
+    bool send_stalled;     //  the last heartbeat could not be queued toward the server
 } s_self_t;
 
 static void s_log(s_self_t *self, int32_t round, const char *event, const char *key,
@@ -187,6 +189,10 @@ static int s_connect(s_self_t *self)
     //  client as missing, as for any lost upload) and the actor stays responsive to $TERM.
     zsock_set_sndtimeo(self->dealer, S_SEND_TIMEOUT_MS);
     zsock_set_linger(self->dealer, 0);
+    //  A client has at most one upload and a few heartbeats in flight; a longer queue toward a
+    //  server that does not read (killed, partitioned) only holds memory (each upload may be
+    //  megabytes) and delays the moment the client notices.
+    zsock_set_sndhwm(self->dealer, S_SEND_HWM);
     char why[256];
     if (hafl_security_connect(self->args->security, self->dealer, self->args->server, &self->watch,
                               why, sizeof why)) {
@@ -207,15 +213,35 @@ static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg)
     s_self_t *self = (s_self_t *)arg;
     if (!self->dealer || self->phase == S_JOINING)
         return 0;
-    hafl_wire_send_heartbeat(self->dealer, NULL, self->index, ++self->heartbeat_seq, NULL);
+    //  A heartbeat that cannot be queued at once is worth nothing later: it never waits, so a
+    //  dead server costs the client no time (only uploads wait, up to S_SEND_TIMEOUT_MS).
+    zsock_set_sndtimeo(self->dealer, 0);
+    int rc = hafl_wire_send_heartbeat(self->dealer, NULL, self->index, ++self->heartbeat_seq, NULL);
+    zsock_set_sndtimeo(self->dealer, S_SEND_TIMEOUT_MS);
+    if (rc != 0) {
+        //  The queue toward the server is full: said once per outage.
+        if (!self->send_stalled) {
+            fprintf(stderr,
+                    "%s: the server is not reading (%d messages queued toward it): heartbeats "
+                    "are dropped until it reads again\n",
+                    self->name, S_SEND_HWM);
+            s_log(self, -1, "send-failed", "reason", "server not reading");
+        }
+        self->send_stalled = true;
+    } else
+        self->send_stalled = false;
     return 0;
 }
 
 static void s_send_update(s_self_t *self, hafl_msg_t **msg_p)
 {
     hafl_msg_error_t err;
-    if (self->dealer && hafl_wire_send(self->dealer, NULL, *msg_p, NULL, &err))
+    if (self->dealer && hafl_wire_send(self->dealer, NULL, *msg_p, NULL, &err)) {
+        //  On stderr too: the logger may be on the server's host, out of reach as well.
+        fprintf(stderr, "%s: the upload of round %u was not sent: %s\n", self->name,
+                (*msg_p)->u.update.round, err.text);
         s_log(self, (int32_t)(*msg_p)->u.update.round, "send-failed", "reason", err.text);
+    }
     hafl_msg_destroy(msg_p);
 }
 

@@ -38,3 +38,8 @@ set_tests_properties(signals PROPERTIES TIMEOUT 600 LABELS "bus;asan"
 add_test(NAME scale_inproc COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/scale_inproc.sh)
 set_tests_properties(scale_inproc PROPERTIES TIMEOUT 300 LABELS bus
     ENVIRONMENT "HAFL_SOURCE_DIR=${CMAKE_SOURCE_DIR};HAFL_BINARY=$<TARGET_FILE:hafl>")
+# A client host whose server is killed mid-round: its heartbeats never wait, its upload gives up
+# after the send timeout (both said on stderr), and it ends cleanly on SIGTERM (no hang).
+add_test(NAME client_send_timeout COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/client_send_timeout.sh)
+set_tests_properties(client_send_timeout PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 LABELS bus
+    ENVIRONMENT "HAFL_SOURCE_DIR=${CMAKE_SOURCE_DIR};HAFL_BINARY=$<TARGET_FILE:hafl>")
