@@ -7,18 +7,28 @@
                                        (dim 16, 4 heads, 2 kv heads, hidden 24, 2 layers) and an
                                        adapter on all seven weights, rank 3, scale 2.5 (so B / s
                                        rounds), with 0, 2 or 5 merged terms per matrix, and
-                                       the same without merged terms. Both are exported and
-                                       checked as below; then the command's failures (exit
-                                       status and the words of its one-line reason).
-      test_export --make-run DIR [--no-merged]   writes such a run folder (DIR/final_adapter.bin)
-                                       and its checkpoint DIR/model.bin, for the shell test.
-      test_export --check-gguf RUN_DIR OUT.gguf  checks an export of RUN_DIR/final_adapter.bin.
-      test_export --dump RUN_DIR MODEL OUT.json  the adapter and the head counts of MODEL (a
-                                       path or asset name) as JSON for
+                                       the same without merged terms, and the merged one on
+                                       a qwen2 GGUF of the same shape (q/k/v biases, NeoX
+                                       RoPE, separate output). Each is exported and checked as
+                                       below (qwen2 with and without --model: the architecture
+                                       is the base's, llama when none is given); then the
+                                       command's failures (exit status and the words of its
+                                       one-line reason).
+      test_export --make-run DIR [--no-merged] [--qwen2]   writes such a run folder
+                                       (DIR/final_adapter.bin) and its checkpoint, DIR/model.bin
+                                       (llama2.c) or with --qwen2 DIR/model.gguf, for the shell
+                                       test.
+      test_export --check-gguf RUN_DIR OUT.gguf [MODEL]   checks an export of
+                                       RUN_DIR/final_adapter.bin whose base is MODEL (a path or
+                                       asset name; without it the export had no --model).
+      test_export --dump RUN_DIR MODEL OUT.json  the adapter, the head counts of MODEL (a
+                                       path or asset name) and its RoPE pairing ("rope":
+                                       "adjacent" for llama, "neox" for qwen2) as JSON for
                                        tests/test_export_peft.py (floats in %.9g, exact for
                                        float32).
 
-    The GGUF check: keys (general.architecture llama, general.type adapter, adapter.type lora,
+    The GGUF check: keys (general.architecture the base's: qwen2 when it rotates NeoX pairs,
+    else llama, and llama without a base; general.type adapter, adapter.type lora,
     adapter.lora.alpha stored as float32), exactly two F32 tensors per matrix named
     blk.N.<t>.weight.lora_a / .lora_b with dims {d_in, r} and {r, d_out}, one r for all, and
     alpha / r equal to the run's scale to 1e-6. Without merged terms anywhere: r = R, alpha the
@@ -30,6 +40,7 @@
 #include "hafl_adapter.h"
 #include "hafl_asset.h"
 #include "hafl_gguf.h"
+#include "hafl_gguf_writer.h"
 #include "hafl_quant.h"
 #include "hafl_targets.h"
 #include "hafl_test.h"
@@ -103,14 +114,15 @@ static void s_check_string(const hafl_gguf_t *g, const char *key, const char *wa
            (int)s.len, s.data, want);
 }
 
-//  Checks the GGUF at path against the adapter; returns the exported rank.
-static uint32_t s_check_gguf(const hafl_adapter_t *ad, const char *path)
+//  Checks the GGUF at path against the adapter and the base's architecture (llama or qwen2);
+//  returns the exported rank.
+static uint32_t s_check_gguf(const hafl_adapter_t *ad, const char *path, const char *arch)
 {
     char err[1024];
     hafl_gguf_t *g = hafl_gguf_open(path, err, sizeof err);
     CHECKF(g, "%s", err);
     const hafl_layout_t *L = &ad->layout;
-    s_check_string(g, "general.architecture", "llama");
+    s_check_string(g, "general.architecture", arch);
     s_check_string(g, "general.type", "adapter");
     s_check_string(g, "adapter.type", "lora");
     const hafl_gguf_kv_t *kv = hafl_gguf_find(g, "adapter.lora.alpha");
@@ -229,6 +241,88 @@ static void s_write_model(const char *path, const hafl_llama_config_t *c)
     free(file);
 }
 
+//  The qwen2 twin of s_config: the same shapes (so the same adapter fits), q/k/v biases, NeoX
+//  RoPE, a separate output matrix, qwen2's RoPE base and epsilon.
+static hafl_llama_config_t s_qwen2_config(void)
+{
+    hafl_llama_config_t c = s_config;
+    c.shared_classifier = false;
+    c.rope_base = 1e6f;
+    c.rms_eps = 1e-6f;
+    c.rope_neox = true;
+    c.qkv_bias = true;
+    return c;
+}
+
+//  One F32 tensor of zeros, [rows][cols] (rows 0: a vector of cols), GGUF dims {cols, rows}.
+static void s_add_zeros(hafl_gguf_writer_t *w, const char *name, uint64_t rows, uint64_t cols)
+{
+    uint64_t dims[2] = {cols, rows};
+    size_t n = (size_t)(rows ? rows : 1) * cols;
+    float *zeros = calloc(n, sizeof *zeros);
+    CHECK(zeros);
+    //  The writer keeps its first failure; hafl_gguf_writer_save reports it.
+    hafl_gguf_writer_add_tensor(w, name, HAFL_QUANT_F32, rows ? 2 : 1, dims, zeros,
+                                n * sizeof *zeros);
+    free(zeros);
+}
+
+//  A qwen2 GGUF of config c (c->qkv_bias set) with zero weights (only its shapes matter here).
+//  The per-layer tensors come from hafl_llama_gguf_blocks, the table the loader reads through.
+static void s_write_qwen2(const char *path, const hafl_llama_config_t *c)
+{
+    hafl_gguf_writer_t *w = hafl_gguf_writer_new(0);
+    CHECK(w);
+    hafl_gguf_writer_add_string(w, "general.architecture", "qwen2");
+    hafl_gguf_writer_add_u32(w, "qwen2.context_length", (uint32_t)c->seq_len);
+    hafl_gguf_writer_add_u32(w, "qwen2.embedding_length", (uint32_t)c->dim);
+    hafl_gguf_writer_add_u32(w, "qwen2.feed_forward_length", (uint32_t)c->hidden_dim);
+    hafl_gguf_writer_add_u32(w, "qwen2.block_count", (uint32_t)c->n_layers);
+    hafl_gguf_writer_add_u32(w, "qwen2.attention.head_count", (uint32_t)c->n_heads);
+    hafl_gguf_writer_add_u32(w, "qwen2.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    hafl_gguf_writer_add_f32(w, "qwen2.attention.layer_norm_rms_epsilon", c->rms_eps);
+    hafl_gguf_writer_add_f32(w, "qwen2.rope.freq_base", c->rope_base);
+    uint64_t dim = (uint64_t)c->dim, vocab = (uint64_t)c->vocab_size;
+    s_add_zeros(w, "token_embd.weight", vocab, dim);
+    hafl_llama_weights_t none = {0};
+    for (int l = 0; l < c->n_layers; l++) {
+        hafl_llama_gguf_block_t blocks[HAFL_LLAMA_GGUF_BLOCKS];
+        size_t n = hafl_llama_gguf_blocks(c, &none, l, blocks);
+        CHECK(n == HAFL_LLAMA_GGUF_BLOCKS); //  the biases too
+        for (size_t b = 0; b < n; b++) {
+            char name[96];
+            snprintf(name, sizeof name, "blk.%d.%s", l, blocks[b].name);
+            s_add_zeros(w, name, blocks[b].rows, blocks[b].cols);
+        }
+    }
+    s_add_zeros(w, "output_norm.weight", 0, dim);
+    s_add_zeros(w, "output.weight", vocab, dim);
+    char err[1024];
+    CHECKF(hafl_gguf_writer_save(w, path, err, sizeof err) == 0, "%s", err);
+    hafl_gguf_writer_destroy(&w);
+}
+
+//  The checkpoint MODEL names (a path or an asset name, never downloaded).
+static hafl_checkpoint_t *s_open_model(const char *model)
+{
+    char err[1024];
+    char *path = hafl_asset_find_local(model, err, sizeof err);
+    CHECKF(path, "%s", err);
+    hafl_checkpoint_t *ckpt = hafl_checkpoint_open(path, err, sizeof err);
+    CHECKF(ckpt, "%s", err);
+    free(path);
+    return ckpt;
+}
+
+//  general.architecture of an adapter for MODEL: told apart by RoPE pairing, as the engine does.
+static const char *s_model_arch(const char *model)
+{
+    hafl_checkpoint_t *ckpt = s_open_model(model);
+    const char *arch = ckpt->config.rope_neox ? "qwen2" : "llama";
+    hafl_checkpoint_destroy(&ckpt);
+    return arch;
+}
+
 //  The synthetic adapter: all seven weights, rank 3, alpha 7.5 (scale 2.5), random factors
 //  and head, merged terms 0, 2 or 5 by matrix (none with no_merged).
 static hafl_adapter_t *s_make_adapter(bool no_merged)
@@ -267,7 +361,9 @@ static hafl_adapter_t *s_make_adapter(bool no_merged)
     return ad;
 }
 
-static void s_make_run(const char *dir, bool no_merged)
+//  A run folder: final_adapter.bin and DIR/model.bin, or with qwen2 DIR/model.gguf (opened
+//  here, so a file the loader refuses fails now rather than inside the export).
+static void s_make_run(const char *dir, bool no_merged, bool qwen2)
 {
     char path[4200], err[1024];
     CHECKF(mkdir(dir, 0755) == 0 || errno == EEXIST, "%s: %s", dir, strerror(errno));
@@ -275,8 +371,22 @@ static void s_make_run(const char *dir, bool no_merged)
     snprintf(path, sizeof path, "%s/final_adapter.bin", dir);
     CHECKF(hafl_adapter_save(ad, path, err, sizeof err) == 0, "%s", err);
     hafl_adapter_destroy(&ad);
-    snprintf(path, sizeof path, "%s/model.bin", dir);
-    s_write_model(path, &s_config);
+    if (!qwen2) {
+        snprintf(path, sizeof path, "%s/model.bin", dir);
+        s_write_model(path, &s_config);
+        return;
+    }
+    hafl_llama_config_t want = s_qwen2_config();
+    snprintf(path, sizeof path, "%s/model.gguf", dir);
+    s_write_qwen2(path, &want);
+    hafl_checkpoint_t *ckpt = hafl_checkpoint_open(path, err, sizeof err);
+    CHECKF(ckpt, "%s", err);
+    const hafl_llama_config_t *c = &ckpt->config;
+    CHECK(c->dim == want.dim && c->hidden_dim == want.hidden_dim && c->n_layers == want.n_layers);
+    CHECK(c->n_heads == want.n_heads && c->n_kv_heads == want.n_kv_heads);
+    CHECK(c->vocab_size == want.vocab_size && c->seq_len == want.seq_len);
+    CHECK(c->rope_neox && c->qkv_bias && !c->shared_classifier);
+    hafl_checkpoint_destroy(&ckpt);
 }
 
 static hafl_adapter_t *s_load_run(const char *run_dir)
@@ -312,17 +422,15 @@ static void s_rows(FILE *f, const float *v, size_t rows, size_t cols)
 static void s_dump(const char *run_dir, const char *model_path, const char *out)
 {
     hafl_adapter_t *ad = s_load_run(run_dir);
-    char err[1024];
-    char *path = hafl_asset_find_local(model_path, err, sizeof err);
-    CHECKF(path, "%s", err);
-    hafl_checkpoint_t *model = hafl_checkpoint_open(path, err, sizeof err);
-    CHECKF(model, "%s", err);
-    free(path);
+    hafl_checkpoint_t *model = s_open_model(model_path);
     const hafl_layout_t *L = &ad->layout;
     FILE *f = fopen(out, "w");
     CHECKF(f, "%s: %s", out, strerror(errno));
-    fprintf(f, "{\"scale\": %.9g, \"rank\": %u, \"n_heads\": %d, \"n_kv_heads\": %d,\n",
-            (double)L->scale, L->rank, model->config.n_heads, model->config.n_kv_heads);
+    fprintf(f,
+            "{\"scale\": %.9g, \"rank\": %u, \"n_heads\": %d, \"n_kv_heads\": %d, "
+            "\"rope\": \"%s\",\n",
+            (double)L->scale, L->rank, model->config.n_heads, model->config.n_kv_heads,
+            model->config.rope_neox ? "neox" : "adjacent");
     fprintf(f, "\"head\": ");
     s_rows(f, ad->head, L->head_rows, L->head_cols);
     fprintf(f, ",\n\"matrices\": [");
@@ -409,11 +517,13 @@ static void s_expect(s_run_t run, int status, bool usage, const char *word, ...)
 
 static void s_synthetic(void)
 {
-    char merged[300], plain[300], path[400], out[600], model[400];
+    char merged[300], plain[300], qwen2[300], path[400], out[600], model[400];
     snprintf(merged, sizeof merged, "%s/merged", s_tmp);
     snprintf(plain, sizeof plain, "%s/plain", s_tmp);
-    s_make_run(merged, false);
-    s_make_run(plain, true);
+    snprintf(qwen2, sizeof qwen2, "%s/qwen2", s_tmp);
+    s_make_run(merged, false, false);
+    s_make_run(plain, true, false);
+    s_make_run(qwen2, false, true);
     snprintf(model, sizeof model, "%s/model.bin", merged);
 
     //  Merged terms: rank 3 + 5, delta within rounding.
@@ -422,15 +532,30 @@ static void s_synthetic(void)
     s_run_t run = s_export(merged, "--gguf-lora", out, "--peft", path, "--model", model, NULL);
     CHECKF(run.status == 0, "status %d: %s", run.status, run.err);
     hafl_adapter_t *ad = s_load_run(merged);
-    CHECK(s_check_gguf(ad, out) == 8);
+    CHECK(s_check_gguf(ad, out, "llama") == 8);
     hafl_adapter_destroy(&ad);
     //  No merged terms: the factors bit for bit, no base model needed for the GGUF.
     snprintf(out, sizeof out, "%s/plain.gguf", s_tmp);
     run = s_export(plain, "--gguf-lora", out, NULL);
     CHECKF(run.status == 0, "status %d: %s", run.status, run.err);
     ad = s_load_run(plain);
-    CHECK(s_check_gguf(ad, out) == 3);
+    CHECK(s_check_gguf(ad, out, "llama") == 3);
     hafl_adapter_destroy(&ad);
+    //  A qwen2 base: its architecture in the GGUF (llama.cpp refuses a mismatch); without
+    //  --model the exporter cannot know it and writes llama, as documented.
+    snprintf(model, sizeof model, "%s/model.gguf", qwen2);
+    snprintf(out, sizeof out, "%s/qwen2.gguf", s_tmp);
+    snprintf(path, sizeof path, "%s/qwen2-peft", s_tmp);
+    run = s_export(qwen2, "--gguf-lora", out, "--peft", path, "--model", model, NULL);
+    CHECKF(run.status == 0, "status %d: %s", run.status, run.err);
+    ad = s_load_run(qwen2);
+    CHECK(s_check_gguf(ad, out, "qwen2") == 8);
+    snprintf(out, sizeof out, "%s/qwen2-unknown.gguf", s_tmp);
+    run = s_export(qwen2, "--gguf-lora", out, NULL);
+    CHECKF(run.status == 0, "status %d: %s", run.status, run.err);
+    CHECK(s_check_gguf(ad, out, "llama") == 8);
+    hafl_adapter_destroy(&ad);
+    snprintf(model, sizeof model, "%s/model.bin", merged);
     //  --base-model names the base in adapter_config.json, as a JSON string.
     snprintf(path, sizeof path, "%s/named-peft", s_tmp);
     run =
@@ -443,7 +568,8 @@ static void s_synthetic(void)
     config[fread(config, 1, sizeof config - 1, f)] = 0;
     fclose(f);
     CHECKF(strstr(config, "\"base_model_name_or_path\": \"my \\\"hf\\\\ model\",\n"), "%s", config);
-    printf("ok   synthetic exports (rank 3 + 5 merged, and rank 3) read back exactly\n");
+    printf("ok   synthetic exports (rank 3 + 5 merged on llama and qwen2, and rank 3) read back "
+           "exactly\n");
 }
 
 static void s_failures(void)
@@ -520,13 +646,22 @@ static void s_failures(void)
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--make-run") == 0) {
-        s_make_run(argv[2], argc >= 4 && strcmp(argv[3], "--no-merged") == 0);
+        bool no_merged = false, qwen2 = false;
+        for (int i = 3; i < argc; i++) {
+            bool *flag = strcmp(argv[i], "--no-merged") == 0 ? &no_merged
+                         : strcmp(argv[i], "--qwen2") == 0   ? &qwen2
+                                                             : NULL;
+            CHECKF(flag && !*flag, "--make-run: unexpected '%s'", argv[i]);
+            *flag = true;
+        }
+        s_make_run(argv[2], no_merged, qwen2);
         return 0;
     }
-    if (argc == 4 && strcmp(argv[1], "--check-gguf") == 0) {
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "--check-gguf") == 0) {
         hafl_adapter_t *ad = s_load_run(argv[2]);
-        uint32_t r = s_check_gguf(ad, argv[3]);
-        printf("ok   %s: %u matrices, rank %u (live %u), every value checked\n", argv[3],
+        const char *arch = argc == 5 ? s_model_arch(argv[4]) : "llama";
+        uint32_t r = s_check_gguf(ad, argv[3], arch);
+        printf("ok   %s: %s, %u matrices, rank %u (live %u), every value checked\n", argv[3], arch,
                ad->layout.n_matrices, r, ad->layout.rank);
         hafl_adapter_destroy(&ad);
         return 0;
@@ -535,8 +670,8 @@ int main(int argc, char **argv)
         s_dump(argv[2], argv[3], argv[4]);
         return 0;
     }
-    CHECKF(argc == 1, "usage: test_export [--make-run DIR [--no-merged] | --check-gguf RUN OUT "
-                      "| --dump RUN MODEL OUT.json]");
+    CHECKF(argc == 1, "usage: test_export [--make-run DIR [--no-merged] [--qwen2] | --check-gguf "
+                      "RUN OUT [MODEL] | --dump RUN MODEL OUT.json]");
     snprintf(s_tmp, sizeof s_tmp, "/tmp/hafl-test-export-XXXXXX");
     CHECK(mkdtemp(s_tmp));
     s_synthetic();

@@ -4,9 +4,15 @@
 # only), both against final_adapter.bin (test_export --dump).
 #
 #   test_export.sh synthetic   a synthetic run with GQA, all seven weights and merged terms
-#                              (test_export --make-run), with and without merged terms; then
-#                              the checkers must refuse a PEFT file with one float changed and
-#                              a GGUF with one float changed, so they can fail.
+#                              (test_export --make-run), with and without merged terms, and
+#                              the merged one on a qwen2 GGUF base (--make-run --qwen2: q/k/v
+#                              biases, NeoX RoPE), whose GGUF must say qwen2 and whose PEFT
+#                              q_proj / k_proj rows stay in hafl's order (llama's are permuted
+#                              for rotate-half); then the checkers must refuse a PEFT file with
+#                              one float changed, a GGUF with one float changed, either PEFT
+#                              folder checked with the other architecture's row order, and
+#                              either GGUF checked against the other architecture's model, so
+#                              they can fail.
 #   test_export.sh federation  two short federations on stories260K (topologies/tiny.zpl, two
 #                              rounds of two steps on small subsets): adaptive (no merged terms,
 #                              so the factors must come back bit for bit) and flora (merged
@@ -36,10 +42,31 @@ fail() {
 export_and_check() {
     "$hafl" export "$1" --gguf-lora "$work/$3.gguf" --peft "$work/$3-peft" --model "$2" \
         >"$work/$3.out" 2>&1 || fail "$3: hafl export: $(cat "$work/$3.out")"
-    "$tester" --check-gguf "$1" "$work/$3.gguf" || fail "$3: the GGUF differs from the run"
+    "$tester" --check-gguf "$1" "$work/$3.gguf" "$2" || fail "$3: the GGUF differs from the run"
     "$tester" --dump "$1" "$2" "$work/$3.json" || fail "$3: test_export --dump"
     "$python" "$src/tests/test_export_peft.py" "$work/$3.json" "$work/$3-peft" "$2" ||
         fail "$3: the PEFT folder differs from the run"
+}
+
+# expect_refused LABEL WHAT COMMAND...: COMMAND must fail with a line holding WHAT.
+expect_refused() {
+    label=$1
+    what=$2
+    shift 2
+    if "$@" >"$work/mutant.out" 2>&1; then
+        fail "$label: accepted: $(cat "$work/mutant.out")"
+    fi
+    grep -q -- "$what" "$work/mutant.out" || fail "$label: no '$what' in: $(cat "$work/mutant.out")"
+}
+
+# wrong_rope LABEL FROM TO MODEL: LABEL's dump with "rope" FROM changed to TO must make
+# test_export_peft.py refuse LABEL's PEFT folder on a lora_B value.
+wrong_rope() {
+    sed "s/\"rope\": \"$2\"/\"rope\": \"$3\"/" "$work/$1.json" >"$work/$1-$3.json" ||
+        fail "$1: cannot edit the dump"
+    grep -q "\"rope\": \"$3\"" "$work/$1-$3.json" || fail "$1: the dump has no rope $2"
+    expect_refused "test_export_peft.py with $1 rows taken as $3" "^FAIL .*lora_B" \
+        "$python" "$src/tests/test_export_peft.py" "$work/$1-$3.json" "$work/$1-peft" "$4"
 }
 
 # The float at byte offset OFFSET of FILE replaced by 1.5 (little-endian 0x3fc00000).
@@ -54,6 +81,17 @@ synthetic)
     "$tester" --make-run "$work/plain" --no-merged || fail "test_export --make-run --no-merged"
     export_and_check "$work/merged" "$work/merged/model.bin" merged
     export_and_check "$work/plain" "$work/plain/model.bin" plain
+    "$tester" --make-run "$work/qwen2" --qwen2 || fail "test_export --make-run --qwen2"
+    export_and_check "$work/qwen2" "$work/qwen2/model.gguf" qwen2
+    # The row order is checked, not assumed: each PEFT folder fails with the other RoPE pairing,
+    # on a q_proj / k_proj lora_B row.
+    wrong_rope qwen2 neox adjacent "$work/qwen2/model.gguf"
+    wrong_rope merged adjacent neox "$work/merged/model.bin"
+    # Each GGUF against the other architecture's model of the same shapes.
+    expect_refused "test_export --check-gguf of qwen2 against llama" "general.architecture" \
+        "$tester" --check-gguf "$work/qwen2" "$work/qwen2.gguf" "$work/merged/model.bin"
+    expect_refused "test_export --check-gguf of llama against qwen2" "general.architecture" \
+        "$tester" --check-gguf "$work/merged" "$work/merged.gguf" "$work/qwen2/model.gguf"
     # The checkers can fail: the last float of each file changed.
     size=$(wc -c <"$work/plain-peft/adapter_model.safetensors")
     poke "$work/plain-peft/adapter_model.safetensors" $((size - 4))
@@ -67,7 +105,7 @@ synthetic)
     if "$tester" --check-gguf "$work/plain" "$work/plain.gguf" >"$work/mutant.out" 2>&1; then
         fail "test_export --check-gguf accepted a changed GGUF"
     fi
-    echo "ok   changed files are refused by both checkers"
+    echo "ok   changed files, the other RoPE row order and the other architecture are refused"
     ;;
 federation)
     if ! "$hafl" check "$src/topologies/tiny.zpl" >"$work/check" 2>&1; then

@@ -6,7 +6,8 @@ usage: test_export_peft.py DUMP.json PEFT_DIR BASE_NAME
 
 The dump holds the run's factors as hafl keeps them: per matrix b [R][d_out], a [R][d_in],
 merged mb [n][d_out], ma [n][d_in], the scale s, the head [classes][dim + 1], and the base
-model's head counts. Checked here, independently of the exporter's code:
+model's head counts and RoPE pairing ("rope": "adjacent" for llama, "neox" for qwen2). Checked
+here, independently of the exporter's code:
 - both safetensors files: u64 little-endian header length, a multiple of 8, the JSON header
   padded with fewer than 8 spaces, no duplicate keys, __metadata__ {"format": "pt"}, every
   tensor F32 with data_offsets that tile the data exactly, in name order;
@@ -15,8 +16,10 @@ model's head counts. Checked here, independently of the exporter's code:
 - exactly the tensors base_model.model.model.layers.N.<module>.lora_A/B.weight, A [r][d_in],
   B [d_out][r], one r = R + the most merged terms, lora_alpha / r = s to 1e-6;
 - A's live and merged rows and B's live columns bit for bit, padding zero, with the rows of
-  q_proj / k_proj B in Hugging Face's rotate-half order (HF row h*hs + c*hs/2 + i is hafl row
-  h*hs + 2i + c), computed here; without merged terms r = R and lora_alpha = s R exactly;
+  q_proj / k_proj B of an "adjacent" (llama) base in Hugging Face's rotate-half order (HF row
+  h*hs + c*hs/2 + i is hafl row h*hs + 2i + c), computed here, and of a "neox" (qwen2) base in
+  hafl's own order, since Hugging Face's qwen2 rotates the same NeoX pairs; without merged
+  terms r = R and lora_alpha = s R exactly;
 - the delta (lora_alpha / r) B A against P (merged + s B A) element by element, within 1e-6
   of the sum of the products' absolute values (float rounding; a misplaced value is far off);
 - classifier_head.safetensors: weight [classes][dim] and bias [classes] bit for bit.
@@ -124,7 +127,8 @@ def check_matrix(m, tensors, dump, r, alpha):
         fail("%s: shapes %r and %r, expected [%d, %d] and [%d, %d]"
              % (name, shape_a, shape_b, r, d_in, d_out, r))
     heads = {"wq": dump["n_heads"], "wk": dump["n_kv_heads"]}.get(weight)
-    source = rope_rows(d_out, heads) if heads else list(range(d_out))
+    permuted = heads and dump["rope"] == "adjacent"
+    source = rope_rows(d_out, heads) if permuted else list(range(d_out))
     for k in range(r):
         want = a[k] if k < R else ma[k - R] if k < R + n else [0.0] * d_in
         for j in range(d_in):
@@ -166,6 +170,9 @@ def main():
     folder, base_name = sys.argv[2], sys.argv[3]
     with open(os.path.join(folder, "adapter_config.json")) as f:
         config = json.load(f, object_pairs_hook=no_duplicates)
+    if dump.get("rope") not in ("adjacent", "neox"):
+        fail("%s: rope is %r, expected \"adjacent\" or \"neox\"" % (sys.argv[1],
+                                                                   dump.get("rope")))
     matrices = dump["matrices"]
     R = dump["rank"]
     most_merged = max(len(m["mb"]) for m in matrices)
@@ -211,8 +218,9 @@ def main():
                 fail("classifier head weight[%d][%d]" % (c, j))
         if not same(head["bias"][1][c], f32(row[cols - 1])):
             fail("classifier head bias[%d]" % c)
-    print("ok   %s: %d matrices, r %d (live %d), lora_alpha %r, head [%d][%d], every value "
-          "checked" % (folder, len(matrices), r, R, alpha, classes, cols - 1))
+    print("ok   %s: %d matrices, r %d (live %d), lora_alpha %r, head [%d][%d], %s RoPE rows, "
+          "every value checked" % (folder, len(matrices), r, R, alpha, classes, cols - 1,
+                                   dump["rope"]))
 
 
 if __name__ == "__main__":
