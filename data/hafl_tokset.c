@@ -35,6 +35,7 @@ struct hafl_tokset_t {
     uint8_t digest[32];
     uint32_t max_tokens;
     uint32_t vocab;
+    int32_t bos; //  the tokenizer's BOS id, which starts every row
     bool keep_empty;
     bool collapse_spaces;
     uint32_t classes;
@@ -63,7 +64,8 @@ static void s_hash_u32(crypto_hash_sha256_state *h, uint32_t v)
     crypto_hash_sha256_update(h, le, 4);
 }
 
-//  Content digest of a tokenizer: vocab size, then each piece (length, bytes) and score bits.
+//  Content digest of a tokenizer: vocab size, then each piece (length, bytes) and score bits,
+//  then (byte-level BPE only) its rules digest.
 static void s_tokenizer_digest(const hafl_tokenizer_t *tok, uint8_t digest[32])
 {
     crypto_hash_sha256_state h;
@@ -80,6 +82,11 @@ static void s_tokenizer_digest(const hafl_tokenizer_t *tok, uint8_t digest[32])
         crypto_hash_sha256_update(&h, (const uint8_t *)piece, len);
         s_hash_u32(&h, bits);
     }
+    //  A byte-level BPE tokenizer also encodes by its merges and pre-tokenizer (SentencePiece
+    //  ones add nothing, so their keys are those of caches made before BPE existed).
+    uint8_t rules[32];
+    if (hafl_tokenizer_rules_digest(tok, rules))
+        crypto_hash_sha256_update(&h, rules, sizeof rules);
     crypto_hash_sha256_final(&h, digest);
 }
 
@@ -477,7 +484,7 @@ static int s_decode_part(hafl_tokset_t *self, const hafl_newsgroups_t *corpus, i
         }
         uint32_t length = part->lengths[i];
         const int32_t *row = part->tokens + (size_t)i * T;
-        if (length < 1 || length > T || row[0] != HAFL_TOKEN_BOS) {
+        if (length < 1 || length > T || row[0] != self->bos) {
             snprintf(reason, reasonlen, "%s example %u: length %u or first token %d invalid", name,
                      i, length, row[0]);
             return -1;
@@ -583,6 +590,10 @@ hafl_tokset_t *hafl_tokset_new(const hafl_newsgroups_t *corpus, const hafl_token
                  HAFL_TOKSET_MAX_TOKENS);
         return NULL;
     }
+    if (hafl_tokenizer_bos(tokenizer) < 0) {
+        snprintf(err, errlen, "tokenised set: the tokenizer has no BOS token (rows start with it)");
+        return NULL;
+    }
     if (sodium_init() < 0) {
         snprintf(err, errlen, "tokenised set: libsodium failed to initialise");
         return NULL;
@@ -597,6 +608,7 @@ hafl_tokset_t *hafl_tokset_new(const hafl_newsgroups_t *corpus, const hafl_token
     self->keep_empty = opts->keep_empty;
     self->collapse_spaces = opts->collapse_spaces;
     self->vocab = (uint32_t)hafl_tokenizer_vocab_size(tokenizer);
+    self->bos = hafl_tokenizer_bos(tokenizer);
     s_input_digest(corpus, tokenizer, opts, self->digest);
 
     //  Where the cache lives, if anywhere.

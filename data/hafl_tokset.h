@@ -4,8 +4,8 @@
         cleaned = hafl_clean_apply (raw latin-1 text, HAFL_CLEAN_ALL)   (sklearn's cleaning)
         ids     = hafl_tokenizer_encode (latin-1 -> UTF-8 of cleaned, bos = true, eos = false)
         row     = the first min(len(ids), T) ids, then HAFL_TOKSET_PAD up to T
-    so a row always starts with BOS and holds length >= 1 real tokens (an empty document is BOS
-    alone). The tokenizer sees the text up to its first NUL byte (the corpus has none). Only a
+    so a row always starts with BOS (hafl_tokenizer_bos; a tokenizer without one is refused) and
+    holds length >= 1 real tokens (an empty document is BOS alone). The tokenizer sees the text up to its first NUL byte (the corpus has none). Only a
     prefix of a long document is encoded when the tokenizer allows it exactly (no piece joins a
     non-space to a following space, so merges never cross a word boundary): the rows are the
     same as encoding whole documents, at a fraction of the cost.

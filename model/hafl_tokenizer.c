@@ -7,10 +7,12 @@
     each node carries a version bumped on change, and stale entries are dropped when popped.
 */
 #include "hafl_tokenizer.h"
+#include "hafl_bpe.h"
 #include "hafl_gguf.h"
 
 #include <errno.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,6 +31,10 @@ struct _hafl_tokenizer_t {
     int32_t *sorted;    //  [vocab] ids ordered by (piece bytes, id)
     char *text;         //  all pieces, each followed by NUL
     char bytes[256][2]; //  the one-byte strings "<0xHH>" decodes to
+    hafl_bpe_t *bpe;    //  byte-level BPE (GGUF model gpt2), which encodes and decodes; else NULL
+    int32_t bos, eos;   //  -1: none
+    int32_t eot;        //  end of turn (GGUF gpt2 only), -1: none
+    bool adds_bos, adds_eos;
 };
 
 //  Byte-wise order of two pieces (strcmp order, as pieces hold no NUL), then by length.
@@ -210,6 +216,109 @@ static size_t s_gguf_piece(const hafl_gguf_str_t *token, int32_t id, char *out)
     return n;
 }
 
+//  ---------------------------------------------------------------------------------------------
+//  The tokenizer inside a GGUF file (tokenizer.ggml.model = gpt2): hafl_bpe encodes and decodes;
+//  this side keeps the raw pieces (for piece, lookup and score) and the special ids.
+
+//  An optional token id key: *id keeps its default (-1) when absent, else must be < vocab_size.
+static int s_gguf_bpe_id(const hafl_gguf_t *g, const char *key, int vocab_size, int32_t *id,
+                         char *err, size_t errlen)
+{
+    uint32_t value;
+    if (!hafl_gguf_find(g, key))
+        return 0;
+    if (hafl_gguf_get_u32(g, key, &value, err, errlen) != 0)
+        return -1;
+    if (value >= (uint32_t)vocab_size) {
+        snprintf(err, errlen, "%s: key '%s': %u is not below the vocabulary size %d",
+                 hafl_gguf_path(g), key, value, vocab_size);
+        return -1;
+    }
+    *id = (int32_t)value;
+    return 0;
+}
+
+static int s_parse_gguf_bpe(hafl_tokenizer_t *self, const hafl_gguf_t *g, char *err, size_t errlen)
+{
+    const char *path = hafl_gguf_path(g);
+    hafl_gguf_str_t *tokens = NULL;
+    float *scores = NULL;
+    uint64_t n_tokens = 0, n_scores = 0;
+    int rc = -1;
+    //  hafl_bpe checks the tokens (count, spelling, types), the merges and the pre-tokenizer.
+    if (!(self->bpe = hafl_bpe_new(g, self->vocab_size, err, errlen)) ||
+        hafl_gguf_get_strings(g, "tokenizer.ggml.tokens", &tokens, &n_tokens, err, errlen))
+        goto done;
+    if (hafl_gguf_find(g, "tokenizer.ggml.scores")) {
+        if (hafl_gguf_get_f32s(g, "tokenizer.ggml.scores", &scores, &n_scores, err, errlen))
+            goto done;
+        if (n_scores != (uint64_t)self->vocab_size) {
+            snprintf(err, errlen,
+                     "%s: key 'tokenizer.ggml.scores': %llu entries, the model's "
+                     "vocabulary has %d",
+                     path, (unsigned long long)n_scores, self->vocab_size);
+            goto done;
+        }
+    }
+    self->bos = self->eos = self->eot = -1;
+    if (s_gguf_bpe_id(g, "tokenizer.ggml.bos_token_id", self->vocab_size, &self->bos, err,
+                      errlen) ||
+        s_gguf_bpe_id(g, "tokenizer.ggml.eos_token_id", self->vocab_size, &self->eos, err,
+                      errlen) ||
+        s_gguf_bpe_id(g, "tokenizer.ggml.eot_token_id", self->vocab_size, &self->eot, err, errlen))
+        goto done;
+    //  llama.cpp's defaults when the flags are absent: BOS for Llama 3 only, never EOS.
+    self->adds_bos = strcmp(hafl_bpe_pre(self->bpe), "llama-bpe") == 0;
+    self->adds_eos = false;
+    if ((hafl_gguf_find(g, "tokenizer.ggml.add_bos_token") &&
+         hafl_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &self->adds_bos, err, errlen)) ||
+        (hafl_gguf_find(g, "tokenizer.ggml.add_eos_token") &&
+         hafl_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &self->adds_eos, err, errlen)))
+        goto done;
+    if ((self->adds_bos && self->bos < 0) || (self->adds_eos && self->eos < 0)) {
+        bool b = self->adds_bos && self->bos < 0;
+        snprintf(err, errlen, "%s: key 'tokenizer.ggml.add_%s_token': true, but there is no %s",
+                 path, b ? "bos" : "eos",
+                 b ? "tokenizer.ggml.bos_token_id" : "tokenizer.ggml.eos_token_id");
+        goto done;
+    }
+    //  The pieces are the tokens as spelled in the file.
+    size_t text_bytes = 0;
+    uint32_t longest = 1;
+    for (int32_t i = 0; i < self->vocab_size; i++) {
+        const char *fault = scores && !isfinite(scores[i])       ? "has a non-finite score"
+                            : tokens[i].len > S_MAX_TOKEN_LENGTH ? "is longer than 65536 bytes"
+                            : memchr(tokens[i].data, 0, tokens[i].len) ? "contains a NUL byte"
+                                                                       : NULL;
+        if (fault) {
+            snprintf(err, errlen, "%s: key 'tokenizer.ggml.%s': token %d %s", path,
+                     scores && !isfinite(scores[i]) ? "scores" : "tokens", i, fault);
+            goto done;
+        }
+        text_bytes += (size_t)tokens[i].len + 1;
+        longest = tokens[i].len > longest ? (uint32_t)tokens[i].len : longest;
+    }
+    if (!(self->text = malloc(text_bytes))) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto done;
+    }
+    self->max_token_length = (int)longest;
+    size_t used = 0;
+    for (int32_t i = 0; i < self->vocab_size; i++) {
+        memcpy(self->text + used, tokens[i].data, (size_t)tokens[i].len);
+        self->text[used + tokens[i].len] = '\0';
+        self->pieces[i] = self->text + used;
+        self->lengths[i] = (uint32_t)tokens[i].len;
+        self->scores[i] = scores ? scores[i] : 0.0f;
+        used += (size_t)tokens[i].len + 1;
+    }
+    rc = 0;
+done:
+    free(tokens);
+    free(scores);
+    return rc;
+}
+
 //  Fill self (vocab_size set, arrays allocated) from the GGUF at path.
 static int s_parse_gguf(hafl_tokenizer_t *self, const char *path, char *err, size_t errlen)
 {
@@ -223,10 +332,14 @@ static int s_parse_gguf(hafl_tokenizer_t *self, const char *path, char *err, siz
     int rc = -1;
     if (hafl_gguf_get_str(g, "tokenizer.ggml.model", &model, err, errlen) != 0)
         goto done;
+    if (model.len == 4 && memcmp(model.data, "gpt2", 4) == 0) {
+        rc = s_parse_gguf_bpe(self, g, err, errlen);
+        goto done;
+    }
     if (model.len != 5 || memcmp(model.data, "llama", 5) != 0) {
         snprintf(err, errlen,
                  "%s: key 'tokenizer.ggml.model': '%.*s' is not supported (only llama, "
-                 "SentencePiece with byte fallback)",
+                 "SentencePiece with byte fallback, and gpt2, byte-level BPE)",
                  path, (int)(model.len > 32 ? 32 : model.len), model.data);
         goto done;
     }
@@ -321,6 +434,12 @@ hafl_tokenizer_t *hafl_tokenizer_load(const char *path, int vocab_size, char *er
     if (!self)
         goto nomem;
     self->vocab_size = vocab_size;
+    //  llama2.c's conventions; a GGUF gpt2 tokenizer replaces them with its metadata's.
+    self->bos = HAFL_TOKEN_BOS;
+    self->eos = HAFL_TOKEN_EOS;
+    self->eot = -1;
+    self->adds_bos = true;
+    self->adds_eos = false;
     self->pieces = calloc((size_t)vocab_size, sizeof(char *));
     self->lengths = calloc((size_t)vocab_size, sizeof(uint32_t));
     self->scores = calloc((size_t)vocab_size, sizeof(float));
@@ -388,6 +507,7 @@ void hafl_tokenizer_destroy(hafl_tokenizer_t **self_p)
     free(self->scores);
     free(self->sorted);
     free(self->text);
+    hafl_bpe_destroy(&self->bpe);
     free(self);
     *self_p = NULL;
 }
@@ -400,6 +520,54 @@ int hafl_tokenizer_vocab_size(const hafl_tokenizer_t *self)
 const char *hafl_tokenizer_piece(const hafl_tokenizer_t *self, int32_t id)
 {
     return id >= 0 && id < self->vocab_size ? self->pieces[id] : NULL;
+}
+
+int32_t hafl_tokenizer_bos(const hafl_tokenizer_t *self)
+{
+    return self->bos;
+}
+
+int32_t hafl_tokenizer_eos(const hafl_tokenizer_t *self)
+{
+    return self->eos;
+}
+
+bool hafl_tokenizer_adds_bos(const hafl_tokenizer_t *self)
+{
+    return self->adds_bos;
+}
+
+bool hafl_tokenizer_adds_eos(const hafl_tokenizer_t *self)
+{
+    return self->adds_eos;
+}
+
+bool hafl_tokenizer_rules_digest(const hafl_tokenizer_t *self, uint8_t digest[32])
+{
+    if (!self->bpe)
+        return false;
+    uint8_t rules[32];
+    hafl_bpe_rules_digest(self->bpe, rules);
+    //  little-endian ids and flags after the BPE rules
+    uint8_t tail[14];
+    int32_t ids[3] = {self->bos, self->eos, self->eot};
+    for (int k = 0; k < 3; k++)
+        for (int b = 0; b < 4; b++)
+            tail[4 * k + b] = (uint8_t)((uint32_t)ids[k] >> (8 * b));
+    tail[12] = self->adds_bos, tail[13] = self->adds_eos;
+    crypto_hash_sha256_state h;
+    crypto_hash_sha256_init(&h);
+    crypto_hash_sha256_update(&h, rules, sizeof rules);
+    crypto_hash_sha256_update(&h, tail, sizeof tail);
+    crypto_hash_sha256_final(&h, digest);
+    return true;
+}
+
+bool hafl_tokenizer_ends_text(const hafl_tokenizer_t *self, int32_t id)
+{
+    if (!self->bpe)
+        return id == HAFL_TOKEN_BOS; //  run.c's rule: stories are separated by BOS
+    return id >= 0 && (id == self->bos || id == self->eos || id == self->eot);
 }
 
 float hafl_tokenizer_score(const hafl_tokenizer_t *self, int32_t id)
@@ -572,6 +740,18 @@ int hafl_tokenizer_encode(const hafl_tokenizer_t *self, const char *text, bool b
     if (capacity < hafl_tokenizer_encode_capacity(text_len))
         return -1;
     size_t n = 0;
+    if (self->bpe) {
+        size_t m;
+        if (bos && self->bos >= 0)
+            tokens[n++] = self->bos;
+        if (hafl_bpe_encode(self->bpe, text, text_len, tokens + n, capacity - n, &m) != 0)
+            return -1;
+        n += m;
+        if (eos && self->eos >= 0)
+            tokens[n++] = self->eos;
+        *n_tokens = n;
+        return 0;
+    }
     if (bos)
         tokens[n++] = HAFL_TOKEN_BOS;
     if (text_len > 0) {
@@ -622,6 +802,8 @@ const char *hafl_tokenizer_decode(const hafl_tokenizer_t *self, int32_t prev_tok
 {
     if (token < 0 || token >= self->vocab_size)
         return NULL;
+    if (self->bpe)
+        return hafl_bpe_decode(self->bpe, token, NULL);
     const char *piece = self->pieces[token];
     if (prev_token == HAFL_TOKEN_BOS && piece[0] == ' ')
         piece++;
@@ -643,4 +825,19 @@ void hafl_tokenizer_print_piece(FILE *out, const char *piece)
             return;
     }
     fputs(piece, out);
+}
+
+void hafl_tokenizer_print_token(const hafl_tokenizer_t *self, FILE *out, int32_t prev_token,
+                                int32_t token)
+{
+    if (!self->bpe) {
+        hafl_tokenizer_print_piece(out, hafl_tokenizer_decode(self, prev_token, token));
+        return;
+    }
+    size_t len = 0;
+    const char *bytes = token >= 0 && token < self->vocab_size
+                            ? hafl_bpe_decode(self->bpe, token, &len)
+                            : NULL;
+    if (bytes && len)
+        fwrite(bytes, 1, len, out);
 }

@@ -55,6 +55,9 @@ static void s_expect(const hafl_tokenizer_t *tok, const char *text, bool bos, bo
 static void s_test_known(const hafl_tokenizer_t *tok)
 {
     CHECK(hafl_tokenizer_vocab_size(tok) == 512);
+    //  SentencePiece: the pieces and scores are the whole rule set.
+    uint8_t rules[32];
+    CHECK(!hafl_tokenizer_rules_digest(tok, rules));
     //  "hello": BOS, dummy " " (410), h e l l o (415 411 421 421 414). Candidate pairs: " h"
     //  (270, -11), "he" (260, -1), "ll" (306, -47); "he" wins; then " he" (281, -22) beats
     //  "ll"; then "ll"; " hell", "llo" are not pieces, so it stops.
@@ -460,7 +463,7 @@ static void s_test_gguf(const hafl_tokenizer_t *tok)
         s_gguf_tok_t o;
         const char *reason;
     } bad[] = {
-        {{"gpt2", 512, 1, true, true, -1}, "key 'tokenizer.ggml.model': 'gpt2' is not supported"},
+        {{"bert", 512, 1, true, true, -1}, "key 'tokenizer.ggml.model': 'bert' is not supported"},
         {{"llama", 511, 1, true, true, -1},
          "key 'tokenizer.ggml.tokens': 511 entries, the model's vocabulary has 512"},
         {{"llama", 512, 5, true, true, -1},

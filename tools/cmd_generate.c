@@ -1,11 +1,14 @@
 /*  hafl generate: sample text from a llama2.c or GGUF checkpoint with llama2.c run.c's semantics.
 
-    The sequence starts as BOS plus the encoded prompt. At each position the model runs on the
-    current token; while prompt tokens remain the next token is forced, afterwards it is sampled:
-    argmax at temperature 0, else softmax of logits / temperature and either multinomial
-    sampling or top-p (nucleus) sampling when 0 < topp < 1, with run.c's xorshift coin. The loop
-    ends after --steps positions or when BOS is produced; every produced token is printed as
-    decoded text (raw unprintable bytes skipped), then a newline. The achieved tokens per second
+    The sequence starts as BOS plus the encoded prompt (a GGUF byte-level BPE tokenizer adds BOS
+    only when its metadata says so, or when the prompt is empty). At each position the model
+    runs on the current token; while prompt tokens remain the next token is forced, afterwards
+    it is sampled: argmax at temperature 0, else softmax of logits / temperature and either
+    multinomial sampling or top-p (nucleus) sampling when 0 < topp < 1, with run.c's xorshift
+    coin. The loop ends after --steps positions or when a token that ends the text is produced
+    (BOS for llama2.c, hafl_tokenizer_ends_text); every produced token is printed as
+    decoded text (hafl_tokenizer_print_token: llama2.c's rule, which skips a lone unprintable
+    byte, for SentencePiece tokenizers; raw bytes for byte-level BPE), then a newline. The achieved tokens per second
     go to stderr, so stdout holds only the text. Forward passes use the float reference, which
     follows llama2.c's order of operations, so greedy output matches the llama2.c runner. A GGUF
     checkpoint carries its tokenizer, used when --tokenizer is omitted; a llama2.c one needs it.
@@ -231,15 +234,28 @@ static int s_generate(hafl_llama_ref_t *ref, const hafl_tokenizer_t *tok, s_samp
     size_t cap = hafl_tokenizer_encode_capacity(strlen(prompt)), n_prompt = 0;
     int32_t *prompt_tokens = malloc(cap * sizeof(int32_t));
     float *logits = malloc((size_t)sampler->vocab_size * sizeof(float));
+    //  The model's own convention on BOS (llama2.c: always), but generation needs a first token.
+    bool bos = hafl_tokenizer_adds_bos(tok);
     if (!prompt_tokens || !logits ||
-        hafl_tokenizer_encode(tok, prompt, true, false, prompt_tokens, cap, &n_prompt) != 0) {
+        hafl_tokenizer_encode(tok, prompt, bos, false, prompt_tokens, cap, &n_prompt) != 0 ||
+        (n_prompt == 0 &&
+         hafl_tokenizer_encode(tok, prompt, true, false, prompt_tokens, cap, &n_prompt) != 0)) {
         fprintf(stderr, "hafl generate: out of memory\n");
+        free(prompt_tokens);
+        free(logits);
+        return HAFL_EXIT_FAILURE;
+    }
+    if (n_prompt == 0) {
+        fprintf(stderr, "hafl generate: the prompt is empty and the tokenizer has no BOS token\n");
         free(prompt_tokens);
         free(logits);
         return HAFL_EXIT_FAILURE;
     }
     double start = 0;
     int32_t token = prompt_tokens[0];
+    //  Without a leading BOS the first prompt token is text too (the loop prints only successors).
+    if (token != hafl_tokenizer_bos(tok))
+        hafl_tokenizer_print_token(tok, stdout, -1, token);
     int pos = 0;
     while (pos < steps) {
         const float *out = hafl_llama_ref_step(ref, token, pos);
@@ -251,9 +267,9 @@ static int s_generate(hafl_llama_ref_t *ref, const hafl_tokenizer_t *tok, s_samp
             next = s_sample(sampler, logits);
         }
         pos++;
-        if (next == HAFL_TOKEN_BOS)
+        if (hafl_tokenizer_ends_text(tok, next))
             break;
-        hafl_tokenizer_print_piece(stdout, hafl_tokenizer_decode(tok, token, next));
+        hafl_tokenizer_print_token(tok, stdout, token, next);
         fflush(stdout);
         token = next;
         if (start == 0)
