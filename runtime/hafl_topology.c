@@ -62,7 +62,7 @@ static const s_key_t s_keys[] = {
     {"model", S_SECTION, S_NO_FIELD, NULL, 0, 0, false, NULL},
     {"model/kind", S_CHOICE, S_F(model.kind), "llama", 0, 0, false, "llama|synthetic"},
     {"model/checkpoint", S_STR, S_F(model.checkpoint), "stories260K.bin", 1, 0, false, NULL},
-    {"model/tokenizer", S_STR, S_F(model.tokenizer), "tok512.bin", 1, 0, false, NULL},
+    {"model/tokenizer", S_STR, S_F(model.tokenizer), "tok512.bin", 0, 0, false, NULL},
     {"model/targets", S_STR, S_F(model.targets), "wq,wk,wv,wo", 1, 0, false, NULL},
     {"model/rank", S_U32, S_F(model.rank), "8", 1, 256, false, NULL},
     {"model/alpha", S_F32, S_F(model.alpha), "16", 0, 1e6, true, NULL},
@@ -1076,8 +1076,16 @@ static int s_resolve_assets(s_loader_t *L, hafl_topology_t *self)
     if (strcmp(self->model.kind, "llama") == 0) {
         if (s_resolve_asset(L, "model/checkpoint", &self->model.checkpoint))
             return -1;
-        //  A GGUF checkpoint's tokenizer is in its own metadata unless one is named.
-        if (!s_value(L, "model/tokenizer") && s_is_gguf(self->model.checkpoint)) {
+        //  A GGUF checkpoint's tokenizer is in its own metadata unless one is named; an empty
+        //  model/tokenizer asks for that explicitly (so an override can undo a file's line).
+        bool gguf = s_is_gguf(self->model.checkpoint);
+        bool empty = self->model.tokenizer[0] == '\0';
+        if (empty && !gguf)
+            return s_fail(L, "model/tokenizer",
+                          "empty means the checkpoint's own tokenizer, but %s is not a GGUF "
+                          "file (a llama2.c checkpoint needs a tokenizer file)",
+                          self->model.checkpoint);
+        if ((empty || !s_value(L, "model/tokenizer")) && gguf) {
             char *own = strdup(self->model.checkpoint);
             if (!own)
                 return s_fail(L, "model/tokenizer", "out of memory");

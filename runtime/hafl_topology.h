@@ -46,6 +46,7 @@ typedef struct {
         char *checkpoint;   //  model/checkpoint          asset name or path          default stories260K.bin
         char *tokenizer;    //  model/tokenizer           asset name or path          default tok512.bin,
                             //                            or a GGUF checkpoint's own file (its metadata)
+                            //                            when not given or given empty
         char *targets;      //  model/targets             subset of wq,wk,wv,wo,w1,w2,w3 default "wq,wk,wv,wo"
         uint32_t rank;      //  model/rank                R, 1..256                   default 8
         float alpha;        //  model/alpha               > 0                         default 16

@@ -655,6 +655,19 @@ static void s_test_assets(void)
     const char *over[] = {"model/tokenizer=nowhere.bin"};
     s_expect_inline_error("model\n    kind = llama\n", over, 1,
                           "0: model/tokenizer: nowhere.bin: not found in");
+    //  An empty model/tokenizer is the GGUF checkpoint's own, and refused for a llama2.c file.
+    snprintf(file, sizeof file, "%s/own.gguf", assets);
+    s_write(file, "GGUF and the rest");
+    const char *own[] = {"model/checkpoint=own.gguf", "model/tokenizer=", "data/path=my-model.bin"};
+    hafl_topology_error_t terr;
+    hafl_topology_t *t = s_load_text("model\n    kind = llama\n    tokenizer = tok512.bin\n", own,
+                                     3, &terr);
+    CHECKF(t, "%s", terr.text);
+    CHECK(strcmp(t->model.tokenizer, file) == 0 && strcmp(t->model.checkpoint, file) == 0);
+    hafl_topology_destroy(&t);
+    const char *plain[] = {"model/checkpoint=my-model.bin", "model/tokenizer="};
+    s_expect_inline_error("model\n    kind = llama\n", plain, 2,
+                          "0: model/tokenizer: empty means the checkpoint's own tokenizer, but ");
     unsetenv("HAFL_ASSETS");
 }
 

@@ -107,18 +107,16 @@ static int s_parse_shape(const char *text, hafl_llama_config_t *c)
     if (sscanf(text, "%d,%d,%d,%d,%d,%d,%d%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
                &tail) != 7)
         return -1;
-    *c = (hafl_llama_config_t){v[0],
-                               v[1],
-                               v[2],
-                               v[3],
-                               v[4],
-                               v[5],
-                               v[6],
-                               true,
-                               HAFL_LLAMA2C_ROPE_BASE,
-                               HAFL_LLAMA2C_RMS_EPS,
-                               false,
-                               false};
+    *c = (hafl_llama_config_t){.dim = v[0],
+                               .hidden_dim = v[1],
+                               .n_layers = v[2],
+                               .n_heads = v[3],
+                               .n_kv_heads = v[4],
+                               .vocab_size = v[5],
+                               .seq_len = v[6],
+                               .shared_classifier = true,
+                               .rope_base = HAFL_LLAMA2C_ROPE_BASE,
+                               .rms_eps = HAFL_LLAMA2C_RMS_EPS};
     return 0;
 }
 

@@ -17,6 +17,7 @@
 #include "hafl_checkpoint.h"
 #include "hafl_cmd.h"
 #include "hafl_llama_ref.h"
+#include "hafl_resident.h"
 #include "hafl_tokenizer.h"
 
 #include <errno.h>
@@ -286,18 +287,6 @@ static int s_generate(hafl_llama_ref_t *ref, const hafl_tokenizer_t *tok, s_samp
     return ferror(stdout) ? HAFL_EXIT_FAILURE : HAFL_EXIT_OK;
 }
 
-//  This process's resident set in MiB (/proc/self/statm: pages), or -1 when unreadable.
-static double s_resident_mib(void)
-{
-    FILE *statm = fopen("/proc/self/statm", "r");
-    unsigned long long total = 0, resident = 0;
-    int got = statm ? fscanf(statm, "%llu %llu", &total, &resident) : 0;
-    if (statm)
-        fclose(statm);
-    if (got != 2)
-        return -1;
-    return (double)resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
-}
 
 int hafl_cmd_generate(int argc, char **argv)
 {
@@ -322,7 +311,7 @@ int hafl_cmd_generate(int argc, char **argv)
     //  What loading cost (a GGUF is dequantised to fp32 in memory; a .bin is mapped and its
     //  pages count once read): one line on stderr, so stdout stays the generated text.
     fprintf(stderr, "hafl generate: loaded %s: %.1f MiB of fp32 weights, resident memory %.1f MiB\n",
-            checkpoint_path, (double)checkpoint->size / (1024.0 * 1024.0), s_resident_mib());
+            checkpoint_path, (double)checkpoint->size / (1024.0 * 1024.0), hafl_resident_mib());
     if (!args.tokenizer && !checkpoint->gguf) {
         fprintf(stderr, "hafl generate: --tokenizer is required for the llama2.c checkpoint %s\n",
                 checkpoint_path);
