@@ -7,8 +7,12 @@
     PUSH side waits rather than drops (ZeroMQ blocks a PUSH sender at its HWM, or with no logger
     connected), for at most S_EMITTER_SEND_MS: an event is lost only if its emitter's process
     dies before delivering it, or the logger is gone for that long (it is never left waiting
-    forever on a logger another process took down). Signals end neither side. On $TERM the actor keeps reading until the
-    socket has been quiet for S_DRAIN_QUIET_MS, then flushes, syncs and closes the file.
+    forever on a logger another process took down). Signals end neither side. On $TERM, once
+    the server's final event is in, the actor first waits, at most S_END_GRACE_MS, until every
+    emitter of another process has hung up (a client host's last events may still be on a slow
+    link; its event sockets close once they have delivered them), saying so in the file and on
+    stderr if some never do; then it keeps reading until the socket has been quiet for
+    S_DRAIN_QUIET_MS, and flushes, syncs and closes the file.
 
     Republishing: each event goes out on PUB as its topic frame (hafl_log_event_topic), then the
     frames of the encoded LOG_EVENT exactly as received. The logger's own "malformed-event"
@@ -31,6 +35,8 @@
 #define S_DRAIN_QUIET_MS  50        //  on $TERM, stop once the socket was quiet this long
 #define S_EMITTER_SEND_MS 10000     //  an emitter gives an event up after this long blocked
 #define S_EMITTER_LINGER  10000     //  ms an emitter's queued events may take to reach the logger
+#define S_END_GRACE_MS    10000     //  on $TERM after the run ended, how long emitters of other
+                                    //  processes may take to deliver their last events and go
 
 //  --------------------------------------------------------------------------------------------
 //  JSON
@@ -406,7 +412,8 @@ int hafl_events_send(hafl_events_t *self, hafl_log_event_t **event_p)
 typedef struct {
     zsock_t *pipe;
     zsock_t *pull;
-    zsock_t *refusals; //  pull's handshakes (hafl_security_watch), when it is armed
+    zsock_t *refusals; //  pull's connections and handshakes (hafl_security_watch), when
+                       //  emitters can come from other processes
     const hafl_log_auth_t *auth; //  the admission (NULL: anyone may push)
     zsock_t *pub; //  NULL when no PUB endpoint was given
     FILE *file;
@@ -417,6 +424,9 @@ typedef struct {
     uint64_t malformed;             //  frames dropped as malformed
     uint64_t refused;               //  emitters refused at the handshake
     char run_id[HAFL_MSG_MAX_NAME]; //  last run id seen, for the logger's own lines
+    int64_t connections;            //  emitters connected over tcp or ipc now (the watch's
+                                    //  accepted minus disconnected)
+    bool final_seen;                //  the server's final (or final-failed) event arrived
 } s_logger_t;
 
 static void s_logger_destroy(s_logger_t *self)
@@ -455,7 +465,9 @@ static int s_logger_init(s_logger_t *self, zsock_t *pipe, const hafl_logger_args
         fprintf(stderr, "logger: %s\n", err);
         return -1;
     }
-    if (args->auth && strncmp(args->pull, "inproc://", 9) != 0 &&
+    //  Watched whenever emitters may connect from other processes: for refusals, and to know
+    //  when the last of them has hung up at the end of the run.
+    if (strncmp(args->pull, "inproc://", 9) != 0 &&
         !(self->refusals = hafl_security_watch(self->pull, err, sizeof err))) {
         fprintf(stderr, "logger: %s\n", err);
         return -1;
@@ -532,10 +544,24 @@ static void s_logger_malformed(s_logger_t *self, const hafl_msg_error_t *err, si
 }
 
 //  A refused or failed handshake on PULL: a peer without the run's log credentials.
-static void s_logger_refusal(s_logger_t *self)
+//  One event of the PULL socket's watch: a connection accepted or gone (counted), or a
+//  refused handshake (written down as a "log-refused" line).
+static void s_logger_watch(s_logger_t *self)
 {
+    hafl_watch_event_t e;
+    if (hafl_security_watch_event(self->refusals, &e) != 0)
+        return;
+    if (e.event == ZMQ_EVENT_ACCEPTED) {
+        self->connections++;
+        return;
+    }
+    if (e.event == ZMQ_EVENT_DISCONNECTED) {
+        self->connections -= self->connections > 0;
+        return;
+    }
     char why[400];
-    if (hafl_security_refusal(self->refusals, why, sizeof why) != 1)
+    int verdict = hafl_security_describe(&e, false, why, sizeof why);
+    if (verdict != HAFL_HANDSHAKE_REFUSED && verdict != HAFL_HANDSHAKE_LOST)
         return;
     //  The watch words its reasons for CURVE; without CURVE the mechanism is PLAIN.
     if (!hafl_log_auth_curve(self->auth))
@@ -572,6 +598,15 @@ static void s_logger_impostor(s_logger_t *self, const hafl_log_event_t *claimed,
     hafl_msg_destroy(&msg);
 }
 
+//  The run is over once the server's final (or final-failed) event is in: from then on the
+//  drain on $TERM waits for the emitters of other processes to hang up (s_logger_run).
+static void s_note_final(s_logger_t *self, const hafl_log_event_t *ev)
+{
+    if (streq(ev->actor, "server") &&
+        (streq(ev->event, "final") || streq(ev->event, "final-failed")))
+        self->final_seen = true;
+}
+
 //  Receive and handle one message from PULL (the caller knows one is ready).
 static void s_handle_pull(s_logger_t *self)
 {
@@ -602,6 +637,7 @@ static void s_handle_pull(s_logger_t *self)
     }
     if (msg) {
         snprintf(self->run_id, sizeof self->run_id, "%s", msg->u.log_event.run_id);
+        s_note_final(self, &msg->u.log_event);
         s_logger_emit(self, &msg->u.log_event, zmsg);
         self->written++;
         hafl_msg_destroy(&msg);
@@ -676,17 +712,49 @@ static void s_logger_run(zsock_t *pipe, const hafl_logger_args_t *args, int *sta
         else if (which == self->pull)
             s_drain(self, S_BATCH);
         else if (which && which == self->refusals)
-            s_logger_refusal(self);
+            s_logger_watch(self);
         else if (zpoller_terminated(poller))
             break;
     }
-    //  Drain: read until the socket has been quiet for a moment, so events still in flight
-    //  from emitters that just closed reach the file.
+    //  Drain. Once the run is over, first wait (at most S_END_GRACE_MS) until every emitter of
+    //  another process has hung up: a client host's last events ("ended") may still be on a
+    //  slow link, and its event sockets close only once they have delivered them. Then read
+    //  until the socket has been quiet for a moment, so events still in flight from emitters
+    //  that just closed reach the file.
+    zpoller_destroy(&poller);
+    poller = zpoller_new(self->pull, NULL);
+    if (poller && self->refusals)
+        zpoller_add(poller, self->refusals);
+    int64_t grace_end = zclock_mono() + S_END_GRACE_MS;
+    while (poller && self->final_seen && self->connections > 0 && zclock_mono() < grace_end) {
+        void *which = zpoller_wait(poller, (int)(grace_end - zclock_mono()));
+        if (which == self->pull)
+            s_drain(self, S_BATCH);
+        else if (which && which == self->refusals)
+            s_logger_watch(self);
+    }
     zpoller_destroy(&poller);
     poller = zpoller_new(self->pull, NULL);
     while (poller && zpoller_wait(poller, S_DRAIN_QUIET_MS) == self->pull)
         s_drain(self, S_BATCH);
     zpoller_destroy(&poller);
+    if (self->final_seen && self->connections > 0) {
+        //  Said in the file and on stderr: the log may lack what those emitters sent last.
+        fprintf(stderr,
+                "logger: %" PRId64 " emitters of other processes were still connected %d s "
+                "after the run ended (host down or link slow): their last events may be "
+                "missing\n",
+                self->connections, S_END_GRACE_MS / 1000);
+        hafl_msg_t *msg = s_event_new(self->run_id, "logger", -1, "events-incomplete");
+        if (msg) {
+            hafl_log_event_t *ev = &msg->u.log_event;
+            hafl_log_event_add_int(ev, "still_connected", self->connections);
+            hafl_log_event_add_int(ev, "waited_ms", S_END_GRACE_MS);
+            s_event_sanitise(ev);
+            s_logger_emit(self, ev, NULL);
+            hafl_msg_destroy(&msg);
+        }
+    }
     s_logger_destroy(self);
 }
 

@@ -367,8 +367,10 @@ static int s_header_read(hafl_gguf_t *self, s_cursor_t *c, uint64_t *n_tensors, 
     if (self->size < S_HEADER_BYTES)
         return s_fail(self, err, errlen, "truncated: %zu bytes, shorter than the %d-byte header",
                       self->size, S_HEADER_BYTES);
-    const uint8_t *p;
-    s_take(c, S_HEADER_BYTES, &p);
+    const uint8_t *p = NULL;
+    if (!s_take(c, S_HEADER_BYTES, &p)) //  cannot fail after the size check; said for the reader
+        return s_fail(self, err, errlen, "truncated: shorter than the %d-byte header",
+                      S_HEADER_BYTES);
     self->version = s_le32(p + 4);
     *n_tensors = s_le64(p + 8);
     *n_kv = s_le64(p + 16);
