@@ -119,15 +119,80 @@ uint32_t hafl_placement_max_clients_per_process(const hafl_topology_t *t, bool i
     return most;
 }
 
-int hafl_placement_check_limits(const hafl_topology_t *t, bool in_process, char *err,
-                                size_t errlen)
+//  One unsigned number from a /proc file (its first field), or 0 when it cannot be read.
+static uint64_t s_proc_number(const char *path)
 {
+    FILE *file = fopen(path, "r");
+    unsigned long long value = 0;
+    if (!file)
+        return 0;
+    if (fscanf(file, "%llu", &value) != 1)
+        value = 0;
+    fclose(file);
+    return value;
+}
+
+//  Threads a process may still start, as this system's limits allow: kernel.pid_max less the
+//  threads alive now (/proc/loadavg's total), kernel.threads-max, vm.max_map_count / 2 (each
+//  thread stack is a mapping and its guard page another) and, for a user without root,
+//  RLIMIT_NPROC. why receives the limits as "name value" words. UINT64_MAX when none is known.
+static uint64_t s_threads_left(char *why, size_t whylen)
+{
+    uint64_t pid_max = s_proc_number("/proc/sys/kernel/pid_max");
+    uint64_t threads_max = s_proc_number("/proc/sys/kernel/threads-max");
+    uint64_t maps = s_proc_number("/proc/sys/vm/max_map_count");
+    unsigned long long running = 0, total = 0;
+    FILE *loadavg = fopen("/proc/loadavg", "r");
+    if (loadavg) {
+        if (fscanf(loadavg, "%*f %*f %*f %llu/%llu", &running, &total) != 2)
+            total = 0;
+        fclose(loadavg);
+    }
+    uint64_t left = UINT64_MAX;
+    int used = snprintf(why, whylen,
+                        "kernel.pid_max %llu with %llu threads running, "
+                        "kernel.threads-max %llu, vm.max_map_count %llu",
+                        (unsigned long long)pid_max, total, (unsigned long long)threads_max,
+                        (unsigned long long)maps);
+    if (pid_max)
+        left = pid_max > total ? pid_max - total : 0;
+    uint64_t threads_left = threads_max > total ? threads_max - total : 0;
+    if (threads_max && threads_left < left)
+        left = threads_left;
+    if (maps && maps / 2 < left)
+        left = maps / 2;
+    struct rlimit nproc;
+    if (getuid() != 0 && getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY) {
+        if (nproc.rlim_cur < left)
+            left = nproc.rlim_cur;
+        if (used > 0 && (size_t)used < whylen)
+            snprintf(why + used, whylen - (size_t)used, ", ulimit -u %llu",
+                     (unsigned long long)nproc.rlim_cur);
+    }
+    return left;
+}
+
+int hafl_placement_check_limits(const hafl_topology_t *t, bool in_process, char *err, size_t errlen)
+{
+    uint32_t clients = hafl_placement_max_clients_per_process(t, in_process);
+    //  Each in-process client is an actor thread of its own.
+    char limits[256];
+    uint64_t threads = s_threads_left(limits, sizeof limits);
+    if (threads != UINT64_MAX && (uint64_t)clients + HAFL_PLACEMENT_THREADS_BASE > threads) {
+        uint64_t fit =
+            threads > HAFL_PLACEMENT_THREADS_BASE ? threads - HAFL_PLACEMENT_THREADS_BASE : 0;
+        snprintf(err, errlen,
+                 "%s: clients/count: %u clients in one process need %u threads (one each), and "
+                 "this system allows about %llu more (%s), enough for %llu: spread them over "
+                 "more processes (placement/mode hosts) or raise those limits",
+                 t->path, clients, clients, (unsigned long long)threads, limits,
+                 (unsigned long long)fit);
+        return -1;
+    }
     struct rlimit limit;
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_max == RLIM_INFINITY)
         return 0;
-    uint32_t clients = hafl_placement_max_clients_per_process(t, in_process);
-    uint64_t need =
-        (uint64_t)clients * HAFL_PLACEMENT_FDS_PER_CLIENT + HAFL_PLACEMENT_FDS_BASE;
+    uint64_t need = (uint64_t)clients * HAFL_PLACEMENT_FDS_PER_CLIENT + HAFL_PLACEMENT_FDS_BASE;
     if (need <= (uint64_t)limit.rlim_max)
         return 0;
     uint64_t fit = limit.rlim_max > HAFL_PLACEMENT_FDS_BASE

@@ -62,13 +62,18 @@ const hafl_group_t *hafl_placement_find(const hafl_placement_t *placement, const
 //  each socket's mailbox; measured 4.75 with 1000 clients), and those a process holds besides.
 #define HAFL_PLACEMENT_FDS_PER_CLIENT 5u
 #define HAFL_PLACEMENT_FDS_BASE 256u
+//  Threads a process runs besides one per in-process client (pool, I/O, server, aggregator,
+//  evaluator, logger, signals), with room to spare.
+#define HAFL_PLACEMENT_THREADS_BASE 256u
 //  The most clients one process of this placement runs: all of them in one process (in_process,
 //  or placement/mode inproc), else the largest group's. 0 when no process runs clients.
 uint32_t hafl_placement_max_clients_per_process(const hafl_topology_t *topology, bool in_process);
-//  0 when every process of the placement can open the file descriptors its clients need under
-//  this system's hard limit (RLIMIT_NOFILE, which a node raises its soft limit to); else -1
-//  with a one-line reason naming clients/count, the need and the limit. `hafl check` and
-//  `hafl run` refuse the topology with it (exit 2), so they agree.
+//  0 when every process of the placement can start a thread per client (kernel.pid_max less
+//  the threads running, kernel.threads-max, vm.max_map_count / 2 and, without root, ulimit -u)
+//  and open the file descriptors its clients need under this system's hard limit
+//  (RLIMIT_NOFILE, which a node raises its soft limit to); else -1 with a one-line reason
+//  naming clients/count, the need and the limits. `hafl check` and `hafl run` refuse the
+//  topology with it (exit 2), so they agree.
 int hafl_placement_check_limits(const hafl_topology_t *topology, bool in_process, char *err,
                                 size_t errlen);
 //  Resolve endpoints; in_process selects inproc derivation, otherwise the topology's transport
