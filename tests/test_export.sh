@@ -44,6 +44,11 @@ export_and_check() {
         >"$work/$3.out" 2>&1 || fail "$3: hafl export: $(cat "$work/$3.out")"
     "$tester" --check-gguf "$1" "$work/$3.gguf" "$2" || fail "$3: the GGUF differs from the run"
     "$tester" --dump "$1" "$2" "$work/$3.json" || fail "$3: test_export --dump"
+    # hafl info describes the adapter as one (not as a model with no hyperparameters).
+    "$hafl" info "$work/$3.gguf" >"$work/$3.info" 2>&1 || fail "$3: hafl info: $(cat "$work/$3.info")"
+    grep -q '^type: adapter (lora)$' "$work/$3.info" && grep -q '^lora alpha: ' "$work/$3.info" &&
+        grep -q '^lora pairs: [1-9]' "$work/$3.info" ||
+        fail "$3: hafl info does not describe the adapter: $(cat "$work/$3.info")"
     "$python" "$src/tests/test_export_peft.py" "$work/$3.json" "$work/$3-peft" "$2" ||
         fail "$3: the PEFT folder differs from the run"
 }

@@ -7,8 +7,11 @@
     tokenizer kind (tokenizer.ggml.model and .pre), the tensor count with a count per type, the
     total parameter count, and the LoRA targets: for each of wq wk wv wo w1 w2 w3 (tensors
     blk.N.attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_down, ffn_up) in how many blocks it
-    exists, with its [rows][cols] shape and type in the lowest block holding it. FILE is a path
-    or an asset name. A file the reader refuses gives its one-line reason on stderr and exit 2.
+    exists, with its [rows][cols] shape and type in the lowest block holding it. A LoRA adapter
+    (general.type adapter, as `hafl export --gguf-lora` and llama.cpp write them) is described
+    as one instead: its kind, alpha, the lora_a / lora_b pairs, their rank and the blocks they
+    adapt, with the tensor summary. FILE is a path or an asset name. A file the reader refuses
+    gives its one-line reason on stderr and exit 2.
 */
 #include "hafl_asset.h"
 #include "hafl_cmd.h"
@@ -173,6 +176,59 @@ static int s_block_of(const char *name, uint64_t *index, const char **rest)
     return 0;
 }
 
+//  A string key's value as "%.*s" arguments, or "absent".
+static hafl_gguf_str_t s_string(const hafl_gguf_t *g, const char *key)
+{
+    hafl_gguf_str_t value = {"absent", 6};
+    char err[256];
+    if (hafl_gguf_find(g, key) && hafl_gguf_get_str(g, key, &value, err, sizeof err) != 0)
+        value = (hafl_gguf_str_t){"(not a string)", 14};
+    if (value.len > S_SHOWN_STRING)
+        value.len = S_SHOWN_STRING;
+    return value;
+}
+
+//  A LoRA adapter file: true when general.type says so, and then its description is printed.
+static bool s_print_adapter(const hafl_gguf_t *g)
+{
+    hafl_gguf_str_t type = s_string(g, "general.type");
+    if (type.len != 7 || memcmp(type.data, "adapter", 7) != 0)
+        return false;
+    hafl_gguf_str_t kind = s_string(g, "adapter.type");
+    printf("type: adapter (%.*s)\n", (int)kind.len, kind.data);
+    float alpha;
+    char err[256];
+    if (hafl_gguf_get_f32(g, "adapter.lora.alpha", &alpha, err, sizeof err) == 0)
+        printf("lora alpha: %g\n", (double)alpha);
+    else
+        printf("lora alpha: absent\n");
+    size_t pairs = 0;
+    uint64_t rank = 0, lowest = UINT64_MAX, highest = 0;
+    bool ranks_differ = false;
+    for (size_t i = 0; i < hafl_gguf_tensor_count(g); i++) {
+        const hafl_gguf_tensor_t *t = hafl_gguf_tensor_at(g, i);
+        size_t len = strlen(t->name);
+        if (len < 7 || strcmp(t->name + len - 7, ".lora_a") != 0 || t->n_dims != 2)
+            continue;
+        pairs++;
+        ranks_differ |= rank && t->dims[1] != rank;
+        rank = t->dims[1]; //  lora_a is {d_in, r}
+        uint64_t block;
+        const char *rest;
+        if (s_block_of(t->name, &block, &rest) == 0) {
+            lowest = block < lowest ? block : lowest;
+            highest = block > highest ? block : highest;
+        }
+    }
+    printf("lora pairs: %zu (lora_a / lora_b)\n", pairs);
+    if (pairs)
+        printf("lora rank: %" PRIu64 "%s\n", rank,
+               ranks_differ ? " (differs between tensors)" : "");
+    if (lowest != UINT64_MAX)
+        printf("blocks adapted: %" PRIu64 "..%" PRIu64 "\n", lowest, highest);
+    return true;
+}
+
 //  Blocks: the block_count key when it is a usable integer, else one past the largest N of the
 //  tensors named blk.N.*.
 static uint64_t s_block_count(const hafl_gguf_t *g, const char *arch)
@@ -276,11 +332,15 @@ int hafl_cmd_info(int argc, char **argv)
            hafl_gguf_version(g), hafl_gguf_alignment(g), size, hafl_gguf_data_offset(g));
     const char *arch = hafl_gguf_architecture(g);
     printf("architecture: %s\n", arch ? arch : "absent");
-    if (arch)
-        s_print_hyperparameters(g, arch);
-    s_print_tokenizer(g);
-    s_print_tensor_summary(g);
-    s_print_lora_targets(g, arch);
+    if (s_print_adapter(g)) {
+        s_print_tensor_summary(g);
+    } else {
+        if (arch)
+            s_print_hyperparameters(g, arch);
+        s_print_tokenizer(g);
+        s_print_tensor_summary(g);
+        s_print_lora_targets(g, arch);
+    }
     hafl_gguf_destroy(&g);
     free(path);
     return HAFL_EXIT_OK;
