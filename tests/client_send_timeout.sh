@@ -17,6 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 fail() { echo "FAIL: $*"; for f in "$work"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
+. "${HAFL_SOURCE_DIR:?}/tests/loopback_hosts.sh"
 cd "$work"
 
 # Wait until file $1 holds a line matching $2 while process $3 lives (up to 60 s).
@@ -30,11 +31,8 @@ wait_for() {
     done
 }
 
-# Four free ports of its own, below the block the other bus tests draw from
-# (python_client_harness.free_base_port binds them to make sure).
-port=$(cd "${HAFL_SOURCE_DIR:?}/tests" && /usr/bin/python3 -c \
-    'from python_client_harness import free_base_port; print(free_base_port())') ||
-    fail "no free tcp ports"
+# Four free ports of its own (tests/loopback_hosts.sh).
+port=$(free_ports "${HAFL_SOURCE_DIR:?}") || fail "no free tcp ports"
 cat > topology.zpl <<EOF
 seed = 5
 model
@@ -57,23 +55,8 @@ clients
     ranks = 4,4
     local_steps = 600
     batch = 8
-logger
-    run_dir = $work/runs
-placement
-    mode = hosts
-    transport = tcp
-    base_port = $port
-    hosts
-        alpha
-            address = 127.0.0.1
-            server = true
-            evaluator = true
-        beta
-            address = 127.0.0.1
-            clients = 0-1
-security
-    insecure = true
 EOF
+two_hosts_tail "$work/runs" "$port" >> topology.zpl
 if ! "$hafl" check topology.zpl > check.log 2>&1; then
     grep -q "not found" check.log && { echo "skipped: $(grep 'not found' check.log | head -1)"; exit 77; }
     fail "topology refused: $(cat check.log)"

@@ -19,16 +19,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 fail() { echo "FAIL: $*"; for f in "$work"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
+. "$source_dir/tests/loopback_hosts.sh"
 cd "$work"
 
 # Four free ports for alpha's endpoints and four for the proxy (two used).
-free_ports() {
-    (cd "$source_dir/tests" && /usr/bin/python3 -c \
-        'from python_client_harness import free_base_port; print(free_base_port())')
-}
-base=$(free_ports) || fail "no free tcp ports"
-slow=$(free_ports) || fail "no free tcp ports"
-[ "$slow" != "$base" ] || slow=$(free_ports)
+base=$(free_ports "$source_dir") || fail "no free tcp ports"
+slow=$(free_ports "$source_dir") || fail "no free tcp ports"
+[ "$slow" != "$base" ] || slow=$(free_ports "$source_dir")
 
 cat > topology.zpl <<EOF
 seed = 9
@@ -44,23 +41,8 @@ clients
     ranks = 4,4
     local_steps = 5
     batch = 8
-logger
-    run_dir = $work/runs
-placement
-    mode = hosts
-    transport = tcp
-    base_port = $base
-    hosts
-        alpha
-            address = 127.0.0.1
-            server = true
-            evaluator = true
-        beta
-            address = 127.0.0.1
-            clients = 0-1
-security
-    insecure = true
 EOF
+two_hosts_tail "$work/runs" "$base" >> topology.zpl
 "$hafl" check topology.zpl > check.log 2>&1 || fail "topology refused: $(cat check.log)"
 
 /usr/bin/python3 "$source_dir/tests/slow_link_proxy.py" 400 "$slow:$base" "$((slow + 1)):$((base + 2))" \
