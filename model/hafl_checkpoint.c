@@ -36,6 +36,7 @@
 #define S_MAX_HEADS  1024
 #define S_MAX_VOCAB  (1 << 20)
 #define S_MAX_SEQ    (1 << 20)
+#define S_MAX_HEAD   4096
 
 //  Check a config for sane values; 0, or -1 with a reason (prefixed by what) in err.
 static int s_config_check(const hafl_llama_config_t *c, const char *what, char *err, size_t errlen)
@@ -57,9 +58,16 @@ static int s_config_check(const hafl_llama_config_t *c, const char *what, char *
                      fields[i].name, fields[i].value, fields[i].cap);
             return -1;
         }
-    if (c->dim % c->n_heads != 0) {
+    //  Without a head size of its own (llama2.c files always), heads split dim evenly.
+    if (c->head_size == 0 && c->dim % c->n_heads != 0) {
         snprintf(err, errlen, "%s: header nonsense: n_heads = %d does not divide dim = %d", what,
                  c->n_heads, c->dim);
+        return -1;
+    }
+    if (c->head_size < 0 || c->head_size > S_MAX_HEAD ||
+        (int64_t)c->n_heads * hafl_llama_head_size(c) > S_MAX_HIDDEN) {
+        snprintf(err, errlen, "%s: head size %d with %d heads is out of range", what,
+                 hafl_llama_head_size(c), c->n_heads);
         return -1;
     }
     if (c->n_heads % c->n_kv_heads != 0) {
@@ -68,9 +76,9 @@ static int s_config_check(const hafl_llama_config_t *c, const char *what, char *
         return -1;
     }
     //  RoPE rotates pairs inside a head, so a head needs an even width.
-    if ((c->dim / c->n_heads) % 2 != 0) {
-        snprintf(err, errlen, "%s: header nonsense: head size dim / n_heads = %d is odd", what,
-                 c->dim / c->n_heads);
+    if (hafl_llama_head_size(c) % 2 != 0) {
+        snprintf(err, errlen, "%s: header nonsense: head size %d is odd", what,
+                 hafl_llama_head_size(c));
         return -1;
     }
     //  Written so that NaN fails too.
@@ -90,13 +98,14 @@ static uint64_t s_bias_floats(const hafl_llama_config_t *c)
 {
     if (!c->qkv_bias)
         return 0;
-    return (uint64_t)c->n_layers * ((uint64_t)c->dim + 2 * (uint64_t)hafl_llama_kv_dim(c));
+    return (uint64_t)c->n_layers *
+           ((uint64_t)hafl_llama_q_dim(c) + 2 * (uint64_t)hafl_llama_kv_dim(c));
 }
 
 //  Floats of the two legacy RoPE tables a llama2.c file carries (GGUF files have none).
 static uint64_t s_rope_floats(const hafl_llama_config_t *c)
 {
-    return 2 * (uint64_t)c->seq_len * ((uint64_t)(c->dim / c->n_heads) / 2);
+    return 2 * (uint64_t)c->seq_len * ((uint64_t)hafl_llama_head_size(c) / 2);
 }
 
 //  Float count of everything after the header, for a checked config; rope says whether the
@@ -105,9 +114,9 @@ static uint64_t s_float_count(const hafl_llama_config_t *c, bool rope)
 {
     uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
     uint64_t layers = (uint64_t)c->n_layers, vocab = (uint64_t)c->vocab_size;
-    uint64_t kv = (uint64_t)hafl_llama_kv_dim(c);
-    uint64_t n = vocab * dim;                                   //  token_embedding
-    n += layers * (dim + dim * dim + 2 * kv * dim + dim * dim); //  rms_att wq wk wv wo
+    uint64_t kv = (uint64_t)hafl_llama_kv_dim(c), q = (uint64_t)hafl_llama_q_dim(c);
+    uint64_t n = vocab * dim;                                 //  token_embedding
+    n += layers * (dim + q * dim + 2 * kv * dim + dim * q);   //  rms_att wq wk wv wo
     n += layers * (dim + 3 * hidden * dim);                     //  rms_ffn w1 w2 w3
     n += dim;                                                   //  rms_final
     n += rope ? s_rope_floats(c) : 0;                           //  legacy RoPE tables
@@ -122,13 +131,13 @@ static void s_weights_map(hafl_llama_weights_t *w, const hafl_llama_config_t *c,
                           bool rope)
 {
     size_t dim = (size_t)c->dim, hidden = (size_t)c->hidden_dim, layers = (size_t)c->n_layers;
-    size_t kv = (size_t)hafl_llama_kv_dim(c);
+    size_t kv = (size_t)hafl_llama_kv_dim(c), q = (size_t)hafl_llama_q_dim(c);
     w->token_embedding = p, p += (size_t)c->vocab_size * dim;
     w->rms_att = p, p += layers * dim;
-    w->wq = p, p += layers * dim * dim;
+    w->wq = p, p += layers * q * dim;
     w->wk = p, p += layers * kv * dim;
     w->wv = p, p += layers * kv * dim;
-    w->wo = p, p += layers * dim * dim;
+    w->wo = p, p += layers * dim * q;
     w->rms_ffn = p, p += layers * dim;
     w->w1 = p, p += layers * hidden * dim;
     w->w2 = p, p += layers * dim * hidden;
@@ -139,7 +148,7 @@ static void s_weights_map(hafl_llama_weights_t *w, const hafl_llama_config_t *c,
     p += c->shared_classifier ? 0 : (size_t)c->vocab_size * dim;
     w->bq = w->bk = w->bv = NULL;
     if (c->qkv_bias) {
-        w->bq = p, p += layers * dim;
+        w->bq = p, p += layers * q;
         w->bk = p, p += layers * kv;
         w->bv = p;
     }
@@ -162,7 +171,7 @@ static int s_digest(hafl_checkpoint_t *self, char *err, size_t errlen)
     }
     const hafl_llama_config_t *c = &self->config;
     bool implicit = c->rope_base == HAFL_LLAMA2C_ROPE_BASE && c->rms_eps == HAFL_LLAMA2C_RMS_EPS &&
-                    !c->rope_neox && !c->qkv_bias;
+                    !c->rope_neox && !c->qkv_bias && c->head_size == 0;
     if (implicit || self->mapped) {
         crypto_hash_sha256(self->digest, self->memory, self->size);
         return 0;
@@ -285,6 +294,13 @@ static int s_gguf_config(const hafl_gguf_t *g, hafl_llama_config_t *c, char *err
         return -1;
     }
     c->vocab_size = (int)embd->dims[1];
+    //  The head size: attention.key_length when the file states it (Mistral Nemo's heads are
+    //  not dim / n_heads wide, say), else dim / n_heads.
+    snprintf(key, sizeof key, "%s.attention.key_length", arch);
+    c->head_size = 0;
+    if (hafl_gguf_find(g, key) &&
+        s_gguf_hyper(g, arch, "attention.key_length", S_MAX_HEAD, &c->head_size, err, errlen))
+        return -1;
     c->shared_classifier = hafl_gguf_tensor(g, "output.weight") == NULL;
     //  Biases come as a set: the first decides, s_gguf_weights requires the others.
     c->qkv_bias = hafl_gguf_tensor(g, "blk.0.attn_q.bias") != NULL;
@@ -306,13 +322,11 @@ static int s_gguf_config(const hafl_gguf_t *g, hafl_llama_config_t *c, char *err
             return -1;
         }
     }
-    //  The engine's heads are dim / n_heads wide and rotate whole: other key or value widths
-    //  and partial rotary embeddings are refused.
-    int hs = c->dim / c->n_heads;
-    if (s_gguf_expect(g, arch, "attention.key_length", hs,
-                      "the engine's heads are dim / heads =", err, errlen) ||
-        s_gguf_expect(g, arch, "attention.value_length", hs,
-                      "the engine's heads are dim / heads =", err, errlen) ||
+    //  Values as wide as keys, and RoPE over whole heads: other value widths and partial
+    //  rotary embeddings are refused.
+    int hs = hafl_llama_head_size(c);
+    if (s_gguf_expect(g, arch, "attention.value_length", hs,
+                      "the engine's value heads are as wide as its key heads,", err, errlen) ||
         s_gguf_expect(g, arch, "rope.dimension_count", hs, "the engine rotates whole heads of", err,
                       errlen))
         return -1;
@@ -566,10 +580,11 @@ hafl_checkpoint_t *hafl_checkpoint_random(const hafl_llama_config_t *config, uin
                  config->vocab_size, config->seq_len, config->shared_classifier ? "" : ",separate");
     if (used > 0 && (size_t)used < sizeof name &&
         (config->rope_base != HAFL_LLAMA2C_ROPE_BASE || config->rms_eps != HAFL_LLAMA2C_RMS_EPS ||
-         config->rope_neox || config->qkv_bias))
-        snprintf(name + used, sizeof name - (size_t)used, ",base=%g,eps=%g%s%s",
+         config->rope_neox || config->qkv_bias || config->head_size))
+        snprintf(name + used, sizeof name - (size_t)used, ",base=%g,eps=%g%s%s,hs=%d",
                  (double)config->rope_base, (double)config->rms_eps,
-                 config->rope_neox ? ",neox" : "", config->qkv_bias ? ",bias" : "");
+                 config->rope_neox ? ",neox" : "", config->qkv_bias ? ",bias" : "",
+                 hafl_llama_head_size(config));
     if (s_config_check(config, name, err, errlen) != 0)
         return NULL;
     hafl_checkpoint_t *self = calloc(1, sizeof(hafl_checkpoint_t));
@@ -638,18 +653,18 @@ size_t hafl_llama_gguf_blocks(const hafl_llama_config_t *c, const hafl_llama_wei
                               int layer, hafl_llama_gguf_block_t out[HAFL_LLAMA_GGUF_BLOCKS])
 {
     uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
-    uint64_t kv = (uint64_t)hafl_llama_kv_dim(c);
+    uint64_t kv = (uint64_t)hafl_llama_kv_dim(c), q = (uint64_t)hafl_llama_q_dim(c);
     const hafl_llama_gguf_block_t table[HAFL_LLAMA_GGUF_BLOCKS] = {
         {"attn_norm.weight", w->rms_att, 0, dim},
-        {"attn_q.weight", w->wq, dim, dim},
+        {"attn_q.weight", w->wq, q, dim},
         {"attn_k.weight", w->wk, kv, dim},
         {"attn_v.weight", w->wv, kv, dim},
-        {"attn_output.weight", w->wo, dim, dim},
+        {"attn_output.weight", w->wo, dim, q},
         {"ffn_norm.weight", w->rms_ffn, 0, dim},
         {"ffn_gate.weight", w->w1, hidden, dim},
         {"ffn_down.weight", w->w2, dim, hidden},
         {"ffn_up.weight", w->w3, hidden, dim},
-        {"attn_q.bias", w->bq, 0, dim},
+        {"attn_q.bias", w->bq, 0, q},
         {"attn_k.bias", w->bk, 0, kv},
         {"attn_v.bias", w->bv, 0, kv}};
     size_t n = c->qkv_bias ? HAFL_LLAMA_GGUF_BLOCKS : HAFL_LLAMA_GGUF_BLOCKS - 3;

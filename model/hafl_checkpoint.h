@@ -7,7 +7,7 @@
     rms_ffn [L][dim], w1 [L][hidden][dim], w2 [L][dim][hidden], w3 [L][hidden][dim],
     rms_final [dim], two legacy RoPE tables [seq_len][head_size/2] each (skipped), and, when not
     shared, wcls [vocab][dim]. Matrices are row-major [d_out][d_in], so y = W x.
-    kv_dim = dim * n_kv_heads / n_heads, head_size = dim / n_heads.
+    head_size = dim / n_heads, kv_dim = n_kv_heads * head_size (q_dim = dim).
 
     Opening checks the header for sane values and the exact file size the header implies, and
     fails with a one-line reason naming the file. The mapping is shared by every in-process
@@ -19,16 +19,17 @@
     `ARCH.embedding_length` (dim), `feed_forward_length`, `block_count`, `attention.head_count`,
     `attention.head_count_kv` (absent: n_heads), `context_length` (seq_len),
     `attention.layer_norm_rms_epsilon` (required), `rope.freq_base` (absent: 10000) and
-    token_embd.weight's rows (vocab; must equal `ARCH.vocab_size` when present). The engine's
-    heads are dim / n_heads wide and rotate whole: `attention.key_length`,
-    `attention.value_length` and `rope.dimension_count`, when present, must equal that, and
-    `rope.scaling.type` must be none; other values are refused naming the key. llama rotates
-    adjacent channel pairs, qwen2 NeoX pairs (train/hafl_rope.h). Tensors (GGUF shapes are
-    {cols, rows}): token_embd [vocab][dim], blk.N.attn_norm / ffn_norm [dim], attn_q [dim][dim],
-    attn_k / attn_v [kv_dim][dim], attn_output [dim][dim], ffn_gate / ffn_up [hidden][dim],
-    ffn_down [dim][hidden], output_norm [dim], output [vocab][dim] (absent: shared with
-    token_embd), and for qwen2 the biases blk.N.attn_q.bias [dim], attn_k.bias / attn_v.bias
-    [kv_dim] (all three or none). Each is checked against the config (a one-line error naming
+    token_embd.weight's rows (vocab; must equal `ARCH.vocab_size` when present). The head size
+    hs is `attention.key_length` (absent: dim / n_heads); `attention.value_length` and
+    `rope.dimension_count`, when present, must equal it (values as wide as keys, RoPE over whole
+    heads), and `rope.scaling.type` must be none; other values are refused naming the key.
+    q_dim = n_heads * hs, kv_dim = n_kv_heads * hs. llama rotates adjacent channel pairs, qwen2
+    NeoX pairs (train/hafl_rope.h). Tensors (GGUF shapes are {cols, rows}): token_embd
+    [vocab][dim], blk.N.attn_norm / ffn_norm [dim], attn_q [q_dim][dim], attn_k / attn_v
+    [kv_dim][dim], attn_output [dim][q_dim], ffn_gate / ffn_up [hidden][dim], ffn_down
+    [dim][hidden], output_norm [dim], output [vocab][dim] (absent: shared with token_embd), and
+    for qwen2 the biases blk.N.attn_q.bias [q_dim], attn_k.bias / attn_v.bias [kv_dim] (all
+    three or none). Each is checked against the config (a one-line error naming
     the tensor) and dequantised to float32 into one allocation (any hafl_quant type it decodes);
     a tensor outside this list is refused. The GGUF's RoPE tables do not exist, so the image is
     the floats only (biases after the classifier), and the digest is the SHA-256 of the whole
@@ -57,6 +58,8 @@ typedef struct {
     float rms_eps;      //  RMSNorm epsilon (llama2.c: 1e-5)
     bool rope_neox;     //  RoPE pairs (i, i + hs/2) as qwen2, not (2i, 2i+1) as llama
     bool qkv_bias;      //  q, k and v projections add a bias (qwen2)
+    int head_size;      //  hs, the width of one attention head; 0 means dim / n_heads (always
+                        //  so in llama2.c files; a GGUF may say otherwise with key_length)
 } hafl_llama_config_t;
 
 #define HAFL_LLAMA2C_ROPE_BASE 10000.0f
@@ -65,17 +68,17 @@ typedef struct {
 typedef struct {
     const float *token_embedding;   //  [vocab][dim]
     const float *rms_att;           //  [L][dim]
-    const float *wq;                //  [L][dim][dim]
+    const float *wq;                //  [L][q_dim][dim] (q_dim = dim in llama2.c files)
     const float *wk;                //  [L][kv_dim][dim]
     const float *wv;                //  [L][kv_dim][dim]
-    const float *wo;                //  [L][dim][dim]
+    const float *wo;                //  [L][dim][q_dim]
     const float *rms_ffn;           //  [L][dim]
     const float *w1;                //  [L][hidden][dim]
     const float *w2;                //  [L][dim][hidden]
     const float *w3;                //  [L][hidden][dim]
     const float *rms_final;         //  [dim]
     const float *wcls;              //  [vocab][dim] (== token_embedding when shared)
-    const float *bq;                //  [L][dim]     q bias, NULL unless config.qkv_bias
+    const float *bq;                //  [L][q_dim]   q bias, NULL unless config.qkv_bias
     const float *bk;                //  [L][kv_dim]
     const float *bv;                //  [L][kv_dim]
 } hafl_llama_weights_t;
@@ -100,10 +103,23 @@ hafl_checkpoint_t *hafl_checkpoint_random (const hafl_llama_config_t *config, ui
                                            char *err, size_t errlen);
 void hafl_checkpoint_destroy (hafl_checkpoint_t **self_p);
 
+//  hs: the config's head_size, or dim / n_heads when it is 0.
+static inline int
+hafl_llama_head_size (const hafl_llama_config_t *c)
+{
+    return c->head_size > 0 ? c->head_size : c->dim / c->n_heads;
+}
+//  Width of q and of the attention output: n_heads * hs (dim unless the head size says not).
+static inline int
+hafl_llama_q_dim (const hafl_llama_config_t *c)
+{
+    return c->n_heads * hafl_llama_head_size (c);
+}
+//  Width of k and v: n_kv_heads * hs.
 static inline int
 hafl_llama_kv_dim (const hafl_llama_config_t *c)
 {
-    return c->dim * c->n_kv_heads / c->n_heads;
+    return c->n_kv_heads * hafl_llama_head_size (c);
 }
 
 //  The per-block tensors of a llama or qwen2 GGUF (blk.N.<name>) and where each lives in hafl's

@@ -48,13 +48,15 @@ hafl_llama_ref_t *hafl_llama_ref_new(const hafl_checkpoint_t *checkpoint, int ma
     self->max_T = max_T;
     self->exact = exact;
     size_t C = (size_t)c->dim, H = (size_t)c->hidden_dim, V = (size_t)c->vocab_size;
+    size_t Q = (size_t)hafl_llama_q_dim(c);
     size_t cache = (size_t)c->n_layers * (size_t)max_T * (size_t)hafl_llama_kv_dim(c);
     size_t widest = V > H ? V : H;
     widest = widest > C ? widest : C;
+    widest = widest > Q ? widest : Q;
     self->x = calloc(C, sizeof(float));
-    self->xb = calloc(C, sizeof(float));
+    self->xb = calloc(C > Q ? C : Q, sizeof(float)); //  normed x [C], or attention out [Q]
     self->xb2 = calloc(C, sizeof(float));
-    self->q = calloc(C, sizeof(float));
+    self->q = calloc(Q, sizeof(float));
     self->hb = calloc(H, sizeof(float));
     self->hb2 = calloc(H, sizeof(float));
     self->att = calloc((size_t)max_T, sizeof(float));
@@ -285,11 +287,11 @@ static void s_rope(float *q, float *k, int pos, int C, int KV, int head_size, fl
 }
 
 //  Attention of every head at position pos over cached positions 0..pos of layer l:
-//  xb [C] = concat over heads h of sum_t softmax_t (q_h . k_t / sqrt (hs)) v_t.
+//  xb [Q] = concat over heads h of sum_t softmax_t (q_h . k_t / sqrt (hs)) v_t.
 static void s_attention(hafl_llama_ref_t *self, int l, int pos)
 {
     const hafl_llama_config_t *c = &self->config;
-    int C = c->dim, KV = hafl_llama_kv_dim(c), hs = C / c->n_heads;
+    int KV = hafl_llama_kv_dim(c), hs = hafl_llama_head_size(c);
     int kv_mul = c->n_heads / c->n_kv_heads;
     bool exact = self->exact;
     size_t layer_off = (size_t)l * self->max_T * KV;
@@ -347,7 +349,8 @@ const float *hafl_llama_ref_step(hafl_llama_ref_t *self, int32_t token, int pos)
     const hafl_llama_weights_t *w = &self->checkpoint->weights;
     if (token < 0 || token >= c->vocab_size || pos < 0 || pos >= self->max_T)
         return NULL;
-    int C = c->dim, H = c->hidden_dim, KV = hafl_llama_kv_dim(c), hs = C / c->n_heads;
+    int C = c->dim, H = c->hidden_dim, KV = hafl_llama_kv_dim(c), hs = hafl_llama_head_size(c);
+    int Q = hafl_llama_q_dim(c);
     bool exact = self->exact;
     memcpy(self->x, w->token_embedding + (size_t)token * C, (size_t)C * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) {
@@ -356,16 +359,16 @@ const float *hafl_llama_ref_step(hafl_llama_ref_t *self, int32_t token, int pos)
         float *v = self->value_cache + cache_off; //  [KV]
         size_t L = (size_t)l;
         float eps = c->rms_eps;
-        const float *bq = w->bq ? w->bq + L * C : NULL;  //  [C]
+        const float *bq = w->bq ? w->bq + L * Q : NULL;  //  [Q]
         const float *bk = w->bk ? w->bk + L * KV : NULL; //  [KV]
         const float *bv = w->bv ? w->bv + L * KV : NULL; //  [KV]
         s_rmsnorm(self->xb, self->x, w->rms_att + L * C, C, eps, exact);
-        s_linear(self, self->q, self->xb, w->wq + L * C * C, bq, C, C, l, HAFL_WEIGHT_WQ);
+        s_linear(self, self->q, self->xb, w->wq + L * Q * C, bq, Q, C, l, HAFL_WEIGHT_WQ);
         s_linear(self, k, self->xb, w->wk + L * KV * C, bk, KV, C, l, HAFL_WEIGHT_WK);
         s_linear(self, v, self->xb, w->wv + L * KV * C, bv, KV, C, l, HAFL_WEIGHT_WV);
-        s_rope(self->q, k, pos, C, KV, hs, c->rope_base, c->rope_neox);
+        s_rope(self->q, k, pos, Q, KV, hs, c->rope_base, c->rope_neox);
         s_attention(self, l, pos);
-        s_linear(self, self->xb2, self->xb, w->wo + L * C * C, NULL, C, C, l, HAFL_WEIGHT_WO);
+        s_linear(self, self->xb2, self->xb, w->wo + L * C * Q, NULL, C, Q, l, HAFL_WEIGHT_WO);
         for (int i = 0; i < C; i++)
             self->x[i] += self->xb2[i];
         s_rmsnorm(self->xb, self->x, w->rms_ffn + L * C, C, eps, exact);

@@ -60,8 +60,14 @@ hafl_weight_shape (const hafl_llama_config_t *config, hafl_weight_t weight, uint
                    uint32_t *d_in)
 {
     uint32_t dim = (uint32_t) config->dim, kv = (uint32_t) hafl_llama_kv_dim (config);
-    uint32_t hidden = (uint32_t) config->hidden_dim;
+    uint32_t hidden = (uint32_t) config->hidden_dim, q = (uint32_t) hafl_llama_q_dim (config);
     switch (weight) {
+    case HAFL_WEIGHT_WQ:
+        *d_out = q, *d_in = dim;
+        break;
+    case HAFL_WEIGHT_WO:
+        *d_out = dim, *d_in = q;
+        break;
     case HAFL_WEIGHT_WK:
     case HAFL_WEIGHT_WV:
         *d_out = kv, *d_in = dim;

@@ -4,8 +4,8 @@
     A target list is a comma-separated subset of wq,wk,wv,wo,w1,w2,w3 (default wq,wk,wv,wo).
     Adapter matrices are numbered layer-major, in the fixed weight order wq wk wv wo w1 w2 w3:
     m = layer * n_targets + position of the weight among the selected ones. Matrix m is named
-    "L<layer>.<weight>" and has the weight's shape [d_out][d_in] (wq, wo: dim x dim; wk, wv:
-    kv_dim x dim; w1, w3: hidden x dim; w2: dim x hidden).
+    "L<layer>.<weight>" and has the weight's shape [d_out][d_in] (wq: q_dim x dim; wo: dim x
+    q_dim; wk, wv: kv_dim x dim; w1, w3: hidden x dim; w2: dim x hidden).
 */
 #ifndef HAFL_TARGETS_H
 #define HAFL_TARGETS_H

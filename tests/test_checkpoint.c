@@ -61,7 +61,8 @@ static void s_header_edit(uint8_t *image, int field, int32_t value)
 static void s_test_round_trip(bool shared)
 {
     hafl_llama_config_t config = {
-        16, 40, 2, 4, 2, 37, 8, shared, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS, false, false};
+        16,    40,    2, 4, 2, 37, 8, shared, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS,
+        false, false, 0};
     char err[512];
     hafl_checkpoint_t *r = hafl_checkpoint_random(&config, 7, err, sizeof err);
     CHECKF(r, "%s", err);
@@ -133,7 +134,7 @@ static void s_test_round_trip(bool shared)
     //  dim 16 with 16 heads gives head size 1: odd, so RoPE pairs would straddle heads.
     s_header_edit(image, 3, 16);
     s_header_edit(image, 4, 16);
-    s_expect_refused(image, r->size, "head size dim / n_heads = 1 is odd");
+    s_expect_refused(image, r->size, "head size 1 is odd");
     memcpy(image, r->memory, 28);
     //  A header that is fine but claims more layers than the file holds.
     s_header_edit(image, 2, 3);
@@ -149,7 +150,8 @@ static void s_test_round_trip(bool shared)
 static void s_test_random(void)
 {
     hafl_llama_config_t config = {
-        64, 96, 3, 8, 4, 100, 32, true, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS, false, false};
+        64,    96,    3, 8, 4, 100, 32, true, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS,
+        false, false, 0};
     char err[512];
     hafl_checkpoint_t *a = hafl_checkpoint_random(&config, 1, err, sizeof err);
     hafl_checkpoint_t *b = hafl_checkpoint_random(&config, 1, err, sizeof err);
@@ -306,29 +308,32 @@ typedef enum {
     S_LLAMA,  //  llama2.c's constants, stated in the file
     S_LLAMA3, //  llama with RoPE base 500000 and epsilon 1e-6 (Llama 3's)
     S_QWEN2,  //  qwen2: NeoX RoPE base 1e6, epsilon 1e-6, q/k/v biases
+    S_WIDE,   //  qwen2 with heads of 12 over dim 32 (q_dim 48, key_length 12), biases
 } s_arch_t;
 
 //  r as a GGUF with matrices of `type` opens as r with each matrix through that type.
 static void s_test_gguf_round_trip(bool shared, uint32_t type, s_arch_t arch)
 {
     hafl_llama_config_t config = {
-        32,    64,   2, 4, 2, 37, 24, shared, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS,
-        false, false};
+        32,    64,    2, 4, 2, 37, 24, shared, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS,
+        false, false, 0};
     if (arch == S_LLAMA3)
         config.rope_base = 500000.0f, config.rms_eps = 1e-6f;
-    if (arch == S_QWEN2)
+    if (arch == S_QWEN2 || arch == S_WIDE)
         config.rope_base = 1e6f, config.rms_eps = 1e-6f, config.rope_neox = true,
         config.qkv_bias = true;
+    if (arch == S_WIDE)
+        config.head_size = 12;
     char err[512];
     hafl_checkpoint_t *r = hafl_checkpoint_random(&config, 11, err, sizeof err);
     CHECKF(r, "%s", err);
     s_gguf_opts_t o = s_gguf_plain;
     o.type = type;
-    o.arch = arch == S_QWEN2 ? "qwen2" : "llama";
+    o.arch = arch == S_QWEN2 || arch == S_WIDE ? "qwen2" : "llama";
     o.rope_base = config.rope_base;
     o.eps = config.rms_eps;
-    o.rope_dims = 8;
-    o.key_length = 8;
+    o.rope_dims = (uint32_t)hafl_llama_head_size(&config);
+    o.key_length = o.rope_dims;
     s_tmp_t tmp;
     s_gguf_write(r, &o, &tmp);
     hafl_checkpoint_t *c = hafl_checkpoint_open(tmp.path, err, sizeof err);
@@ -342,11 +347,25 @@ static void s_test_gguf_round_trip(bool shared, uint32_t type, s_arch_t arch)
     CHECK(a->rope_base == config.rope_base && a->rms_eps == config.rms_eps);
     CHECK(a->rope_neox == config.rope_neox && a->qkv_bias == config.qkv_bias);
     CHECK((c->weights.bq != NULL) == config.qkv_bias && (c->weights.bv != NULL) == config.qkv_bias);
+    CHECK(hafl_llama_head_size(a) == hafl_llama_head_size(&config));
     //  Tensor by tensor in hafl_llama_weights_t order; norms and biases are always F32.
-    size_t dim = 32, hidden = 64, kv = 16, L = 2, V = 37;
-    size_t counts[] = {V * dim,       L * dim, L * dim * dim,    L * kv * dim,     L * kv * dim,
-                       L * dim * dim, L * dim, L * hidden * dim, L * dim * hidden, L * hidden * dim,
-                       dim,           V * dim, L * dim,          L * kv,           L * kv};
+    size_t dim = 32, hidden = 64, L = 2, V = 37;
+    size_t q = (size_t)hafl_llama_q_dim(&config), kv = (size_t)hafl_llama_kv_dim(&config);
+    size_t counts[] = {V * dim,
+                       L * dim,
+                       L * q * dim,
+                       L * kv * dim,
+                       L * kv * dim,
+                       L * dim * q,
+                       L * dim,
+                       L * hidden * dim,
+                       L * dim * hidden,
+                       L * hidden * dim,
+                       dim,
+                       V * dim,
+                       L * q,
+                       L * kv,
+                       L * kv};
     bool norm[] = {false, true,  false, false, false, false, true, false,
                    false, false, true,  false, true,  true,  true};
     const float *const *wc = (const float *const *)&c->weights;
@@ -408,7 +427,8 @@ static void s_expect_gguf_refused(const hafl_checkpoint_t *r, const s_gguf_case_
 static void s_test_gguf_refused(void)
 {
     hafl_llama_config_t config = {
-        32, 64, 2, 4, 2, 37, 24, true, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS, false, false};
+        32,    64,    2, 4, 2, 37, 24, true, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS,
+        false, false, 0};
     char err[512];
     hafl_checkpoint_t *r = hafl_checkpoint_random(&config, 12, err, sizeof err);
     CHECKF(r, "%s", err);
@@ -422,7 +442,7 @@ static void s_test_gguf_refused(void)
         {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 4, false, NULL, NULL, NULL, 0},
          "key 'llama.rope.dimension_count': 4 is not supported"},
         {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, NULL, NULL, NULL, 16},
-         "key 'llama.attention.key_length': 16 is not supported"},
+         "tensor 'blk.0.attn_q.weight': shape {32, 32}, the hyperparameters imply {32, 64}"},
         {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, "blk.1.ffn_up.weight", NULL, NULL, 0},
          "tensor 'blk.1.ffn_up.weight': missing"},
         {{HAFL_QUANT_F32, "llama", 1e-5f, 0, 0, false, NULL, "blk.1.attn_k.weight", NULL, 0},
@@ -449,7 +469,8 @@ static void s_test_gguf_refused(void)
 
     //  No head_count_kv with as many kv heads as heads: accepted, ungrouped.
     hafl_llama_config_t mha = {
-        32, 64, 1, 4, 4, 37, 24, true, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS, false, false};
+        32,    64,    1, 4, 4, 37, 24, true, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS,
+        false, false, 0};
     r = hafl_checkpoint_random(&mha, 13, err, sizeof err);
     CHECKF(r, "%s", err);
     s_gguf_opts_t o = s_gguf_plain;
@@ -463,7 +484,7 @@ static void s_test_gguf_refused(void)
     hafl_checkpoint_destroy(&r);
 
     //  Biases: llama has none, and qwen2's come as a set of three per layer.
-    hafl_llama_config_t biased = {32, 64, 2, 4, 2, 37, 24, true, 1e6f, 1e-6f, true, true};
+    hafl_llama_config_t biased = {32, 64, 2, 4, 2, 37, 24, true, 1e6f, 1e-6f, true, true, 0};
     r = hafl_checkpoint_random(&biased, 14, err, sizeof err);
     CHECKF(r, "%s", err);
     const s_gguf_case_t bias_bad[] = {
@@ -513,6 +534,7 @@ int main(void)
     s_test_gguf_round_trip(true, HAFL_QUANT_Q8_0, S_LLAMA);
     s_test_gguf_round_trip(true, HAFL_QUANT_F32, S_LLAMA3);
     s_test_gguf_round_trip(false, HAFL_QUANT_F32, S_QWEN2);
+    s_test_gguf_round_trip(true, HAFL_QUANT_F16, S_WIDE);
     s_test_gguf_round_trip(true, HAFL_QUANT_F16, S_QWEN2);
     s_test_gguf_refused();
     s_test_stories();

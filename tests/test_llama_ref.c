@@ -23,7 +23,7 @@
 #define S_T 8
 
 static const hafl_llama_config_t s_config = {
-    16, 24, 2, 4, 2, 40, 16, false, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS, false, false};
+    16, 24, 2, 4, 2, 40, 16, false, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS, false, false, 0};
 
 static hafl_checkpoint_t *s_random(const hafl_llama_config_t *config, uint64_t seed)
 {

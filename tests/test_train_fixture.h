@@ -39,11 +39,15 @@ typedef enum {
     FIXTURE_LLAMA2C, //  llama2.c's constants: RoPE base 10000, epsilon 1e-5, shared classifier
     FIXTURE_LLAMA3,  //  Llama 3's: RoPE base 500000, epsilon 1e-6
     FIXTURE_QWEN2,   //  qwen2's: NeoX RoPE base 1e6, epsilon 1e-6, q/k/v biases, separate output
+    FIXTURE_WIDE,    //  qwen2's, with heads of 6 (q_dim 24 over dim 16: a head size of its own)
 } fixture_arch_t;
 
 static inline const char *fixture_arch_name(fixture_arch_t arch)
 {
-    return arch == FIXTURE_QWEN2 ? "qwen2" : arch == FIXTURE_LLAMA3 ? "llama3" : "llama2.c";
+    return arch == FIXTURE_WIDE     ? "qwen2 head size 6"
+           : arch == FIXTURE_QWEN2  ? "qwen2"
+           : arch == FIXTURE_LLAMA3 ? "llama3"
+                                    : "llama2.c";
 }
 
 //  dim 16, hidden 24, 2 layers, 4 heads, 2 kv heads (grouped-query attention), vocab 32,
@@ -53,12 +57,15 @@ static inline void fixture_init_arch(fixture_t *f, const char *targets, uint64_t
 {
     memset(f, 0, sizeof *f);
     hafl_llama_config_t cfg = {
-        16, 24, 2, 4, 2, 32, 16, true, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS, false, false};
+        16,    24,    2, 4, 2, 32, 16, true, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS,
+        false, false, 0};
     if (arch == FIXTURE_LLAMA3)
         cfg.rope_base = 500000.0f, cfg.rms_eps = 1e-6f;
-    if (arch == FIXTURE_QWEN2)
+    if (arch == FIXTURE_QWEN2 || arch == FIXTURE_WIDE)
         cfg.rope_base = 1e6f, cfg.rms_eps = 1e-6f, cfg.rope_neox = true, cfg.qkv_bias = true,
         cfg.shared_classifier = false;
+    if (arch == FIXTURE_WIDE)
+        cfg.head_size = 6;
     char err[256];
     f->ckpt = hafl_checkpoint_random(&cfg, seed, err, sizeof err);
     CHECKF(f->ckpt, "%s", err);
@@ -66,17 +73,18 @@ static inline void fixture_init_arch(fixture_t *f, const char *targets, uint64_t
     hafl_rng_seed(&rng, seed, 99, 0);
     //  Test-only: the random checkpoint's memory is ours; make it less degenerate.
     hafl_llama_weights_t *w = &f->ckpt->weights;
-    size_t C = 16, H = 24, KV = 8, L = 2;
+    size_t C = 16, H = 24, L = 2;
+    size_t Q = (size_t)hafl_llama_q_dim(&cfg), KV = (size_t)hafl_llama_kv_dim(&cfg);
     float *mats[7] = {(float *)w->wq, (float *)w->wk, (float *)w->wv, (float *)w->wo,
                       (float *)w->w1, (float *)w->w2, (float *)w->w3};
-    size_t sizes[7] = {L * C * C, L * KV * C, L * KV * C, L * C * C,
+    size_t sizes[7] = {L * Q * C, L * KV * C, L * KV * C, L * C * Q,
                        L * H * C, L * C * H,  L * H * C};
     for (int m = 0; m < 7; m++)
         for (size_t i = 0; i < sizes[m]; i++)
             mats[m][i] *= 12.0f;
     //  Biases large enough to move the projections well past float noise.
     float *biases[3] = {(float *)w->bq, (float *)w->bk, (float *)w->bv};
-    size_t bias_sizes[3] = {L * C, L * KV, L * KV};
+    size_t bias_sizes[3] = {L * Q, L * KV, L * KV};
     for (int b = 0; b < 3 && cfg.qkv_bias; b++)
         for (size_t i = 0; i < bias_sizes[b]; i++)
             biases[b][i] *= 25.0f;

@@ -8,7 +8,8 @@
       mix of absent, frozen and trainable; one feed-forward matrix of the first layer only;
       the head only) and for one and two threads, so the backward pruning is covered; and for
       each architecture option the engine has (llama2.c's constants; Llama 3's RoPE base and
-      epsilon; qwen2's NeoX RoPE, q/k/v biases and separate output matrix).
+      epsilon; qwen2's NeoX RoPE, q/k/v biases and separate output matrix; a head size of
+      its own, q_dim 24 over dim 16).
     - After a step, frozen components are bitwise unchanged, absent ones stay exactly zero.
     - A truncated client's forward equals the forward of the adapter with those components
       zeroed; padding (longer T, arbitrary tokens after each length) changes nothing, bitwise.
@@ -416,6 +417,7 @@ int main(void)
     s_gradient_checks(FIXTURE_LLAMA2C);
     s_gradient_checks(FIXTURE_LLAMA3);
     s_gradient_checks(FIXTURE_QWEN2);
+    s_gradient_checks(FIXTURE_WIDE);
     s_frozen_and_absent();
     s_truncation_and_padding();
     s_determinism();

@@ -5,7 +5,7 @@
     reference per entry within tol max (1, |ref|) (absolute below 1 in magnitude, relative
     above), and the head logits likewise: tol = 1e-5 on the random model, in each architecture
     option (llama2.c's constants; Llama 3's RoPE base and epsilon; qwen2's NeoX RoPE, biases
-    and separate output). On stories260K the
+    and separate output; a head size of its own). On stories260K the
     float noise floor itself is about 1e-5: llama2.c's own float evaluation order (the
     reference with exact = false) differs from the double reference by 7e-6 there, and any
     float path lands at that distance in its own direction; this test measures that floor and
@@ -123,6 +123,7 @@ int main(void)
     s_random_model(FIXTURE_LLAMA2C);
     s_random_model(FIXTURE_LLAMA3);
     s_random_model(FIXTURE_QWEN2);
+    s_random_model(FIXTURE_WIDE);
     s_stories();
     printf("train ref: BLAS forward matches the reference forward per position\n");
     return 0;

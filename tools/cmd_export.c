@@ -413,7 +413,7 @@ static int s_base_model(s_export_t *ex, const char *run_dir, const char *model_a
             goto done;
         }
     }
-    int hs = c->dim / c->n_heads;
+    int hs = hafl_llama_head_size(c);
     if (hs % 2 != 0) {
         fprintf(stderr, "hafl export: %s: head size %d is odd: no RoPE pairs to reorder\n",
                 base->path, hs);

@@ -2,7 +2,8 @@
 
     Rows are packed: sequence b occupies rows [o_b, o_b + len_b) of q, k, v and out, with
     o_b = sum of the earlier lengths; a query only sees keys of its own sequence at positions
-    <= its own, so padding never exists here. Head h (size hs = C / nh) reads key/value head
+    <= its own, so padding never exists here. C is the width of q and out (nh heads of hs =
+    C / nh, which need not be the model width). Head h reads key/value head
     h / (nh / nkv), as llama2.c does. Scores are (q . k) / sqrt(hs) (the scale applied inside
     the product), softmax as max, exp (hafl_fastexp), sum, times 1 / sum. The products run
     through BLAS in row blocks, so only the causal part of each score matrix is computed (plus

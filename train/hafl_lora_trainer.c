@@ -108,7 +108,7 @@ struct hafl_lora_trainer_t {
     hafl_llama_config_t cfg;
     hafl_targets_t targets;
     hafl_lora_trainer_opts_t opts;
-    size_t C, KV, H, L, nh, nkv, hs, R, K; //  dims; K = classes
+    size_t C, Q, KV, H, L, nh, nkv, hs, R, K; //  dims; Q = q_dim (nh * hs); K = classes
     float scale;
     hafl_adapter_t *adapter;    //  the local adapter
     uint8_t *roles;             //  [n_matrices * R]
@@ -148,16 +148,16 @@ struct hafl_lora_trainer_t {
 static const float *s_base_weight(const hafl_lora_trainer_t *self, size_t l, hafl_weight_t w)
 {
     const hafl_llama_weights_t *W = &self->checkpoint->weights;
-    size_t C = self->C, KV = self->KV, H = self->H;
+    size_t C = self->C, Q = self->Q, KV = self->KV, H = self->H;
     switch (w) {
     case HAFL_WEIGHT_WQ:
-        return W->wq + l * C * C;
+        return W->wq + l * Q * C;
     case HAFL_WEIGHT_WK:
         return W->wk + l * KV * C;
     case HAFL_WEIGHT_WV:
         return W->wv + l * KV * C;
     case HAFL_WEIGHT_WO:
-        return W->wo + l * C * C;
+        return W->wo + l * C * Q;
     case HAFL_WEIGHT_W1:
         return W->w1 + l * H * C;
     case HAFL_WEIGHT_W2:
@@ -209,7 +209,8 @@ static float *s_take(s_bump_t *bump, size_t n)
 static void s_worker_layout(hafl_lora_trainer_t *self, s_worker_t *w, s_bump_t *bump)
 {
     size_t N = (size_t)self->opts.max_batch * self->opts.max_seq;
-    size_t B = self->opts.max_batch, C = self->C, KV = self->KV, H = self->H, R = self->R;
+    size_t B = self->opts.max_batch, C = self->C, Q = self->Q, KV = self->KV, H = self->H;
+    size_t R = self->R;
     size_t att = self->nh * B * self->opts.max_seq * self->opts.max_seq;
     w->pos = (uint32_t *)s_take(bump, N);
     w->tok = (uint32_t *)s_take(bump, N);
@@ -218,11 +219,11 @@ static void s_worker_layout(hafl_lora_trainer_t *self, s_worker_t *w, s_bump_t *
         a->x = s_take(bump, N * C);
         a->xn1 = s_take(bump, N * C);
         a->rstd1 = s_take(bump, N);
-        a->q = s_take(bump, N * C);
+        a->q = s_take(bump, N * Q);
         a->k = s_take(bump, N * KV);
         a->v = s_take(bump, N * KV);
         a->att = s_take(bump, att);
-        a->ao = s_take(bump, N * C);
+        a->ao = s_take(bump, N * Q);
         a->x2 = s_take(bump, N * C);
         a->xn2 = s_take(bump, N * C);
         a->rstd2 = s_take(bump, N);
@@ -243,10 +244,10 @@ static void s_worker_layout(hafl_lora_trainer_t *self, s_worker_t *w, s_bump_t *
     w->tmp = s_take(bump, N * C);
     w->dx = s_take(bump, N * C);
     w->dxn = s_take(bump, N * C);
-    w->dq = s_take(bump, N * C);
+    w->dq = s_take(bump, N * Q);
     w->dk = s_take(bump, N * KV);
     w->dv = s_take(bump, N * KV);
-    w->dao = s_take(bump, N * C);
+    w->dao = s_take(bump, N * Q);
     w->dh1 = s_take(bump, N * H);
     w->dh3 = s_take(bump, N * H);
     w->dg = s_take(bump, N * H);
@@ -293,7 +294,7 @@ static void s_add_bias(float *y, const float *bias, size_t N, size_t n)
 static void s_forward(hafl_lora_trainer_t *self, s_worker_t *w)
 {
     const hafl_llama_weights_t *W = &self->checkpoint->weights;
-    size_t C = self->C, KV = self->KV, H = self->H, N = w->N;
+    size_t C = self->C, Q = self->Q, KV = self->KV, H = self->H, N = w->N;
     const uint32_t *lengths = self->lengths + w->b0;
     //  Pack the valid tokens: row n is (sequence, position)
     size_t n = 0;
@@ -321,14 +322,14 @@ static void s_forward(hafl_lora_trainer_t *self, s_worker_t *w)
         hafl_lora_linear_forward(&view, a->v, a->u[HAFL_WEIGHT_WV], a->xn1, N);
         if (self->cfg.qkv_bias) {
             //  Frozen biases: they shift the projections but add nothing to any gradient.
-            s_add_bias(a->q, W->bq + l * C, N, C);
+            s_add_bias(a->q, W->bq + l * Q, N, Q);
             s_add_bias(a->k, W->bk + l * KV, N, KV);
             s_add_bias(a->v, W->bv + l * KV, N, KV);
         }
         bool neox = self->cfg.rope_neox;
-        hafl_rope_forward(a->q, w->pos, self->rope_cos, self->rope_sin, N, C, self->hs, neox);
+        hafl_rope_forward(a->q, w->pos, self->rope_cos, self->rope_sin, N, Q, self->hs, neox);
         hafl_rope_forward(a->k, w->pos, self->rope_cos, self->rope_sin, N, KV, self->hs, neox);
-        hafl_attention_forward(a->ao, a->att, a->q, a->k, a->v, lengths, w->nb, C, KV, self->nh,
+        hafl_attention_forward(a->ao, a->att, a->q, a->k, a->v, lengths, w->nb, Q, KV, self->nh,
                                self->nkv);
         view = s_view(self, l, HAFL_WEIGHT_WO, &m);
         hafl_lora_linear_forward(&view, w->tmp, a->u[HAFL_WEIGHT_WO], a->ao, N);
@@ -396,7 +397,7 @@ static void s_make_plan(hafl_lora_trainer_t *self)
 static void s_backward(hafl_lora_trainer_t *self, s_worker_t *w)
 {
     const hafl_llama_weights_t *W = &self->checkpoint->weights;
-    size_t C = self->C, KV = self->KV, H = self->H, N = w->N;
+    size_t C = self->C, Q = self->Q, KV = self->KV, H = self->H, N = w->N;
     const uint32_t *lengths = self->lengths + w->b0;
     memset(w->gfac, 0, self->n_fac * sizeof(float));
     memset(w->ghead, 0, self->K * (C + 1) * sizeof(float));
@@ -434,17 +435,17 @@ static void s_backward(hafl_lora_trainer_t *self, s_worker_t *w)
         hafl_rmsnorm_backward(w->dx, w->dxn, a->x2, W->rms_ffn + l * C, a->rstd2, N, C);
         //  Attention: x2 = x + wo (attention (rope (wq xn1), rope (wk xn1), wv xn1))
         if (p->inner)
-            memset(w->dao, 0, N * C * sizeof(float));
+            memset(w->dao, 0, N * Q * sizeof(float));
         s_linear_backward(self, w, l, HAFL_WEIGHT_WO, p->inner ? w->dao : NULL, w->dx, a->ao);
         if (!p->inner)
             break;
-        memset(w->dq, 0, N * C * sizeof(float));
+        memset(w->dq, 0, N * Q * sizeof(float));
         memset(w->dk, 0, N * KV * sizeof(float));
         memset(w->dv, 0, N * KV * sizeof(float));
         hafl_attention_backward(w->dq, w->dk, w->dv, w->dS, w->dao, a->q, a->k, a->v, a->att,
-                                lengths, w->nb, C, KV, self->nh, self->nkv);
+                                lengths, w->nb, Q, KV, self->nh, self->nkv);
         bool neox = self->cfg.rope_neox;
-        hafl_rope_backward(w->dq, w->pos, self->rope_cos, self->rope_sin, N, C, self->hs, neox);
+        hafl_rope_backward(w->dq, w->pos, self->rope_cos, self->rope_sin, N, Q, self->hs, neox);
         hafl_rope_backward(w->dk, w->pos, self->rope_cos, self->rope_sin, N, KV, self->hs, neox);
         dxn = p->below ? w->dxn : NULL;
         if (dxn)
@@ -578,12 +579,13 @@ static int s_check_config(const hafl_llama_config_t *c, const hafl_lora_trainer_
                           char *err, size_t errlen)
 {
     if (c->dim < 2 || c->n_heads < 1 || c->n_kv_heads < 1 || c->n_layers < 1 || c->hidden_dim < 1 ||
-        c->vocab_size < 1 || c->seq_len < 1 || c->dim % c->n_heads || c->n_heads % c->n_kv_heads ||
-        (c->dim / c->n_heads) % 2) {
+        c->vocab_size < 1 || c->seq_len < 1 || (c->head_size == 0 && c->dim % c->n_heads) ||
+        c->n_heads % c->n_kv_heads || hafl_llama_head_size(c) < 2 ||
+        hafl_llama_head_size(c) % 2) {
         snprintf(err, errlen,
-                 "model config unusable for training (dim %d, heads %d, kv heads %d: need "
-                 "heads | dim, kv_heads | heads, even head size)",
-                 c->dim, c->n_heads, c->n_kv_heads);
+                 "model config unusable for training (dim %d, heads %d, kv heads %d, head size "
+                 "%d: need kv_heads | heads and an even head size; without one, heads | dim)",
+                 c->dim, c->n_heads, c->n_kv_heads, hafl_llama_head_size(c));
         return -1;
     }
     if (opts->max_batch < 1 || opts->max_seq < 1 || opts->threads < 1 || opts->threads > 256) {
@@ -623,7 +625,8 @@ hafl_lora_trainer_t *hafl_lora_trainer_new(const hafl_checkpoint_t *checkpoint,
     self->C = (size_t)c->dim, self->KV = (size_t)hafl_llama_kv_dim(c);
     self->H = (size_t)c->hidden_dim, self->L = (size_t)c->n_layers;
     self->nh = (size_t)c->n_heads, self->nkv = (size_t)c->n_kv_heads;
-    self->hs = self->C / self->nh;
+    self->hs = (size_t)hafl_llama_head_size(c);
+    self->Q = self->nh * self->hs;
     if (s_check_layout(self, layout, err, errlen)) {
         free(self);
         return NULL;
