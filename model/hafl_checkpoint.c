@@ -11,6 +11,7 @@
 */
 #include "hafl_checkpoint.h"
 #include "hafl_gguf.h"
+#include "hafl_gguf_writer.h"
 #include "hafl_quant.h"
 #include "hafl_rng.h"
 
@@ -674,4 +675,55 @@ size_t hafl_llama_gguf_blocks(const hafl_llama_config_t *c, const hafl_llama_wei
         out[b].slice = table[b].slice ? table[b].slice + (size_t)layer * per_layer : NULL;
     }
     return n;
+}
+
+//  One tensor [rows][cols] (rows 0: a vector, always F32) into the writer.
+static void s_gguf_put(hafl_gguf_writer_t *w, const char *name, uint32_t type, uint64_t rows,
+                       uint64_t cols, const float *values)
+{
+    uint64_t dims[2] = {cols, rows};
+    hafl_gguf_writer_add_tensor_floats(w, name, rows ? type : HAFL_QUANT_F32, rows ? 2 : 1, dims,
+                                       values);
+}
+
+int hafl_checkpoint_write_gguf(const hafl_checkpoint_t *self, hafl_gguf_writer_t *w,
+                               uint32_t type)
+{
+    const hafl_llama_config_t *c = &self->config;
+    const hafl_llama_weights_t *wt = &self->weights;
+    const char *arch = c->rope_neox ? "qwen2" : "llama";
+    char key[96];
+    //  The writer keeps its first failure, so every add is made and the result checked once.
+#define S_KEY(name) (snprintf(key, sizeof key, "%s.%s", arch, name), key)
+    hafl_gguf_writer_add_string(w, "general.architecture", arch);
+    hafl_gguf_writer_add_u32(w, S_KEY("context_length"), (uint32_t)c->seq_len);
+    hafl_gguf_writer_add_u32(w, S_KEY("embedding_length"), (uint32_t)c->dim);
+    hafl_gguf_writer_add_u32(w, S_KEY("feed_forward_length"), (uint32_t)c->hidden_dim);
+    hafl_gguf_writer_add_u32(w, S_KEY("block_count"), (uint32_t)c->n_layers);
+    hafl_gguf_writer_add_u32(w, S_KEY("attention.head_count"), (uint32_t)c->n_heads);
+    hafl_gguf_writer_add_u32(w, S_KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
+    hafl_gguf_writer_add_f32(w, S_KEY("attention.layer_norm_rms_epsilon"), c->rms_eps);
+    hafl_gguf_writer_add_f32(w, S_KEY("rope.freq_base"), c->rope_base);
+    if (hafl_llama_head_size(c) * c->n_heads != c->dim) {
+        hafl_gguf_writer_add_u32(w, S_KEY("attention.key_length"),
+                                 (uint32_t)hafl_llama_head_size(c));
+        hafl_gguf_writer_add_u32(w, S_KEY("attention.value_length"),
+                                 (uint32_t)hafl_llama_head_size(c));
+    }
+#undef S_KEY
+    uint64_t dim = (uint64_t)c->dim, vocab = (uint64_t)c->vocab_size;
+    s_gguf_put(w, "token_embd.weight", type, vocab, dim, wt->token_embedding);
+    for (int l = 0; l < c->n_layers; l++) {
+        hafl_llama_gguf_block_t blocks[HAFL_LLAMA_GGUF_BLOCKS];
+        size_t n = hafl_llama_gguf_blocks(c, wt, l, blocks);
+        for (size_t b = 0; b < n; b++) {
+            char name[96];
+            snprintf(name, sizeof name, "blk.%d.%s", l, blocks[b].name);
+            s_gguf_put(w, name, type, blocks[b].rows, blocks[b].cols, blocks[b].slice);
+        }
+    }
+    s_gguf_put(w, "output_norm.weight", type, 0, dim, wt->rms_final);
+    if (!c->shared_classifier)
+        s_gguf_put(w, "output.weight", type, vocab, dim, wt->wcls);
+    return hafl_gguf_writer_error(w) ? -1 : 0;
 }

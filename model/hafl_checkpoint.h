@@ -138,4 +138,14 @@ typedef struct {
 size_t hafl_llama_gguf_blocks(const hafl_llama_config_t *c, const hafl_llama_weights_t *w,
                               int layer, hafl_llama_gguf_block_t out[HAFL_LLAMA_GGUF_BLOCKS]);
 
+typedef struct hafl_gguf_writer_t hafl_gguf_writer_t;
+//  Add the model to a GGUF writer as llama.cpp's converters lay it out: general.architecture
+//  (qwen2 when the config rotates NeoX pairs, else llama), the <arch>.* hyperparameters the
+//  loader reads (key_length and value_length too when the head size is not dim / n_heads), and
+//  every tensor under its GGUF name, matrices in `type` (any hafl_quant_quantize encodes) and
+//  norms and biases in F32. A tokenizer is the caller's to add. 0, or -1 when the writer has
+//  failed (hafl_gguf_writer_error says why, e.g. rows that are not whole blocks of `type`).
+int hafl_checkpoint_write_gguf(const hafl_checkpoint_t *self, hafl_gguf_writer_t *writer,
+                               uint32_t type);
+
 #endif

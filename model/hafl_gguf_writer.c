@@ -386,21 +386,24 @@ int hafl_gguf_writer_add_tensor(hafl_gguf_writer_t *self, const char *name, uint
     return s_tensor_append(self, name, type, n_dims, dims, copy, size);
 }
 
-int hafl_gguf_writer_add_tensor_f16(hafl_gguf_writer_t *self, const char *name, uint32_t n_dims,
-                                    const uint64_t *dims, const float *values)
+int hafl_gguf_writer_add_tensor_floats(hafl_gguf_writer_t *self, const char *name, uint32_t type,
+                                       uint32_t n_dims, const uint64_t *dims, const float *values)
 {
     uint64_t bytes;
-    if (s_tensor_check(self, name, HAFL_QUANT_F16, n_dims, dims, &bytes) != 0)
+    if (s_tensor_check(self, name, type, n_dims, dims, &bytes) != 0)
         return -1;
-    uint8_t *halves = malloc((size_t)bytes);
-    if (!halves)
+    uint8_t *encoded = malloc(bytes ? (size_t)bytes : 1);
+    if (!encoded)
         return s_fail(self, "tensor '%s': out of memory", name);
-    for (uint64_t i = 0; i < bytes / 2; i++) {
-        uint16_t h = hafl_quant_fp32_to_fp16(values[i]);
-        halves[2 * i] = (uint8_t)h;
-        halves[2 * i + 1] = (uint8_t)(h >> 8);
+    char why[256];
+    uint64_t n = 1;
+    for (uint32_t d = 0; d < n_dims; d++)
+        n *= dims[d]; //  bounded by s_tensor_check
+    if (hafl_quant_quantize(type, values, n, encoded, (size_t)bytes, why, sizeof why) != 0) {
+        free(encoded);
+        return s_fail(self, "tensor '%s': %s", name, why);
     }
-    return s_tensor_append(self, name, HAFL_QUANT_F16, n_dims, dims, halves, (size_t)bytes);
+    return s_tensor_append(self, name, type, n_dims, dims, encoded, (size_t)bytes);
 }
 
 static uint64_t s_padded(uint64_t n, uint32_t alignment)

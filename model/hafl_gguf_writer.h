@@ -58,9 +58,10 @@ int hafl_gguf_writer_add_strings(hafl_gguf_writer_t *self, const char *key,
 int hafl_gguf_writer_add_tensor(hafl_gguf_writer_t *self, const char *name, uint32_t type,
                                 uint32_t n_dims, const uint64_t *dims, const void *data,
                                 size_t size);
-//  An F16 tensor from float32 values, each rounded to the nearest binary16 (ties to even).
-int hafl_gguf_writer_add_tensor_f16(hafl_gguf_writer_t *self, const char *name, uint32_t n_dims,
-                                    const uint64_t *dims, const float *values);
+//  A tensor of `type` from float32 values, encoded by hafl_quant_quantize (F32, F16, BF16 or
+//  Q8_0; F16 and BF16 round to nearest, ties to even).
+int hafl_gguf_writer_add_tensor_floats(hafl_gguf_writer_t *self, const char *name, uint32_t type,
+                                       uint32_t n_dims, const uint64_t *dims, const float *values);
 
 //  The first failure's reason, or NULL while every add has succeeded.
 const char *hafl_gguf_writer_error(const hafl_gguf_writer_t *self);

@@ -7,6 +7,7 @@
 */
 #include "hafl_quant.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -138,6 +139,14 @@ uint16_t hafl_quant_fp32_to_fp16(float f)
 float hafl_quant_bf16_to_fp32(uint16_t h)
 {
     return s_f32_from_bits((uint32_t)h << 16);
+}
+
+uint16_t hafl_quant_fp32_to_bf16(float f)
+{
+    uint32_t x = s_bits_from_f32(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) //  NaN: keep sign and top payload, force quiet
+        return (uint16_t)((x >> 16) | 64);
+    return (uint16_t)((x + (0x7fffu + ((x >> 16) & 1))) >> 16);
 }
 
 static uint16_t s_u16(const uint8_t *p)
@@ -319,5 +328,53 @@ int hafl_quant_dequantize(uint32_t type, const void *src, size_t src_bytes, floa
         return -1;
     }
     decode(src, n / t->block_elements, dst);
+    return 0;
+}
+
+//  Little-endian 16-bit store (the encoders write unaligned bytes).
+static void s_store16(uint8_t *at, uint16_t v)
+{
+    at[0] = (uint8_t)v;
+    at[1] = (uint8_t)(v >> 8);
+}
+
+int hafl_quant_quantize(uint32_t type, const float *src, uint64_t n, void *dst, size_t dst_bytes,
+                        char *err, size_t errlen)
+{
+    uint64_t bytes;
+    if (type != HAFL_QUANT_F32 && type != HAFL_QUANT_F16 && type != HAFL_QUANT_BF16 &&
+        type != HAFL_QUANT_Q8_0) {
+        snprintf(err, errlen, "tensor type %s (%u) cannot be quantised from floats",
+                 hafl_quant_name(type), type);
+        return -1;
+    }
+    if (hafl_quant_bytes(type, n, &bytes) != 0 || bytes != dst_bytes) {
+        snprintf(err, errlen, "%llu values do not fill %zu bytes of %s (whole blocks of %u)",
+                 (unsigned long long)n, dst_bytes, hafl_quant_name(type),
+                 hafl_quant_traits(type)->block_elements);
+        return -1;
+    }
+    uint8_t *out = dst;
+    if (type == HAFL_QUANT_F32) {
+        memcpy(out, src, (size_t)bytes);
+        return 0;
+    }
+    if (type == HAFL_QUANT_F16 || type == HAFL_QUANT_BF16) {
+        for (uint64_t i = 0; i < n; i++)
+            s_store16(out + 2 * i, type == HAFL_QUANT_F16 ? hafl_quant_fp32_to_fp16(src[i])
+                                                          : hafl_quant_fp32_to_bf16(src[i]));
+        return 0;
+    }
+    for (uint64_t b = 0; b < n / 32; b++) { //  Q8_0, as ggml's quantize_row_q8_0_ref
+        const float *x = src + 32 * b;
+        uint8_t *block = out + 34 * b;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        s_store16(block, hafl_quant_fp32_to_fp16(d));
+        for (int j = 0; j < 32; j++)
+            block[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+    }
     return 0;
 }

@@ -102,6 +102,15 @@ int hafl_quant_bytes(uint32_t type, uint64_t n_elements, uint64_t *bytes);
 int hafl_quant_dequantize(uint32_t type, const void *src, size_t src_bytes, float *dst, uint64_t n,
                           char *err, size_t errlen);
 
+//  Encode n float32 values from src into dst (exactly dst_bytes bytes) as `type`, the way
+//  ggml's reference quantisers do, for the types a converter writes from floats: F32 (as is),
+//  F16 (hafl_quant_fp32_to_fp16), BF16 (hafl_quant_fp32_to_bf16) and Q8_0 (per block of 32:
+//  d = max |x| / 127 stored as f16, q = round (x / d) away from zero, 0 when d is 0).
+//  0, or -1 with a one-line reason in err: another type, n not a whole number of blocks, or
+//  dst_bytes not the size n values take.
+int hafl_quant_quantize(uint32_t type, const float *src, uint64_t n, void *dst, size_t dst_bytes,
+                        char *err, size_t errlen);
+
 //  IEEE binary16 bits to float32, exact (see above for NaN).
 float hafl_quant_fp16_to_fp32(uint16_t h);
 //  float32 to the nearest binary16, ties to even; overflow gives infinity, NaN a quiet NaN
@@ -109,5 +118,7 @@ float hafl_quant_fp16_to_fp32(uint16_t h);
 uint16_t hafl_quant_fp32_to_fp16(float f);
 //  bfloat16 bits to float32 (exact: they are its high half).
 float hafl_quant_bf16_to_fp32(uint16_t h);
+//  float32 to the nearest bfloat16, ties to even (ggml's rounding); NaN stays a quiet NaN.
+uint16_t hafl_quant_fp32_to_bf16(float f);
 
 #endif

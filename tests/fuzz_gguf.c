@@ -326,7 +326,7 @@ static hafl_gguf_writer_t *s_tiny_model(void)
         CHECK(hafl_quant_bytes(mats[i].type, 512, &bytes) == 0);
         const void *data = mats[i].type == HAFL_QUANT_F32 ? (const void *)values : blocks;
         if (mats[i].type == HAFL_QUANT_F16)
-            hafl_gguf_writer_add_tensor_f16(w, mats[i].name, 2, dims, values);
+            hafl_gguf_writer_add_tensor_floats(w, mats[i].name, HAFL_QUANT_F16, 2, dims, values);
         else
             hafl_gguf_writer_add_tensor(w, mats[i].name, mats[i].type, 2, dims, data,
                                         (size_t)bytes);

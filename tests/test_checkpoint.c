@@ -191,33 +191,15 @@ static void s_test_random(void)
 
 //  ---------------------------------------------------------------- GGUF checkpoints
 
-//  n values as `type` bytes (F32, F16 or Q8_0 with n a multiple of 32); caller frees.
+//  n values as `type` bytes (hafl_quant_quantize; F32, F16 or Q8_0 here); caller frees.
 static uint8_t *s_encode(uint32_t type, const float *x, size_t n, size_t *bytes)
 {
     uint64_t size;
+    char err[256];
     CHECK(hafl_quant_bytes(type, n, &size) == 0);
     uint8_t *out = malloc(size);
     CHECK(out);
-    if (type == HAFL_QUANT_F32)
-        memcpy(out, x, size);
-    else if (type == HAFL_QUANT_F16)
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h = hafl_quant_fp32_to_fp16(x[i]);
-            memcpy(out + 2 * i, &h, 2);
-        }
-    else {
-        CHECK(type == HAFL_QUANT_Q8_0);
-        for (size_t b = 0; b < n / 32; b++) {
-            float amax = 0;
-            for (int j = 0; j < 32; j++)
-                amax = fmaxf(amax, fabsf(x[32 * b + j]));
-            float d = amax / 127.0f, inv = d ? 1.0f / d : 0.0f;
-            uint16_t h = hafl_quant_fp32_to_fp16(d);
-            memcpy(out + 34 * b, &h, 2);
-            for (int j = 0; j < 32; j++)
-                out[34 * b + 2 + j] = (uint8_t)(int8_t)lrintf(x[32 * b + j] * inv);
-        }
-    }
+    CHECKF(hafl_quant_quantize(type, x, n, out, (size_t)size, err, sizeof err) == 0, "%s", err);
     *bytes = size;
     return out;
 }
@@ -241,12 +223,9 @@ static void s_gguf_add(hafl_gguf_writer_t *w, const s_gguf_opts_t *o, const char
     if (o->skip && strcmp(o->skip, name) == 0)
         return;
     uint32_t type = rows ? o->type : HAFL_QUANT_F32;
-    size_t bytes;
-    uint8_t *data = s_encode(type, x, (size_t)((rows ? rows : 1) * cols), &bytes);
     bool swap = o->reshape && strcmp(o->reshape, name) == 0;
     uint64_t dims[2] = {swap ? rows : cols, swap ? cols : rows};
-    CHECK(hafl_gguf_writer_add_tensor(w, name, type, rows ? 2 : 1, dims, data, bytes) == 0);
-    free(data);
+    CHECK(hafl_gguf_writer_add_tensor_floats(w, name, type, rows ? 2 : 1, dims, x) == 0);
 }
 
 //  The GGUF of checkpoint r under options o, written to tmp.
@@ -499,6 +478,77 @@ static void s_test_gguf_refused(void)
     hafl_checkpoint_destroy(&r);
 }
 
+//  hafl_checkpoint_write_gguf: a model written by the library opens as itself, every weight
+//  bit for bit in F32 and through the type's encoding otherwise, for each architecture option.
+static void s_test_write_gguf(void)
+{
+    const hafl_llama_config_t configs[] = {
+        {32, 64, 2, 4, 2, 37, 24, true, HAFL_LLAMA2C_ROPE_BASE, HAFL_LLAMA2C_RMS_EPS, false, false,
+         0},
+        {32, 64, 2, 4, 2, 37, 24, false, 1e6f, 1e-6f, true, true, 16},
+    };
+    const uint32_t types[] = {HAFL_QUANT_F32, HAFL_QUANT_Q8_0};
+    char err[512];
+    for (size_t k = 0; k < 2; k++)
+        for (size_t t = 0; t < 2; t++) {
+            hafl_checkpoint_t *r = hafl_checkpoint_random(&configs[k], 21, err, sizeof err);
+            CHECKF(r, "%s", err);
+            hafl_gguf_writer_t *w = hafl_gguf_writer_new(0);
+            CHECK(w);
+            CHECKF(hafl_checkpoint_write_gguf(r, w, types[t]) == 0, "%s",
+                   hafl_gguf_writer_error(w));
+            uint8_t *file;
+            size_t size;
+            CHECK(hafl_gguf_writer_to_memory(w, &file, &size, err, sizeof err) == 0);
+            hafl_gguf_writer_destroy(&w);
+            s_tmp_t tmp;
+            s_tmp_write(&tmp, file, size);
+            free(file);
+            hafl_checkpoint_t *c = hafl_checkpoint_open(tmp.path, err, sizeof err);
+            CHECKF(c, "%s", err);
+            unlink(tmp.path);
+            const hafl_llama_config_t *a = &c->config, *b = &r->config;
+            CHECK(a->dim == b->dim && a->hidden_dim == b->hidden_dim && a->n_layers == b->n_layers);
+            CHECK(a->n_heads == b->n_heads && a->n_kv_heads == b->n_kv_heads);
+            CHECK(a->vocab_size == b->vocab_size && a->seq_len == b->seq_len);
+            CHECK(a->shared_classifier == b->shared_classifier && a->qkv_bias == b->qkv_bias);
+            CHECK(a->rope_base == b->rope_base && a->rms_eps == b->rms_eps);
+            CHECK(a->rope_neox == b->rope_neox);
+            CHECK(hafl_llama_head_size(a) == hafl_llama_head_size(b));
+            //  Block tensors through the shared table; matrices in the type, vectors in F32.
+            for (int l = 0; l < a->n_layers; l++) {
+                hafl_llama_gguf_block_t got[HAFL_LLAMA_GGUF_BLOCKS], want[HAFL_LLAMA_GGUF_BLOCKS];
+                size_t n = hafl_llama_gguf_blocks(a, &c->weights, l, got);
+                CHECK(hafl_llama_gguf_blocks(b, &r->weights, l, want) == n);
+                for (size_t i = 0; i < n; i++) {
+                    size_t count = (size_t)((want[i].rows ? want[i].rows : 1) * want[i].cols);
+                    uint32_t type = want[i].rows ? types[t] : HAFL_QUANT_F32;
+                    size_t bytes;
+                    uint8_t *encoded = s_encode(type, want[i].slice, count, &bytes);
+                    float *expect = malloc(count * sizeof(float));
+                    CHECK(expect && hafl_quant_dequantize(type, encoded, bytes, expect, count, err,
+                                                          sizeof err) == 0);
+                    CHECKF(memcmp(got[i].slice, expect, count * sizeof(float)) == 0,
+                           "config %zu type %s: blk.%d.%s", k, hafl_quant_name(types[t]), l,
+                           want[i].name);
+                    free(encoded), free(expect);
+                }
+            }
+            CHECK(memcmp(c->weights.rms_final, r->weights.rms_final, 32 * sizeof(float)) == 0);
+            hafl_checkpoint_destroy(&c);
+            hafl_checkpoint_destroy(&r);
+        }
+    //  A type the rows cannot hold: the writer's reason names the tensor.
+    hafl_llama_config_t odd = configs[0];
+    hafl_checkpoint_t *r = hafl_checkpoint_random(&odd, 22, err, sizeof err);
+    CHECKF(r, "%s", err);
+    hafl_gguf_writer_t *w = hafl_gguf_writer_new(0);
+    CHECK(w && hafl_checkpoint_write_gguf(r, w, HAFL_QUANT_Q4_K) == -1);
+    CHECKF(strstr(hafl_gguf_writer_error(w), "token_embd.weight"), "%s", hafl_gguf_writer_error(w));
+    hafl_gguf_writer_destroy(&w);
+    hafl_checkpoint_destroy(&r);
+}
+
 static void s_test_missing(void)
 {
     char err[512];
@@ -537,6 +587,7 @@ int main(void)
     s_test_gguf_round_trip(true, HAFL_QUANT_F16, S_WIDE);
     s_test_gguf_round_trip(true, HAFL_QUANT_F16, S_QWEN2);
     s_test_gguf_refused();
+    s_test_write_gguf();
     s_test_stories();
     printf("checkpoint: ok\n");
     return 0;

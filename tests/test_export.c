@@ -223,22 +223,25 @@ static void s_write_file(const char *path, const void *data, size_t size)
     CHECK(fclose(f) == 0);
 }
 
-//  A llama2.c checkpoint of config c with zero weights (only its shapes matter here).
+//  A model of config c at path (only its shapes matter here): a random checkpoint's image,
+//  which is a llama2.c file, or for a GGUF path the same laid out by hafl_checkpoint_write_gguf.
 static void s_write_model(const char *path, const hafl_llama_config_t *c)
 {
-    uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim, L = (uint64_t)c->n_layers;
-    uint64_t kv = (uint64_t)hafl_llama_kv_dim(c), hs = dim / (uint64_t)c->n_heads;
-    uint64_t floats = (uint64_t)c->vocab_size * dim + L * dim + L * dim * dim + 2 * L * kv * dim +
-                      L * dim * dim + L * dim + 3 * L * hidden * dim + dim +
-                      2 * (uint64_t)c->seq_len * (hs / 2);
-    size_t size = 7 * 4 + floats * 4;
-    uint8_t *file = calloc(1, size);
-    CHECK(file);
-    int32_t header[7] = {c->dim,        c->hidden_dim, c->n_layers, c->n_heads,
-                         c->n_kv_heads, c->vocab_size, c->seq_len};
-    memcpy(file, header, sizeof header);
-    s_write_file(path, file, size);
-    free(file);
+    char err[1024];
+    hafl_checkpoint_t *r = hafl_checkpoint_random(c, 5, err, sizeof err);
+    CHECKF(r, "%s", err);
+    size_t len = strlen(path);
+    if (len < 5 || strcmp(path + len - 5, ".gguf") != 0) {
+        s_write_file(path, r->memory, r->size);
+    } else {
+        hafl_gguf_writer_t *w = hafl_gguf_writer_new(0);
+        CHECK(w);
+        CHECKF(hafl_checkpoint_write_gguf(r, w, HAFL_QUANT_F32) == 0, "%s",
+               hafl_gguf_writer_error(w));
+        CHECKF(hafl_gguf_writer_save(w, path, err, sizeof err) == 0, "%s", err);
+        hafl_gguf_writer_destroy(&w);
+    }
+    hafl_checkpoint_destroy(&r);
 }
 
 //  The qwen2 twin of s_config: the same shapes (so the same adapter fits), q/k/v biases, NeoX
@@ -252,54 +255,6 @@ static hafl_llama_config_t s_qwen2_config(void)
     c.rope_neox = true;
     c.qkv_bias = true;
     return c;
-}
-
-//  One F32 tensor of zeros, [rows][cols] (rows 0: a vector of cols), GGUF dims {cols, rows}.
-static void s_add_zeros(hafl_gguf_writer_t *w, const char *name, uint64_t rows, uint64_t cols)
-{
-    uint64_t dims[2] = {cols, rows};
-    size_t n = (size_t)(rows ? rows : 1) * cols;
-    float *zeros = calloc(n, sizeof *zeros);
-    CHECK(zeros);
-    //  The writer keeps its first failure; hafl_gguf_writer_save reports it.
-    hafl_gguf_writer_add_tensor(w, name, HAFL_QUANT_F32, rows ? 2 : 1, dims, zeros,
-                                n * sizeof *zeros);
-    free(zeros);
-}
-
-//  A qwen2 GGUF of config c (c->qkv_bias set) with zero weights (only its shapes matter here).
-//  The per-layer tensors come from hafl_llama_gguf_blocks, the table the loader reads through.
-static void s_write_qwen2(const char *path, const hafl_llama_config_t *c)
-{
-    hafl_gguf_writer_t *w = hafl_gguf_writer_new(0);
-    CHECK(w);
-    hafl_gguf_writer_add_string(w, "general.architecture", "qwen2");
-    hafl_gguf_writer_add_u32(w, "qwen2.context_length", (uint32_t)c->seq_len);
-    hafl_gguf_writer_add_u32(w, "qwen2.embedding_length", (uint32_t)c->dim);
-    hafl_gguf_writer_add_u32(w, "qwen2.feed_forward_length", (uint32_t)c->hidden_dim);
-    hafl_gguf_writer_add_u32(w, "qwen2.block_count", (uint32_t)c->n_layers);
-    hafl_gguf_writer_add_u32(w, "qwen2.attention.head_count", (uint32_t)c->n_heads);
-    hafl_gguf_writer_add_u32(w, "qwen2.attention.head_count_kv", (uint32_t)c->n_kv_heads);
-    hafl_gguf_writer_add_f32(w, "qwen2.attention.layer_norm_rms_epsilon", c->rms_eps);
-    hafl_gguf_writer_add_f32(w, "qwen2.rope.freq_base", c->rope_base);
-    uint64_t dim = (uint64_t)c->dim, vocab = (uint64_t)c->vocab_size;
-    s_add_zeros(w, "token_embd.weight", vocab, dim);
-    hafl_llama_weights_t none = {0};
-    for (int l = 0; l < c->n_layers; l++) {
-        hafl_llama_gguf_block_t blocks[HAFL_LLAMA_GGUF_BLOCKS];
-        size_t n = hafl_llama_gguf_blocks(c, &none, l, blocks);
-        CHECK(n == HAFL_LLAMA_GGUF_BLOCKS); //  the biases too
-        for (size_t b = 0; b < n; b++) {
-            char name[96];
-            snprintf(name, sizeof name, "blk.%d.%s", l, blocks[b].name);
-            s_add_zeros(w, name, blocks[b].rows, blocks[b].cols);
-        }
-    }
-    s_add_zeros(w, "output_norm.weight", 0, dim);
-    s_add_zeros(w, "output.weight", vocab, dim);
-    char err[1024];
-    CHECKF(hafl_gguf_writer_save(w, path, err, sizeof err) == 0, "%s", err);
-    hafl_gguf_writer_destroy(&w);
 }
 
 //  The checkpoint MODEL names (a path or an asset name, never downloaded).
@@ -378,7 +333,7 @@ static void s_make_run(const char *dir, bool no_merged, bool qwen2)
     }
     hafl_llama_config_t want = s_qwen2_config();
     snprintf(path, sizeof path, "%s/model.gguf", dir);
-    s_write_qwen2(path, &want);
+    s_write_model(path, &want);
     hafl_checkpoint_t *ckpt = hafl_checkpoint_open(path, err, sizeof err);
     CHECKF(ckpt, "%s", err);
     const hafl_llama_config_t *c = &ckpt->config;

@@ -507,6 +507,72 @@ static void s_test_quant_random(void)
     }
 }
 
+//  hafl_quant_quantize: the encoders a converter uses, against hand-worked values and their
+//  decoders, and its refusals.
+static void s_test_quantize(void)
+{
+    char err[256];
+    //  bfloat16: ties to even, NaN kept quiet.
+    CHECK(hafl_quant_fp32_to_bf16(1.0f) == 0x3f80);
+    CHECK(hafl_quant_fp32_to_bf16(1.0f + 0x1p-8f) == 0x3f80);     //  a tie, down to even
+    CHECK(hafl_quant_fp32_to_bf16(1.0f + 3 * 0x1p-8f) == 0x3f82); //  a tie, up to even
+    CHECK(hafl_quant_fp32_to_bf16(1.0f + 0x1.8p-8f) == 0x3f81);   //  above half: up
+    CHECK(hafl_quant_fp32_to_bf16(-2.0f) == 0xc000);
+    uint16_t nan = hafl_quant_fp32_to_bf16(s_float(0x7f800001u)); //  a signalling NaN
+    CHECK((nan & 0x7f80) == 0x7f80 && (nan & 0x0040));
+    //  Q8_0 of one block: x = j - 16, so d = 16 / 127 and q = round (x * 127 / 16), halves
+    //  away from zero as ggml's roundf.
+    float x[32], back[32];
+    for (int j = 0; j < 32; j++)
+        x[j] = (float)(j - 16);
+    uint8_t block[34];
+    CHECK(hafl_quant_quantize(HAFL_QUANT_Q8_0, x, 32, block, sizeof block, err, sizeof err) == 0);
+    float d = 16.0f / 127.0f;
+    CHECK(block[0] == (uint8_t)hafl_quant_fp32_to_fp16(d) &&
+          block[1] == (uint8_t)(hafl_quant_fp32_to_fp16(d) >> 8));
+    for (int j = 0; j < 32; j++)
+        CHECKF((int8_t)block[2 + j] == (int8_t)roundf(x[j] * (1.0f / d)), "q[%d] = %d", j,
+               (int8_t)block[2 + j]);
+    CHECK((int8_t)block[2] == -127 && (int8_t)block[2 + 16] == 0);
+    CHECK(hafl_quant_dequantize(HAFL_QUANT_Q8_0, block, sizeof block, back, 32, err, sizeof err) ==
+          0);
+    for (int j = 0; j < 32; j++)
+        CHECK(fabsf(back[j] - x[j]) <= 0.5f * d * 1.001f);
+    //  All zero: d = 0 and every q 0.
+    float zero[32] = {0};
+    CHECK(hafl_quant_quantize(HAFL_QUANT_Q8_0, zero, 32, block, sizeof block, err, sizeof err) ==
+          0);
+    for (int j = 0; j < 34; j++)
+        CHECK(block[j] == 0);
+    //  F32 as is, F16 and BF16 through their rounding.
+    uint8_t f32[16], f16[8], bf16[8];
+    float four[4] = {1.0f, -0.5f, 65504.0f, 0x1p-24f};
+    CHECK(hafl_quant_quantize(HAFL_QUANT_F32, four, 4, f32, 16, err, sizeof err) == 0 &&
+          memcmp(f32, four, 16) == 0);
+    CHECK(hafl_quant_quantize(HAFL_QUANT_F16, four, 4, f16, 8, err, sizeof err) == 0);
+    CHECK(hafl_quant_quantize(HAFL_QUANT_BF16, four, 4, bf16, 8, err, sizeof err) == 0);
+    for (int i = 0; i < 4; i++) {
+        CHECK((uint16_t)(f16[2 * i] | f16[2 * i + 1] << 8) == hafl_quant_fp32_to_fp16(four[i]));
+        CHECK((uint16_t)(bf16[2 * i] | bf16[2 * i + 1] << 8) == hafl_quant_fp32_to_bf16(four[i]));
+    }
+    //  Refused: a type with no encoder, a partial block, a wrong destination size.
+    CHECK(hafl_quant_quantize(HAFL_QUANT_Q4_K, x, 32, block, 34, err, sizeof err) == -1 &&
+          strstr(err, "Q4_K") && strstr(err, "cannot be quantised"));
+    CHECK(hafl_quant_quantize(HAFL_QUANT_Q8_0, x, 31, block, 34, err, sizeof err) == -1 &&
+          strstr(err, "whole blocks of 32"));
+    CHECK(hafl_quant_quantize(HAFL_QUANT_F16, four, 4, f16, 7, err, sizeof err) == -1);
+    //  The writer passes an encoder's refusal on, naming the tensor.
+    hafl_gguf_writer_t *w = hafl_gguf_writer_new(0);
+    CHECK(w);
+    uint64_t dims[2] = {256, 1};
+    float row[256] = {0};
+    CHECK(hafl_gguf_writer_add_tensor_floats(w, "k", HAFL_QUANT_Q4_K, 2, dims, row) == -1);
+    CHECKF(strstr(hafl_gguf_writer_error(w), "tensor 'k'") &&
+               strstr(hafl_gguf_writer_error(w), "cannot be quantised"),
+           "%s", hafl_gguf_writer_error(w));
+    hafl_gguf_writer_destroy(&w);
+}
+
 static void s_test_quant_table(void)
 {
     struct {
@@ -639,7 +705,7 @@ static hafl_gguf_writer_t *s_full_writer(uint32_t alignment, s_tensor_data_t *td
         td->bf16[i] = (uint8_t)(i * 37);
     uint64_t d_f32[2] = {4, 3}, d_f16[2] = {8, 2}, d_q4k[2] = {256, 2}, d_bf16[3] = {2, 2, 2};
     CHECK(hafl_gguf_writer_add_tensor(w, "m.f32", HAFL_QUANT_F32, 2, d_f32, td->f32, 48) == 0);
-    CHECK(hafl_gguf_writer_add_tensor_f16(w, "m.f16", 2, d_f16, td->f16) == 0);
+    CHECK(hafl_gguf_writer_add_tensor_floats(w, "m.f16", HAFL_QUANT_F16, 2, d_f16, td->f16) == 0);
     CHECK(hafl_gguf_writer_add_tensor(w, "m.q4k", HAFL_QUANT_Q4_K, 2, d_q4k, td->q4k, 288) == 0);
     CHECK(hafl_gguf_writer_add_tensor(w, "m.bf16", HAFL_QUANT_BF16, 3, d_bf16, td->bf16, 16) == 0);
     CHECK(hafl_gguf_writer_error(w) == NULL);
@@ -946,7 +1012,7 @@ static void s_test_writer_refusals(void)
             rc = hafl_gguf_writer_add_tensor(w, "y", HAFL_QUANT_F32, 2, zero, values, 0);
             break;
         case 6:
-            rc = hafl_gguf_writer_add_tensor_f16(w, "x", 2, dims, values);
+            rc = hafl_gguf_writer_add_tensor_floats(w, "x", HAFL_QUANT_F16, 2, dims, values);
             break;
         case 7:
             rc = hafl_gguf_writer_add_tensor(w, "y", HAFL_QUANT_F32, 5, five, values, 4);
@@ -1494,6 +1560,7 @@ int main(int argc, char **argv)
 
     s_test_fp16();
     s_test_quant_table();
+    s_test_quantize();
     s_test_quant_literal();
     s_test_quant_random();
     s_test_round_trip();

@@ -10,8 +10,8 @@
     The model: qwen2, dim 64, hidden 128, 2 layers, 4 heads over 2 kv heads, context 128, RoPE
     base 1e6 (NeoX pairs), RMS epsilon 1e-6, q/k/v biases and a separate output matrix. The
     weights are hafl_checkpoint_random's for seed S_SEED (N(0, 0.02^2), norm gains 1), written
-    as F32 through hafl_llama_gguf_blocks, the table the loader reads, so tensor names and
-    shapes cannot drift from what hafl expects.
+    as F32 by hafl_checkpoint_write_gguf, which lays a model out through the table the loader
+    reads, so tensor names and shapes cannot drift from what hafl expects.
 
     The tokenizer: `tokenizer.ggml.model = gpt2`, `pre = qwen2`. Ids 0..255 are the 256 single
     bytes in byte order, spelled in GPT-2's byte-to-unicode alphabet (written here independently
@@ -334,15 +334,6 @@ static hafl_llama_config_t s_config(int vocab_size)
                                  .qkv_bias = true};
 }
 
-//  An F32 tensor of rows x cols floats (rows 0: a vector of cols).
-static void s_add_f32(hafl_gguf_writer_t *w, const char *name, uint64_t rows, uint64_t cols,
-                      const float *values)
-{
-    uint64_t dims[2] = {cols, rows};
-    size_t bytes = (size_t)((rows ? rows : 1) * cols * sizeof(float));
-    hafl_gguf_writer_add_tensor(w, name, HAFL_QUANT_F32, rows ? 2 : 1, dims, values, bytes);
-}
-
 //  The model (tokenizer included) to path; *vocab_size, when not NULL, receives its vocabulary
 //  size. Returns the generator's checkpoint for comparisons (caller destroys).
 static hafl_checkpoint_t *s_write(const char *path, int *vocab_size)
@@ -350,37 +341,15 @@ static hafl_checkpoint_t *s_write(const char *path, int *vocab_size)
     hafl_gguf_writer_t *w = hafl_gguf_writer_new(0);
     CHECK(w);
     int vocab = 0;
-    hafl_gguf_writer_add_string(w, "general.architecture", "qwen2");
     hafl_gguf_writer_add_string(w, "general.name", "hafl tiny qwen2 test model");
-    hafl_gguf_writer_add_u32(w, "qwen2.context_length", S_SEQ);
-    hafl_gguf_writer_add_u32(w, "qwen2.embedding_length", S_DIM);
-    hafl_gguf_writer_add_u32(w, "qwen2.feed_forward_length", S_HIDDEN);
-    hafl_gguf_writer_add_u32(w, "qwen2.block_count", S_LAYERS);
-    hafl_gguf_writer_add_u32(w, "qwen2.attention.head_count", S_HEADS);
-    hafl_gguf_writer_add_u32(w, "qwen2.attention.head_count_kv", S_KV);
-    hafl_gguf_writer_add_f32(w, "qwen2.attention.layer_norm_rms_epsilon", 1e-6f);
-    hafl_gguf_writer_add_f32(w, "qwen2.rope.freq_base", 1e6f);
     s_add_tokenizer(w, &vocab);
-
     hafl_llama_config_t c = s_config(vocab);
     char err[512];
     hafl_checkpoint_t *gen = hafl_checkpoint_random(&c, S_SEED, err, sizeof err);
     CHECKF(gen, "%s", err);
-    const hafl_llama_weights_t *g = &gen->weights;
-    s_add_f32(w, "token_embd.weight", (uint64_t)vocab, S_DIM, g->token_embedding);
-    for (int l = 0; l < S_LAYERS; l++) {
-        hafl_llama_gguf_block_t blocks[HAFL_LLAMA_GGUF_BLOCKS];
-        size_t n = hafl_llama_gguf_blocks(&c, g, l, blocks);
-        CHECK(n == HAFL_LLAMA_GGUF_BLOCKS); //  qkv_bias: the three biases too
-        for (size_t b = 0; b < n; b++) {
-            char name[96];
-            snprintf(name, sizeof name, "blk.%d.%s", l, blocks[b].name);
-            s_add_f32(w, name, blocks[b].rows, blocks[b].cols, blocks[b].slice);
-        }
-    }
-    s_add_f32(w, "output_norm.weight", 0, S_DIM, g->rms_final);
-    s_add_f32(w, "output.weight", (uint64_t)vocab, S_DIM, g->wcls);
-    //  Every add above keeps its first failure for save to report.
+    //  Architecture keys and every tensor, as the library lays a model out (F32 throughout).
+    CHECKF(hafl_checkpoint_write_gguf(gen, w, HAFL_QUANT_F32) == 0, "%s",
+           hafl_gguf_writer_error(w));
     CHECKF(hafl_gguf_writer_save(w, path, err, sizeof err) == 0, "%s", err);
     hafl_gguf_writer_destroy(&w);
     if (vocab_size)
