@@ -35,8 +35,9 @@
 #define S_DRAIN_QUIET_MS  50        //  on $TERM, stop once the socket was quiet this long
 #define S_EMITTER_SEND_MS 10000     //  an emitter gives an event up after this long blocked
 #define S_EMITTER_LINGER  10000     //  ms an emitter's queued events may take to reach the logger
-#define S_END_GRACE_MS    10000     //  on $TERM after the run ended, how long emitters of other
-                                    //  processes may take to deliver their last events and go
+#define S_END_GRACE_MS                                                                             \
+    10000 //  on $TERM after the run ended, how long emitters of other
+          //  processes may take to deliver their last events and go
 
 //  --------------------------------------------------------------------------------------------
 //  JSON
@@ -412,10 +413,10 @@ int hafl_events_send(hafl_events_t *self, hafl_log_event_t **event_p)
 typedef struct {
     zsock_t *pipe;
     zsock_t *pull;
-    zsock_t *refusals; //  pull's connections and handshakes (hafl_security_watch), when
-                       //  emitters can come from other processes
+    zsock_t *refusals;           //  pull's connections and handshakes (hafl_security_watch), when
+                                 //  emitters can come from other processes
     const hafl_log_auth_t *auth; //  the admission (NULL: anyone may push)
-    zsock_t *pub; //  NULL when no PUB endpoint was given
+    zsock_t *pub;                //  NULL when no PUB endpoint was given
     FILE *file;
     char *path;
     bool echo;
@@ -427,6 +428,7 @@ typedef struct {
     int64_t connections;            //  emitters connected over tcp or ipc now (the watch's
                                     //  accepted minus disconnected)
     bool final_seen;                //  the server's final (or final-failed) event arrived
+    int end_grace_ms;               //  args->end_grace_ms, or S_END_GRACE_MS
 } s_logger_t;
 
 static void s_logger_destroy(s_logger_t *self)
@@ -448,6 +450,7 @@ static int s_logger_init(s_logger_t *self, zsock_t *pipe, const hafl_logger_args
     memset(self, 0, sizeof *self);
     self->pipe = pipe;
     self->echo = args->echo;
+    self->end_grace_ms = args->end_grace_ms > 0 ? args->end_grace_ms : S_END_GRACE_MS;
     self->auth = args->auth;
     if (!args->pull || !args->path) {
         fprintf(stderr, "logger: a PULL endpoint and a file path are required\n");
@@ -565,7 +568,8 @@ static void s_logger_watch(s_logger_t *self)
         return;
     //  The watch words its reasons for CURVE; without CURVE the mechanism is PLAIN.
     if (!hafl_log_auth_curve(self->auth))
-        snprintf(why, sizeof why, "a connection without the run's log credentials (ZeroMQ "
+        snprintf(why, sizeof why,
+                 "a connection without the run's log credentials (ZeroMQ "
                  "PLAIN, user " HAFL_LOG_AUTH_USER " and the log token): none, or wrong ones");
     self->refused++;
     hafl_msg_t *msg = s_event_new(self->run_id, "logger", -1, "log-refused");
@@ -628,8 +632,8 @@ static void s_handle_pull(s_logger_t *self)
     char why[200];
     zframe_t *first = zmsg_first(zmsg);
     if (msg && self->auth && first && zframe_meta(first, "Socket-Type") &&
-        !hafl_log_auth_actor_ok(self->auth, msg->u.log_event.actor,
-                                zframe_meta(first, "User-Id"), why, sizeof why)) {
+        !hafl_log_auth_actor_ok(self->auth, msg->u.log_event.actor, zframe_meta(first, "User-Id"),
+                                why, sizeof why)) {
         s_logger_impostor(self, &msg->u.log_event, why);
         hafl_msg_destroy(&msg);
         zmsg_destroy(&zmsg);
@@ -716,7 +720,7 @@ static void s_logger_run(zsock_t *pipe, const hafl_logger_args_t *args, int *sta
         else if (zpoller_terminated(poller))
             break;
     }
-    //  Drain. Once the run is over, first wait (at most S_END_GRACE_MS) until every emitter of
+    //  Drain. Once the run is over, first wait (at most end_grace_ms) until every emitter of
     //  another process has hung up: a client host's last events ("ended") may still be on a
     //  slow link, and its event sockets close only once they have delivered them. Then read
     //  until the socket has been quiet for a moment, so events still in flight from emitters
@@ -725,7 +729,7 @@ static void s_logger_run(zsock_t *pipe, const hafl_logger_args_t *args, int *sta
     poller = zpoller_new(self->pull, NULL);
     if (poller && self->refusals)
         zpoller_add(poller, self->refusals);
-    int64_t grace_end = zclock_mono() + S_END_GRACE_MS;
+    int64_t grace_end = zclock_mono() + self->end_grace_ms;
     while (poller && self->final_seen && self->connections > 0 && zclock_mono() < grace_end) {
         void *which = zpoller_wait(poller, (int)(grace_end - zclock_mono()));
         if (which == self->pull)
@@ -741,15 +745,15 @@ static void s_logger_run(zsock_t *pipe, const hafl_logger_args_t *args, int *sta
     if (self->final_seen && self->connections > 0) {
         //  Said in the file and on stderr: the log may lack what those emitters sent last.
         fprintf(stderr,
-                "logger: %" PRId64 " emitters of other processes were still connected %d s "
+                "logger: %" PRId64 " emitters of other processes were still connected %d ms "
                 "after the run ended (host down or link slow): their last events may be "
                 "missing\n",
-                self->connections, S_END_GRACE_MS / 1000);
+                self->connections, self->end_grace_ms);
         hafl_msg_t *msg = s_event_new(self->run_id, "logger", -1, "events-incomplete");
         if (msg) {
             hafl_log_event_t *ev = &msg->u.log_event;
             hafl_log_event_add_int(ev, "still_connected", self->connections);
-            hafl_log_event_add_int(ev, "waited_ms", S_END_GRACE_MS);
+            hafl_log_event_add_int(ev, "waited_ms", self->end_grace_ms);
             s_event_sanitise(ev);
             s_logger_emit(self, ev, NULL);
             hafl_msg_destroy(&msg);

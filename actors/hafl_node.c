@@ -266,9 +266,12 @@ hafl_node_t *hafl_node_new(const hafl_node_opts_t *opts, char *err, size_t errle
         if (strncmp(self->endpoints.log_bind, "inproc://", 9) != 0)
             snprintf(self->log_local, sizeof self->log_local, "inproc://hafl-%s-%d-log-local",
                      self->run_id, (int)getpid());
-        hafl_logger_args_t largs = {self->endpoints.log_bind, self->endpoints.pub_bind,
-                                    self->events_path, t->logger.echo, self->log_auth,
-                                    self->log_local[0] ? self->log_local : NULL};
+        hafl_logger_args_t largs = {.pull = self->endpoints.log_bind,
+                                    .pub = self->endpoints.pub_bind,
+                                    .path = self->events_path,
+                                    .echo = t->logger.echo,
+                                    .auth = self->log_auth,
+                                    .local = self->log_local[0] ? self->log_local : NULL};
         self->logger = hafl_logger_new(&largs);
         if (!self->logger) {
             snprintf(err, errlen, "logger: cannot start (bind %s / %s, file %s)",

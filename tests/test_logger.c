@@ -296,7 +296,8 @@ static void s_test_escaping_and_malformed(const char *dir)
 {
     char path[512];
     zactor_t *logger = s_logger_start(dir, "inproc://logger-odd", NULL, path, sizeof path);
-    hafl_events_t *events = hafl_events_new("inproc://logger-odd", "run \"odd\"", "odd-actor", NULL);
+    hafl_events_t *events =
+        hafl_events_new("inproc://logger-odd", "run \"odd\"", "odd-actor", NULL);
     CHECK(events);
     hafl_log_event_t *ev = hafl_events_start(events, -1, "odd");
     CHECK(ev);
@@ -528,6 +529,47 @@ static void s_test_tail_binary(const char *dir, const char *binary)
     printf("hafl ctl: arity errors exit 2, no reply exits 1\n");
 }
 
+//  --------------------------------------------------------------------------------------------
+//  The end of a run: emitters of other processes are waited for, and one that never hangs up
+//  is reported (events-incomplete), after end_grace_ms, not forever.
+
+static void s_test_end_grace(const char *dir, bool hang_up)
+{
+    char path[600], pull[700];
+    snprintf(path, sizeof path, "%s/events.jsonl", dir);
+    snprintf(pull, sizeof pull, "ipc://%s/pull", dir);
+    hafl_logger_args_t args = {.pull = pull, .path = path, .end_grace_ms = 300};
+    zactor_t *logger = hafl_logger_new(&args);
+    CHECKF(logger, "logger did not start on %s", pull);
+    hafl_events_t *client = hafl_events_new(pull, "run-end", "client-0", NULL);
+    hafl_events_t *server = hafl_events_new(pull, "run-end", "server", NULL);
+    CHECK(client && server);
+    s_emit(client, 1, "upload", "bytes", 10);
+    s_emit(server, 1, "final", "rounds", 1);
+    hafl_events_destroy(&server);
+    if (hang_up)
+        hafl_events_destroy(&client);
+    hafl_logger_flush(logger);
+    zactor_destroy(&logger); //  $TERM: the drain waits for client-0 to hang up
+    hafl_events_destroy(&client);
+    char **lines;
+    size_t n = s_read_lines(path, &lines);
+    bool final = false, upload = false, incomplete = false, detail = false;
+    for (size_t i = 0; i < n; i++) {
+        final |= strstr(lines[i], "\"event\":\"final\"") != NULL;
+        upload |= strstr(lines[i], "\"event\":\"upload\"") != NULL;
+        if (strstr(lines[i], "\"event\":\"events-incomplete\"")) {
+            incomplete = true;
+            detail =
+                strstr(lines[i], "\"still_connected\":1") && strstr(lines[i], "\"waited_ms\":300");
+        }
+    }
+    CHECK(final && upload);
+    CHECKF(incomplete == !hang_up, "hang_up %d: events-incomplete %d", hang_up, incomplete);
+    CHECK(hang_up || detail);
+    s_free_lines(lines, n);
+}
+
 int main(void)
 {
     zsys_init();
@@ -547,6 +589,12 @@ int main(void)
     snprintf(sub, sizeof sub, "%s/sub", dir);
     CHECK(mkdir(sub, 0700) == 0);
     s_test_subscriber(sub);
+    snprintf(sub, sizeof sub, "%s/end", dir);
+    CHECK(mkdir(sub, 0700) == 0);
+    s_test_end_grace(sub, true);
+    snprintf(sub, sizeof sub, "%s/end2", dir);
+    CHECK(mkdir(sub, 0700) == 0);
+    s_test_end_grace(sub, false);
     const char *binary = getenv("HAFL_BINARY");
     if (binary && *binary) {
         CHECKF(access(binary, X_OK) == 0, "HAFL_BINARY %s is not executable", binary);
