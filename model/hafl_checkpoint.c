@@ -116,11 +116,11 @@ static uint64_t s_float_count(const hafl_llama_config_t *c, bool rope)
     uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
     uint64_t layers = (uint64_t)c->n_layers, vocab = (uint64_t)c->vocab_size;
     uint64_t kv = (uint64_t)hafl_llama_kv_dim(c), q = (uint64_t)hafl_llama_q_dim(c);
-    uint64_t n = vocab * dim;                                 //  token_embedding
-    n += layers * (dim + q * dim + 2 * kv * dim + dim * q);   //  rms_att wq wk wv wo
-    n += layers * (dim + 3 * hidden * dim);                     //  rms_ffn w1 w2 w3
-    n += dim;                                                   //  rms_final
-    n += rope ? s_rope_floats(c) : 0;                           //  legacy RoPE tables
+    uint64_t n = vocab * dim;                               //  token_embedding
+    n += layers * (dim + q * dim + 2 * kv * dim + dim * q); //  rms_att wq wk wv wo
+    n += layers * (dim + 3 * hidden * dim);                 //  rms_ffn w1 w2 w3
+    n += dim;                                               //  rms_final
+    n += rope ? s_rope_floats(c) : 0;                       //  legacy RoPE tables
     if (!c->shared_classifier)
         n += vocab * dim; //  wcls
     n += s_bias_floats(c);
@@ -190,13 +190,17 @@ static int s_digest(hafl_checkpoint_t *self, char *err, size_t errlen)
 //  ---------------------------------------------------------------------------------------------
 //  GGUF checkpoints of architecture llama or qwen2
 
-//  One GGUF hyperparameter `<arch>.<name>` as an integer in 1..cap (the caps of
-//  s_config_check). 0, or -1 with a reason naming the key.
-static int s_gguf_hyper(const hafl_gguf_t *g, const char *arch, const char *name, int cap, int *out,
-                        char *err, size_t errlen)
+//  GGUF hyperparameters are `<arch>.<name>`. Each reader below fails with a reason naming
+//  the key; an optional key that is absent leaves *out as it is (the caller's default).
+
+//  An integer in 1..cap (the caps of s_config_check). 0, or -1.
+static int s_gguf_hyper(const hafl_gguf_t *g, const char *arch, const char *name, bool optional,
+                        int cap, int *out, char *err, size_t errlen)
 {
     char key[96];
     snprintf(key, sizeof key, "%s.%s", arch, name);
+    if (optional && !hafl_gguf_find(g, key))
+        return 0;
     uint32_t value;
     if (hafl_gguf_get_u32(g, key, &value, err, errlen) != 0)
         return -1;
@@ -209,36 +213,40 @@ static int s_gguf_hyper(const hafl_gguf_t *g, const char *arch, const char *name
     return 0;
 }
 
-//  An optional integer hyperparameter that, when present, must equal what the engine computes
-//  with (`engine`, described by `why`). 0, or -1 with a reason naming the key.
+//  An optional integer that, when present, must equal what the engine computes with (`engine`,
+//  described by `why`). 0, or -1.
 static int s_gguf_expect(const hafl_gguf_t *g, const char *arch, const char *name, int engine,
                          const char *why, char *err, size_t errlen)
 {
-    char key[96];
-    snprintf(key, sizeof key, "%s.%s", arch, name);
-    if (!hafl_gguf_find(g, key))
-        return 0;
-    int value;
-    if (s_gguf_hyper(g, arch, name, S_MAX_DIM, &value, err, errlen))
+    int value = engine;
+    if (s_gguf_hyper(g, arch, name, true, S_MAX_DIM, &value, err, errlen))
         return -1;
     if (value != engine) {
-        snprintf(err, errlen, "%s: key '%s': %d is not supported (%s %d)", hafl_gguf_path(g), key,
-                 value, why, engine);
+        snprintf(err, errlen, "%s: key '%s.%s': %d is not supported (%s %d)", hafl_gguf_path(g),
+                 arch, name, value, why, engine);
         return -1;
     }
     return 0;
 }
 
-//  A float hyperparameter `<arch>.<name>` into *out; absent, *out keeps its default unless
-//  required. 0, or -1 with a reason naming the key.
-static int s_gguf_float(const hafl_gguf_t *g, const char *arch, const char *name, bool required,
-                        float *out, char *err, size_t errlen)
+//  A float in the open interval (lo, hi) (NaN fails). 0, or -1.
+static int s_gguf_float(const hafl_gguf_t *g, const char *arch, const char *name, bool optional,
+                        float lo, float hi, float *out, char *err, size_t errlen)
 {
     char key[96];
     snprintf(key, sizeof key, "%s.%s", arch, name);
-    if (!hafl_gguf_find(g, key) && !required)
+    if (optional && !hafl_gguf_find(g, key))
         return 0;
-    return hafl_gguf_get_f32(g, key, out, err, errlen);
+    float value;
+    if (hafl_gguf_get_f32(g, key, &value, err, errlen) != 0)
+        return -1;
+    if (!(value > lo && value < hi)) {
+        snprintf(err, errlen, "%s: key '%s': %g is out of range (%g, %g)", hafl_gguf_path(g), key,
+                 (double)value, (double)lo, (double)hi);
+        return -1;
+    }
+    *out = value;
+    return 0;
 }
 
 //  Read and check the hyperparameters into c; vocab_size comes from token_embd.weight's rows.
@@ -253,32 +261,27 @@ static int s_gguf_config(const hafl_gguf_t *g, hafl_llama_config_t *c, char *err
         return -1;
     }
     bool qwen2 = strcmp(arch, "qwen2") == 0;
-    if (s_gguf_hyper(g, arch, "embedding_length", S_MAX_DIM, &c->dim, err, errlen) ||
-        s_gguf_hyper(g, arch, "feed_forward_length", S_MAX_HIDDEN, &c->hidden_dim, err, errlen) ||
-        s_gguf_hyper(g, arch, "block_count", S_MAX_LAYERS, &c->n_layers, err, errlen) ||
-        s_gguf_hyper(g, arch, "attention.head_count", S_MAX_HEADS, &c->n_heads, err, errlen) ||
-        s_gguf_hyper(g, arch, "context_length", S_MAX_SEQ, &c->seq_len, err, errlen))
-        return -1;
-    //  llama.cpp reads a missing kv head count as "no grouping".
-    char key[96];
-    snprintf(key, sizeof key, "%s.attention.head_count_kv", arch);
-    c->n_kv_heads = c->n_heads;
-    if (hafl_gguf_find(g, key) &&
-        s_gguf_hyper(g, arch, "attention.head_count_kv", S_MAX_HEADS, &c->n_kv_heads, err, errlen))
-        return -1;
-    //  llama.cpp's defaults for an absent base; the epsilon has none there either.
+    //  Absent: llama.cpp's defaults (no grouping, base 10000, dim / n_heads wide heads); the
+    //  epsilon has none there either. The ranges are s_config_check's.
     c->rope_base = HAFL_LLAMA2C_ROPE_BASE;
-    if (s_gguf_float(g, arch, "rope.freq_base", false, &c->rope_base, err, errlen) ||
-        s_gguf_float(g, arch, "attention.layer_norm_rms_epsilon", true, &c->rms_eps, err, errlen))
+    c->head_size = 0;
+    if (s_gguf_hyper(g, arch, "embedding_length", false, S_MAX_DIM, &c->dim, err, errlen) ||
+        s_gguf_hyper(g, arch, "feed_forward_length", false, S_MAX_HIDDEN, &c->hidden_dim, err,
+                     errlen) ||
+        s_gguf_hyper(g, arch, "block_count", false, S_MAX_LAYERS, &c->n_layers, err, errlen) ||
+        s_gguf_hyper(g, arch, "attention.head_count", false, S_MAX_HEADS, &c->n_heads, err,
+                     errlen) ||
+        s_gguf_hyper(g, arch, "context_length", false, S_MAX_SEQ, &c->seq_len, err, errlen))
         return -1;
-    if (!(c->rope_base > 1.0f && c->rope_base < 1e12f) ||
-        !(c->rms_eps > 0.0f && c->rms_eps < 1.0f)) {
-        bool base_bad = !(c->rope_base > 1.0f && c->rope_base < 1e12f);
-        snprintf(err, errlen, "%s: key '%s.%s': %g is out of range %s", path, arch,
-                 base_bad ? "rope.freq_base" : "attention.layer_norm_rms_epsilon",
-                 (double)(base_bad ? c->rope_base : c->rms_eps), base_bad ? "(1, 1e12)" : "(0, 1)");
+    c->n_kv_heads = c->n_heads;
+    if (s_gguf_hyper(g, arch, "attention.head_count_kv", true, S_MAX_HEADS, &c->n_kv_heads, err,
+                     errlen) ||
+        s_gguf_hyper(g, arch, "attention.key_length", true, S_MAX_HEAD, &c->head_size, err,
+                     errlen) ||
+        s_gguf_float(g, arch, "rope.freq_base", true, 1.0f, 1e12f, &c->rope_base, err, errlen) ||
+        s_gguf_float(g, arch, "attention.layer_norm_rms_epsilon", false, 0.0f, 1.0f, &c->rms_eps,
+                     err, errlen))
         return -1;
-    }
     c->rope_neox = qwen2;
     const hafl_gguf_tensor_t *embd = hafl_gguf_tensor(g, "token_embd.weight");
     if (!embd) {
@@ -295,13 +298,6 @@ static int s_gguf_config(const hafl_gguf_t *g, hafl_llama_config_t *c, char *err
         return -1;
     }
     c->vocab_size = (int)embd->dims[1];
-    //  The head size: attention.key_length when the file states it (Mistral Nemo's heads are
-    //  not dim / n_heads wide, say), else dim / n_heads.
-    snprintf(key, sizeof key, "%s.attention.key_length", arch);
-    c->head_size = 0;
-    if (hafl_gguf_find(g, key) &&
-        s_gguf_hyper(g, arch, "attention.key_length", S_MAX_HEAD, &c->head_size, err, errlen))
-        return -1;
     c->shared_classifier = hafl_gguf_tensor(g, "output.weight") == NULL;
     //  Biases come as a set: the first decides, s_gguf_weights requires the others.
     c->qkv_bias = hafl_gguf_tensor(g, "blk.0.attn_q.bias") != NULL;
@@ -312,16 +308,13 @@ static int s_gguf_config(const hafl_gguf_t *g, hafl_llama_config_t *c, char *err
     }
     if (s_config_check(c, path, err, errlen) != 0)
         return -1;
-    snprintf(key, sizeof key, "%s.vocab_size", arch);
-    if (hafl_gguf_find(g, key)) {
-        int vocab;
-        if (s_gguf_hyper(g, arch, "vocab_size", S_MAX_VOCAB, &vocab, err, errlen))
-            return -1;
-        if (vocab != c->vocab_size) {
-            snprintf(err, errlen, "%s: key '%s': %d, but token_embd.weight has %d rows", path, key,
-                     vocab, c->vocab_size);
-            return -1;
-        }
+    int vocab = c->vocab_size;
+    if (s_gguf_hyper(g, arch, "vocab_size", true, S_MAX_VOCAB, &vocab, err, errlen))
+        return -1;
+    if (vocab != c->vocab_size) {
+        snprintf(err, errlen, "%s: key '%s.vocab_size': %d, but token_embd.weight has %d rows",
+                 path, arch, vocab, c->vocab_size);
+        return -1;
     }
     //  Values as wide as keys, and RoPE over whole heads: other value widths and partial
     //  rotary embeddings are refused.
@@ -332,6 +325,7 @@ static int s_gguf_config(const hafl_gguf_t *g, hafl_llama_config_t *c, char *err
                       errlen))
         return -1;
     //  Scaled RoPE (linear, YaRN, Llama 3's frequency table) changes the rotation angles.
+    char key[96];
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
     if (hafl_gguf_find(g, key)) {
         hafl_gguf_str_t scaling;
@@ -686,8 +680,7 @@ static void s_gguf_put(hafl_gguf_writer_t *w, const char *name, uint32_t type, u
                                        values);
 }
 
-int hafl_checkpoint_write_gguf(const hafl_checkpoint_t *self, hafl_gguf_writer_t *w,
-                               uint32_t type)
+int hafl_checkpoint_write_gguf(const hafl_checkpoint_t *self, hafl_gguf_writer_t *w, uint32_t type)
 {
     const hafl_llama_config_t *c = &self->config;
     const hafl_llama_weights_t *wt = &self->weights;
