@@ -5,9 +5,9 @@
 # heartbeat every 50 ms (stories260K, so it skips with 77 when the asset is missing). alpha is
 # killed with SIGKILL as a round starts. beta's clients keep queueing heartbeats toward the
 # dead server until the queue is full; then heartbeats are dropped (they never wait) and the
-# client says so on stderr, and the round's upload waits at most the send timeout. beta is then stopped with SIGTERM and must end by
-# itself, cleanly: without the send timeout a client stays blocked in the send and the node in
-# destroying it, until a third signal ends it with 130.
+# client says so on stderr, and the round's upload waits at most the send timeout. beta is then
+# stopped with SIGTERM and must end by itself, cleanly: without the send timeout a client stays
+# blocked in the send and the node in destroying it, until a third signal ends it with 130.
 set -eu
 hafl=${HAFL_BINARY:?}
 work=$(mktemp -d "${TMPDIR:-/tmp}/hafl-sendtimeout-XXXXXX")
@@ -16,20 +16,8 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-fail() { echo "FAIL: $*"; for f in "$work"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
 . "${HAFL_SOURCE_DIR:?}/tests/loopback_hosts.sh"
 cd "$work"
-
-# Wait until file $1 holds a line matching $2 while process $3 lives (up to 60 s).
-wait_for() {
-    i=0
-    while ! grep -q "$2" "$1" 2>/dev/null; do
-        i=$((i + 1))
-        kill -0 "$3" 2>/dev/null || fail "no '$2' in $1 and its node has ended"
-        [ $i -le 600 ] || fail "no '$2' in $1 after 60 s"
-        sleep 0.1
-    done
-}
 
 # Four free ports of its own (tests/loopback_hosts.sh).
 port=$(free_ports "${HAFL_SOURCE_DIR:?}") || fail "no free tcp ports"

@@ -18,7 +18,6 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-fail() { echo "FAIL: $*"; for f in "$work"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
 . "$source_dir/tests/loopback_hosts.sh"
 cd "$work"
 
@@ -48,13 +47,7 @@ two_hosts_tail "$work/runs" "$base" >> topology.zpl
 /usr/bin/python3 "$source_dir/tests/slow_link_proxy.py" 400 "$slow:$base" "$((slow + 1)):$((base + 2))" \
     > proxy.log 2>&1 &
 proxy=$!
-i=0
-while ! grep -q "^ready" proxy.log 2>/dev/null; do
-    i=$((i + 1))
-    kill -0 "$proxy" 2>/dev/null || fail "the proxy did not start"
-    [ $i -le 100 ] || fail "the proxy is not ready after 10 s"
-    sleep 0.1
-done
+wait_for proxy.log "^ready" "$proxy"
 
 mkdir -p runs/alpha runs/beta
 "$hafl" node topology.zpl --host alpha --run-dir "$work/runs/alpha" > alpha.log 2>&1 &

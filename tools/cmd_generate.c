@@ -6,10 +6,10 @@
     it is sampled: argmax at temperature 0, else softmax of logits / temperature and either
     multinomial sampling or top-p (nucleus) sampling when 0 < topp < 1, with run.c's xorshift
     coin. The loop ends after --steps positions or when a token that ends the text is produced
-    (BOS for llama2.c, hafl_tokenizer_ends_text); every produced token is printed as
-    decoded text (hafl_tokenizer_print_token: llama2.c's rule, which skips a lone unprintable
-    byte, for SentencePiece tokenizers; raw bytes for byte-level BPE), then a newline. The achieved tokens per second
-    go to stderr, so stdout holds only the text. Forward passes use the float reference, which
+    (BOS for llama2.c, hafl_tokenizer_ends_text); every produced token is printed as decoded
+    text (hafl_tokenizer_print_token: llama2.c's rule, which skips a lone unprintable byte, for
+    SentencePiece tokenizers; raw bytes for byte-level BPE), then a newline. The achieved tokens
+    per second go to stderr, so stdout holds only the text. Forward passes use the float reference, which
     follows llama2.c's order of operations, so greedy output matches the llama2.c runner. A GGUF
     checkpoint carries its tokenizer, used when --tokenizer is omitted; a llama2.c one needs it.
 */
