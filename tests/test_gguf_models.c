@@ -64,19 +64,14 @@ static uint8_t *s_random_tensor(uint32_t type, uint64_t n, float sigma, hafl_rng
     CHECK(out);
     *n_bytes = (size_t)size;
     if (type == HAFL_QUANT_F32 || type == HAFL_QUANT_F16 || type == HAFL_QUANT_BF16) {
-        for (uint64_t i = 0; i < n; i++) {
-            float v = sigma * (float)hafl_rng_normal(rng);
-            if (type == HAFL_QUANT_F32) {
-                memcpy(out + 4 * i, &v, 4);
-            } else if (type == HAFL_QUANT_F16) {
-                s_put_f16(out + 2 * i, v);
-            } else {
-                uint32_t bits;
-                memcpy(&bits, &v, 4);
-                uint16_t high = (uint16_t)(bits >> 16); //  truncation is a valid bf16 value
-                memcpy(out + 2 * i, &high, 2);
-            }
-        }
+        float *values = malloc(n * sizeof(float));
+        CHECK(values);
+        for (uint64_t i = 0; i < n; i++)
+            values[i] = sigma * (float)hafl_rng_normal(rng);
+        char err[256];
+        CHECKF(hafl_quant_quantize(type, values, n, out, *n_bytes, err, sizeof err) == 0, "%s",
+               err);
+        free(values);
         return out;
     }
     for (size_t i = 0; i < *n_bytes; i++)
