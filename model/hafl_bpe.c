@@ -116,16 +116,18 @@ static uint64_t s_hash_pair(int32_t left, int32_t right)
     return x ^ (x >> 31);
 }
 
-//  Slots for at least 2 * count entries (a power of two), or 0 when that overflows.
-static size_t s_table_size(size_t count)
+//  A zeroed table of at least 2 * count slots of slot_size bytes (a power of two, so *mask, the
+//  slot count less one, wraps a probe); NULL when out of memory.
+static void *s_table_new(size_t count, size_t slot_size, size_t *mask)
 {
     size_t size = 16;
     while (size < 2 * count) {
         if (size > SIZE_MAX / 4)
-            return 0;
+            return NULL;
         size *= 2;
     }
-    return size;
+    *mask = size - 1;
+    return calloc(size, slot_size);
 }
 
 //  Length of the valid UTF-8 sequence at s (1..4), or 0 when s[0] does not start one: no
@@ -203,27 +205,39 @@ static long s_unspell(const int16_t byte_of[S_ALPHABET], const char *s, size_t l
     return (long)o;
 }
 
-static int32_t s_vocab_find(const hafl_bpe_t *self, const char *bytes, size_t len)
+//  The decoded bytes of token id (in range) and their count.
+static const char *s_token_bytes(const hafl_bpe_t *self, int32_t id, size_t *len)
 {
-    for (size_t i = s_hash_bytes(bytes, len) & self->vocab_mask;; i = (i + 1) & self->vocab_mask) {
-        int32_t id = self->vocab_slots[i];
-        if (id < 0)
-            return -1;
-        size_t id_len = self->offsets[id + 1] - self->offsets[id] - 1;
-        if (id_len == len && memcmp(self->text + self->offsets[id], bytes, len) == 0)
-            return id;
-    }
+    *len = self->offsets[id + 1] - self->offsets[id] - 1;
+    return self->text + self->offsets[id];
 }
 
-static const s_merge_t *s_merge_find(const hafl_bpe_t *self, int32_t left, int32_t right)
+//  The slot of the normal token spelling these bytes, or the empty slot (-1) where it would go.
+static int32_t *s_vocab_slot(const hafl_bpe_t *self, const char *bytes, size_t len)
 {
-    for (size_t i = s_hash_pair(left, right) & self->merge_mask;; i = (i + 1) & self->merge_mask) {
-        const s_merge_t *m = &self->merge_slots[i];
-        if (m->left < 0)
-            return NULL;
-        if (m->left == left && m->right == right)
-            return m;
+    size_t i = s_hash_bytes(bytes, len) & self->vocab_mask;
+    for (int32_t id; (id = self->vocab_slots[i]) >= 0; i = (i + 1) & self->vocab_mask) {
+        size_t id_len;
+        const char *id_bytes = s_token_bytes(self, id, &id_len);
+        if (id_len == len && memcmp(id_bytes, bytes, len) == 0)
+            break;
     }
+    return &self->vocab_slots[i];
+}
+
+static int32_t s_vocab_find(const hafl_bpe_t *self, const char *bytes, size_t len)
+{
+    return *s_vocab_slot(self, bytes, len);
+}
+
+//  The slot of the merge of (left, right), or the empty slot (left -1) where it would go.
+static s_merge_t *s_merge_slot(const hafl_bpe_t *self, int32_t left, int32_t right)
+{
+    size_t i = s_hash_pair(left, right) & self->merge_mask;
+    while (self->merge_slots[i].left >= 0 &&
+           (self->merge_slots[i].left != left || self->merge_slots[i].right != right))
+        i = (i + 1) & self->merge_mask;
+    return &self->merge_slots[i];
 }
 
 //  ---------------------------------------------------------------------------------------------
@@ -314,29 +328,23 @@ done:
 static int s_index_tokens(hafl_bpe_t *self, const hafl_gguf_t *g, char *err, size_t errlen)
 {
     static const char tokens_key[] = "tokenizer.ggml.tokens";
-    size_t slots = s_table_size((size_t)self->n);
-    self->vocab_mask = slots - 1;
-    self->vocab_slots = slots ? malloc(slots * sizeof(int32_t)) : NULL;
-    if (!self->vocab_slots) {
+    if (!(self->vocab_slots = s_table_new((size_t)self->n, sizeof(int32_t), &self->vocab_mask))) {
         s_fail(g, err, errlen, "out of memory for %d tokens", self->n);
         return -1;
     }
-    memset(self->vocab_slots, 0xFF, slots * sizeof(int32_t)); //  all -1
+    memset(self->vocab_slots, 0xFF, (self->vocab_mask + 1) * sizeof(int32_t)); //  all -1
     for (int32_t id = 0; id < self->n; id++) {
         if (self->types[id] != HAFL_BPE_TYPE_NORMAL)
             continue;
-        const char *bytes = self->text + self->offsets[id];
-        size_t len = self->offsets[id + 1] - self->offsets[id] - 1;
-        int32_t other = s_vocab_find(self, bytes, len);
-        if (other >= 0) {
+        size_t len;
+        const char *bytes = s_token_bytes(self, id, &len);
+        int32_t *slot = s_vocab_slot(self, bytes, len);
+        if (*slot >= 0) {
             s_fail(g, err, errlen, "key '%s': token %d spells the same bytes as token %d",
-                   tokens_key, id, other);
+                   tokens_key, id, *slot);
             return -1;
         }
-        size_t i = s_hash_bytes(bytes, len) & self->vocab_mask;
-        while (self->vocab_slots[i] >= 0)
-            i = (i + 1) & self->vocab_mask;
-        self->vocab_slots[i] = id;
+        *slot = id;
     }
     for (int b = 0; b < 256; b++) {
         char byte = (char)b;
@@ -368,15 +376,14 @@ static int s_load_merges(hafl_bpe_t *self, const hafl_gguf_t *g, const int16_t b
     size_t longest = 1;
     for (uint64_t r = 0; r < count; r++)
         longest = merges[r].len > longest ? (size_t)merges[r].len : longest;
-    size_t slots = s_table_size((size_t)count);
-    self->merge_mask = slots - 1;
-    self->merge_slots = slots ? malloc(slots * sizeof(s_merge_t)) : NULL;
+    //  Zeroed, then marked empty, so every byte of the table is set (the rules digest hashes it).
+    self->merge_slots = s_table_new((size_t)count, sizeof(s_merge_t), &self->merge_mask);
     scratch = malloc(longest);
     if (!self->merge_slots || !scratch) {
         s_fail(g, err, errlen, "out of memory for %llu merges", (unsigned long long)count);
         goto done;
     }
-    for (size_t i = 0; i < slots; i++)
+    for (size_t i = 0; i <= self->merge_mask; i++)
         self->merge_slots[i].left = -1;
     for (uint64_t r = 0; r < count; r++) {
         const char *s = merges[r].data;
@@ -412,16 +419,13 @@ static int s_load_merges(hafl_bpe_t *self, const hafl_gguf_t *g, const int16_t b
                    (unsigned long long)r, s_quote(q, s, len));
             goto done;
         }
-        const s_merge_t *seen = s_merge_find(self, parts[0], parts[1]);
-        if (seen) {
+        s_merge_t *slot = s_merge_slot(self, parts[0], parts[1]);
+        if (slot->left >= 0) {
             s_fail(g, err, errlen, "key '%s': merge %llu ('%s') repeats merge %d", key,
-                   (unsigned long long)r, s_quote(q, s, len), seen->rank);
+                   (unsigned long long)r, s_quote(q, s, len), slot->rank);
             goto done;
         }
-        size_t i = s_hash_pair(parts[0], parts[1]) & self->merge_mask;
-        while (self->merge_slots[i].left >= 0)
-            i = (i + 1) & self->merge_mask;
-        self->merge_slots[i] = (s_merge_t){parts[0], parts[1], (int32_t)r, merged};
+        *slot = (s_merge_t){parts[0], parts[1], (int32_t)r, merged};
     }
     rc = 0;
 done:
@@ -536,9 +540,11 @@ const char *hafl_bpe_decode(const hafl_bpe_t *self, int32_t id, size_t *len)
 {
     if (id < 0 || id >= self->n)
         return NULL;
+    size_t n;
+    const char *bytes = s_token_bytes(self, id, &n);
     if (len)
-        *len = self->offsets[id + 1] - self->offsets[id] - 1;
-    return self->text + self->offsets[id];
+        *len = n;
+    return bytes;
 }
 
 //  ---------------------------------------------------------------------------------------------
@@ -553,6 +559,20 @@ typedef struct {
     size_t seg_start, seg_end; //  the run of valid UTF-8 the pattern sees
     uint32_t no_jit;           //  PCRE2_NO_JIT once the JIT stack ran out
 } s_cutter_t;
+
+//  A cutter over len bytes at text: 0, or -1 on no memory. s_cutter_end frees it.
+static int s_cutter_start(s_cutter_t *c, const hafl_bpe_t *bpe, const char *text, size_t len)
+{
+    *c = (s_cutter_t){.bpe = bpe, .text = (const unsigned char *)text, .len = len};
+    c->match = pcre2_match_data_create_from_pattern(bpe->regex, NULL);
+    return c->match ? 0 : -1;
+}
+
+static void s_cutter_end(s_cutter_t *c)
+{
+    pcre2_match_data_free(c->match);
+    c->match = NULL;
+}
 
 //  The next pre-token [*start, *end): 1, or 0 at the end of the text, or -1 when the regex
 //  engine fails.
@@ -605,15 +625,8 @@ static int s_cutter_next(s_cutter_t *c, size_t *start, size_t *end)
 int hafl_bpe_split(const hafl_bpe_t *self, const char *text, size_t len, size_t *ends,
                    size_t capacity, size_t *n)
 {
-    s_cutter_t c = {self,
-                    pcre2_match_data_create_from_pattern(self->regex, NULL),
-                    (const unsigned char *)text,
-                    len,
-                    0,
-                    0,
-                    0,
-                    0};
-    if (!c.match)
+    s_cutter_t c;
+    if (s_cutter_start(&c, self, text, len) != 0)
         return -1;
     size_t count = 0, start, end;
     int rc;
@@ -624,7 +637,7 @@ int hafl_bpe_split(const hafl_bpe_t *self, const char *text, size_t len, size_t 
         }
         ends[count++] = end;
     }
-    pcre2_match_data_free(c.match);
+    s_cutter_end(&c);
     if (rc < 0)
         return -1;
     *n = count;
@@ -640,38 +653,38 @@ typedef struct {
     int32_t left_id, right_id, merged;
 } s_candidate_t;
 
+//  Scratch for merging one pre-token, reused by the next (each word starts it afresh, so growing
+//  keeps nothing): one block, the heap first for its alignment.
 typedef struct {
+    void *block;
+    s_candidate_t *heap; //  [3 * cap]: n - 1 first pairs, at most two more per merge
     int32_t *ids;        //  [cap] current token at each node, -1 once merged away
     uint32_t *next;      //  [cap] next live node, the word length at the end
     uint32_t *prev;      //  [cap] previous live node, UINT32_MAX at the start
-    s_candidate_t *heap; //  [3 * cap]: n - 1 first pairs, at most two more per merge
     size_t heap_n;
     size_t cap;
 } s_work_t;
+
+#define S_WORK_NODE_BYTES (3 * sizeof(s_candidate_t) + sizeof(int32_t) + 2 * sizeof(uint32_t))
 
 static int s_work_reserve(s_work_t *w, size_t n)
 {
     if (n <= w->cap)
         return 0;
-    if (n >= UINT32_MAX || n > SIZE_MAX / (3 * sizeof(s_candidate_t)))
+    if (n >= UINT32_MAX || n > SIZE_MAX / 2 / S_WORK_NODE_BYTES)
         return -1;
     size_t cap = w->cap ? w->cap : 64;
     while (cap < n)
-        cap = cap > SIZE_MAX / 2 ? n : 2 * cap;
-    int32_t *ids = realloc(w->ids, cap * sizeof(int32_t));
-    if (ids)
-        w->ids = ids;
-    uint32_t *next = realloc(w->next, cap * sizeof(uint32_t));
-    if (next)
-        w->next = next;
-    uint32_t *prev = realloc(w->prev, cap * sizeof(uint32_t));
-    if (prev)
-        w->prev = prev;
-    s_candidate_t *heap = realloc(w->heap, 3 * cap * sizeof(s_candidate_t));
-    if (heap)
-        w->heap = heap;
-    if (!ids || !next || !prev || !heap)
+        cap *= 2;
+    void *block = malloc(cap * S_WORK_NODE_BYTES);
+    if (!block)
         return -1;
+    free(w->block);
+    w->block = block;
+    w->heap = block;
+    w->ids = (int32_t *)(w->heap + 3 * cap);
+    w->next = (uint32_t *)(w->ids + cap);
+    w->prev = w->next + cap;
     w->cap = cap;
     return 0;
 }
@@ -704,8 +717,8 @@ static s_candidate_t s_heap_pop(s_work_t *w)
 
 static void s_consider(const hafl_bpe_t *self, s_work_t *w, uint32_t left, uint32_t right)
 {
-    const s_merge_t *m = s_merge_find(self, w->ids[left], w->ids[right]);
-    if (m)
+    const s_merge_t *m = s_merge_slot(self, w->ids[left], w->ids[right]);
+    if (m->left >= 0)
         s_heap_push(w, (s_candidate_t){(uint64_t)(uint32_t)m->rank << 32 | left, right,
                                        w->ids[left], w->ids[right], m->merged});
 }
@@ -761,15 +774,8 @@ int hafl_bpe_encode(const hafl_bpe_t *self, const char *text, size_t len, int32_
 {
     if (capacity < len)
         return -1;
-    s_cutter_t c = {self,
-                    pcre2_match_data_create_from_pattern(self->regex, NULL),
-                    (const unsigned char *)text,
-                    len,
-                    0,
-                    0,
-                    0,
-                    0};
-    if (!c.match)
+    s_cutter_t c;
+    if (s_cutter_start(&c, self, text, len) != 0)
         return -1;
     s_work_t w = {0};
     size_t count = 0, start, end;
@@ -779,11 +785,8 @@ int hafl_bpe_encode(const hafl_bpe_t *self, const char *text, size_t len, int32_
             rc = -1;
             break;
         }
-    pcre2_match_data_free(c.match);
-    free(w.ids);
-    free(w.next);
-    free(w.prev);
-    free(w.heap);
+    s_cutter_end(&c);
+    free(w.block);
     if (rc < 0)
         return -1;
     *n_tokens = count;

@@ -189,12 +189,17 @@ static int s_gguf_flag(const hafl_gguf_t *g, const char *key, bool engine, char 
     return 0;
 }
 
-//  Piece `i` as llama2.c's tokenizer export writes it: BOS and EOS become "\n<s>\n" and
-//  "\n</s>\n", and SentencePiece's word marker U+2581 a space. Writes into out (NULL: only
-//  measures) and returns the length.
-static size_t s_gguf_piece(const hafl_gguf_str_t *token, int32_t id, char *out)
+//  Piece `i`: for byte-level BPE the token as spelled; for SentencePiece as llama2.c's tokenizer
+//  export writes it: BOS and EOS become "\n<s>\n" and "\n</s>\n", and SentencePiece's word
+//  marker U+2581 a space. Writes into out (NULL: only measures) and returns the length.
+static size_t s_gguf_piece(const hafl_gguf_str_t *token, int32_t id, bool spm, char *out)
 {
     static const char marker[] = "\xe2\x96\x81";
+    if (!spm) {
+        if (out)
+            memcpy(out, token->data, (size_t)token->len);
+        return (size_t)token->len;
+    }
     const char *special = id == HAFL_TOKEN_BOS ? "\n<s>\n" : id == HAFL_TOKEN_EOS ? "\n</s>\n" : 0;
     if (special) {
         if (out)
@@ -214,6 +219,45 @@ static size_t s_gguf_piece(const hafl_gguf_str_t *token, int32_t id, char *out)
         }
     }
     return n;
+}
+
+//  The pieces, their lengths and scores (scores NULL: all 0) from the vocab_size tokens, each
+//  checked: a finite score, at most S_MAX_TOKEN_LENGTH bytes, no NUL.
+static int s_gguf_pieces(hafl_tokenizer_t *self, const char *path, const hafl_gguf_str_t *tokens,
+                         const float *scores, bool spm, char *err, size_t errlen)
+{
+    size_t text_bytes = 0;
+    uint32_t longest = 1;
+    for (int32_t i = 0; i < self->vocab_size; i++) {
+        size_t n = s_gguf_piece(&tokens[i], i, spm, NULL);
+        bool bad_score = scores && !isfinite(scores[i]);
+        const char *fault = bad_score                ? "has a non-finite score"
+                            : n > S_MAX_TOKEN_LENGTH ? "is longer than 65536 bytes"
+                            : memchr(tokens[i].data, 0, tokens[i].len) ? "contains a NUL byte"
+                                                                       : NULL;
+        if (fault) {
+            snprintf(err, errlen, "%s: key 'tokenizer.ggml.%s': token %d %s", path,
+                     bad_score ? "scores" : "tokens", i, fault);
+            return -1;
+        }
+        text_bytes += n + 1;
+        longest = n > longest ? (uint32_t)n : longest;
+    }
+    if (!(self->text = malloc(text_bytes))) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    self->max_token_length = (int)longest;
+    size_t used = 0;
+    for (int32_t i = 0; i < self->vocab_size; i++) {
+        size_t n = s_gguf_piece(&tokens[i], i, spm, self->text + used);
+        self->text[used + n] = '\0';
+        self->pieces[i] = self->text + used;
+        self->lengths[i] = (uint32_t)n;
+        self->scores[i] = scores ? scores[i] : 0.0f;
+        used += n + 1;
+    }
+    return 0;
 }
 
 //  ---------------------------------------------------------------------------------------------
@@ -283,36 +327,7 @@ static int s_parse_gguf_bpe(hafl_tokenizer_t *self, const hafl_gguf_t *g, char *
         goto done;
     }
     //  The pieces are the tokens as spelled in the file.
-    size_t text_bytes = 0;
-    uint32_t longest = 1;
-    for (int32_t i = 0; i < self->vocab_size; i++) {
-        const char *fault = scores && !isfinite(scores[i])       ? "has a non-finite score"
-                            : tokens[i].len > S_MAX_TOKEN_LENGTH ? "is longer than 65536 bytes"
-                            : memchr(tokens[i].data, 0, tokens[i].len) ? "contains a NUL byte"
-                                                                       : NULL;
-        if (fault) {
-            snprintf(err, errlen, "%s: key 'tokenizer.ggml.%s': token %d %s", path,
-                     scores && !isfinite(scores[i]) ? "scores" : "tokens", i, fault);
-            goto done;
-        }
-        text_bytes += (size_t)tokens[i].len + 1;
-        longest = tokens[i].len > longest ? (uint32_t)tokens[i].len : longest;
-    }
-    if (!(self->text = malloc(text_bytes))) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        goto done;
-    }
-    self->max_token_length = (int)longest;
-    size_t used = 0;
-    for (int32_t i = 0; i < self->vocab_size; i++) {
-        memcpy(self->text + used, tokens[i].data, (size_t)tokens[i].len);
-        self->text[used + tokens[i].len] = '\0';
-        self->pieces[i] = self->text + used;
-        self->lengths[i] = (uint32_t)tokens[i].len;
-        self->scores[i] = scores ? scores[i] : 0.0f;
-        used += (size_t)tokens[i].len + 1;
-    }
-    rc = 0;
+    rc = s_gguf_pieces(self, path, tokens, scores, false, err, errlen);
 done:
     free(tokens);
     free(scores);
@@ -382,37 +397,7 @@ static int s_parse_gguf(hafl_tokenizer_t *self, const char *path, char *err, siz
             goto done;
         }
     }
-    size_t text_bytes = 0;
-    uint32_t longest = 1;
-    for (int32_t i = 0; i < self->vocab_size; i++) {
-        size_t n = s_gguf_piece(&tokens[i], i, NULL);
-        const char *fault = !isfinite(scores[i])     ? "has a non-finite score"
-                            : n > S_MAX_TOKEN_LENGTH ? "is longer than 65536 bytes"
-                            : memchr(tokens[i].data, 0, tokens[i].len) ? "contains a NUL byte"
-                                                                       : NULL;
-        if (fault) {
-            snprintf(err, errlen, "%s: key 'tokenizer.ggml.%s': token %d %s", path,
-                     isfinite(scores[i]) ? "tokens" : "scores", i, fault);
-            goto done;
-        }
-        text_bytes += n + 1;
-        longest = n > longest ? (uint32_t)n : longest;
-    }
-    if (!(self->text = malloc(text_bytes))) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        goto done;
-    }
-    self->max_token_length = (int)longest;
-    size_t used = 0;
-    for (int32_t i = 0; i < self->vocab_size; i++) {
-        size_t n = s_gguf_piece(&tokens[i], i, self->text + used);
-        self->text[used + n] = '\0';
-        self->pieces[i] = self->text + used;
-        self->lengths[i] = (uint32_t)n;
-        self->scores[i] = scores[i];
-        used += n + 1;
-    }
-    rc = 0;
+    rc = s_gguf_pieces(self, path, tokens, scores, true, err, errlen);
 done:
     free(tokens);
     free(scores);
@@ -834,10 +819,8 @@ void hafl_tokenizer_print_token(const hafl_tokenizer_t *self, FILE *out, int32_t
         hafl_tokenizer_print_piece(out, hafl_tokenizer_decode(self, prev_token, token));
         return;
     }
-    size_t len = 0;
-    const char *bytes = token >= 0 && token < self->vocab_size
-                            ? hafl_bpe_decode(self->bpe, token, &len)
-                            : NULL;
+    size_t len;
+    const char *bytes = hafl_bpe_decode(self->bpe, token, &len); //  NULL out of range
     if (bytes && len)
         fwrite(bytes, 1, len, out);
 }

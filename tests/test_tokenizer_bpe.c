@@ -20,6 +20,7 @@
 #include "hafl_test.h"
 #include "hafl_tokenizer.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -71,6 +72,9 @@ typedef enum {
     M_BOS_RANGE,
     M_ADD_BOS_NO_ID,
     M_SCORES_SHORT,
+    M_SCORE_NAN,
+    M_ADD_EOS_NO_ID,
+    M_TOKEN_LONG,     //  a user-defined token of 65537 bytes
     M_MERGES_SWAPPED, //  valid: merges 8 and 9 ("a a", "aa aa") in the other order
 } s_mutation_t;
 
@@ -205,6 +209,12 @@ static void s_write_gguf(const s_spec_t *spec, const char *path)
         free(tokens[270]);
         tokens[270] = strdup("he");
         break;
+    case M_TOKEN_LONG:
+        free(tokens[S_USER]);
+        CHECK((tokens[S_USER] = malloc(65538)));
+        memset(tokens[S_USER], 'x', 65537);
+        tokens[S_USER][65537] = '\0';
+        break;
     default:
         break;
     }
@@ -229,10 +239,11 @@ static void s_write_gguf(const s_spec_t *spec, const char *path)
                                      S_VOCAB);
     else if (spec->types || spec->mutation == M_TYPES_SHORT || spec->mutation == M_TYPE_RANGE)
         hafl_gguf_writer_add_array(w, "tokenizer.ggml.token_type", HAFL_GGUF_INT32, types, n_types);
-    if (spec->mutation == M_SCORES_SHORT) {
+    if (spec->mutation == M_SCORES_SHORT || spec->mutation == M_SCORE_NAN) {
         float scores[S_VOCAB] = {0};
+        scores[5] = spec->mutation == M_SCORE_NAN ? NAN : 0.0f;
         hafl_gguf_writer_add_array(w, "tokenizer.ggml.scores", HAFL_GGUF_FLOAT32, scores,
-                                   S_VOCAB - 1);
+                                   spec->mutation == M_SCORES_SHORT ? S_VOCAB - 1 : S_VOCAB);
     }
     if (spec->mutation == M_MERGES_I32) {
         int32_t ranks[S_N_MERGES] = {0};
@@ -250,6 +261,8 @@ static void s_write_gguf(const s_spec_t *spec, const char *path)
         hafl_gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", true);
     else if (spec->add_bos >= 0)
         hafl_gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", spec->add_bos == 1);
+    if (spec->mutation == M_ADD_EOS_NO_ID)
+        hafl_gguf_writer_add_bool(w, "tokenizer.ggml.add_eos_token", true);
     char err[512];
     CHECKF(hafl_gguf_writer_save(w, path, err, sizeof err) == 0, "%s", err);
     hafl_gguf_writer_destroy(&w);
@@ -268,6 +281,18 @@ static hafl_tokenizer_t *s_load(const s_spec_t *spec)
     hafl_tokenizer_t *tok = hafl_tokenizer_load(s_path, S_VOCAB, err, sizeof err);
     CHECKF(tok, "%s", err);
     return tok;
+}
+
+//  hafl_bpe alone on the file s_write_gguf last wrote.
+static hafl_bpe_t *s_bpe_open(void)
+{
+    char err[512];
+    hafl_gguf_t *g = hafl_gguf_open(s_path, err, sizeof err);
+    CHECKF(g, "%s", err);
+    hafl_bpe_t *bpe = hafl_bpe_new(g, S_VOCAB, err, sizeof err);
+    CHECKF(bpe, "%s", err);
+    hafl_gguf_destroy(&g);
+    return bpe;
 }
 
 //  hafl's ids for text (no BOS/EOS) into ids[]; returns the count.
@@ -318,6 +343,7 @@ static void s_test_encode(void)
     //  Control and user-defined token texts are plain text.
     int32_t ids[64];
     size_t n = s_encode(tok, "<|endoftext|><think>", ids, 64);
+    CHECK(n > 0);
     for (size_t i = 0; i < n; i++)
         CHECK(ids[i] < 256 + S_N_EXTRA);
     //  Empty text, and capacity: len ids at most, BOS/EOS need their two slots.
@@ -373,12 +399,7 @@ static void s_test_against_naive(void)
     for (int p = 0; p < 2; p++) {
         s_spec_t spec = {p ? "qwen2" : "gpt-2", -1, -1, -1, false, M_NONE};
         hafl_tokenizer_t *tok = s_load(&spec);
-        char err[512];
-        hafl_gguf_t *g = hafl_gguf_open(s_path, err, sizeof err);
-        CHECKF(g, "%s", err);
-        hafl_bpe_t *bpe = hafl_bpe_new(g, S_VOCAB, err, sizeof err);
-        CHECKF(bpe, "%s", err);
-        hafl_gguf_destroy(&g);
+        hafl_bpe_t *bpe = s_bpe_open();
         hafl_rng_t rng;
         hafl_rng_seed(&rng, 7, (uint64_t)p, 0);
         for (int iter = 0; iter < 3000; iter++) {
@@ -420,13 +441,7 @@ static hafl_bpe_t *s_bpe(const char *pre)
 {
     s_spec_t spec = {pre, -1, -1, -1, true, M_NONE};
     s_write_gguf(&spec, s_path);
-    char err[512];
-    hafl_gguf_t *g = hafl_gguf_open(s_path, err, sizeof err);
-    CHECKF(g, "%s", err);
-    hafl_bpe_t *bpe = hafl_bpe_new(g, S_VOCAB, err, sizeof err);
-    CHECKF(bpe, "%s", err);
-    hafl_gguf_destroy(&g);
-    return bpe;
+    return s_bpe_open();
 }
 
 static void s_test_split(void)
@@ -618,10 +633,19 @@ static void s_test_rules_digest(void)
         for (size_t j = i + 1; j < 5; j++)
             CHECKF(memcmp(digests[i], digests[j], 32) != 0, "specs %zu and %zu share a digest", i,
                    j);
-    //  Same file, same digest; "default" is the GPT-2 pre-tokenizer under another name.
+    //  Same file, same digest; "default" is the GPT-2 pre-tokenizer under another name. The heap
+    //  is dirtied first: the digest must not depend on what memory held before (empty table
+    //  slots once went into it uninitialised).
     const s_spec_t again[] = {{"gpt-2", -1, -1, -1, true, M_NONE},
                               {"default", -1, -1, -1, true, M_NONE}};
     for (size_t i = 0; i < 2; i++) {
+        void *dirty[64];
+        for (size_t k = 0; k < 64; k++) {
+            CHECK((dirty[k] = malloc(16 << (k % 12))));
+            memset(dirty[k], 0xA5, (size_t)16 << (k % 12));
+        }
+        for (size_t k = 0; k < 64; k++)
+            free(dirty[k]);
         uint8_t d[32];
         hafl_tokenizer_t *tok = s_load(&again[i]);
         CHECK(hafl_tokenizer_rules_digest(tok, d) && memcmp(d, digests[0], 32) == 0);
@@ -676,6 +700,11 @@ static void s_test_malformed(void)
         {M_NONE, "llama-bpe",
          "key 'tokenizer.ggml.add_bos_token': true, but there is no tokenizer.ggml.bos_token_id"},
         {M_SCORES_SHORT, "gpt-2", "key 'tokenizer.ggml.scores': 272 entries"},
+        {M_SCORE_NAN, "gpt-2", "key 'tokenizer.ggml.scores': token 5 has a non-finite score"},
+        {M_ADD_EOS_NO_ID, "gpt-2",
+         "key 'tokenizer.ggml.add_eos_token': true, but there is no tokenizer.ggml.eos_token_id"},
+        {M_TOKEN_LONG, "gpt-2",
+         "key 'tokenizer.ggml.tokens': token 272 is longer than 65536 bytes"},
     };
     CHECK(S_VOCAB == 273);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -64,6 +64,9 @@ int main(int argc, char **argv)
     uint32_t count = 0;
     if (!corpus || s_u32(corpus, &count) != 0) {
         fprintf(stderr, "tokenizer_oracle: cannot read %s\n", argv[2]);
+        if (corpus)
+            fclose(corpus);
+        hafl_tokenizer_destroy(&tok);
         return 1;
     }
     int rc = 0;
@@ -119,8 +122,7 @@ int main(int argc, char **argv)
         free(text);
         free(ids);
     }
-    if (corpus)
-        fclose(corpus);
+    fclose(corpus);
     hafl_tokenizer_destroy(&tok);
     if (rc == 0)
         fprintf(stderr, "tokenizer_oracle: %u strings, %zu ids, encoded in %.3f s\n", count,
