@@ -8,8 +8,9 @@
 # and qwen2 bases) and two short stories260K federations (adaptive, flora) both ways and reads
 # them back independently (test_export --check-gguf, tests/test_export_peft.py with python's
 # standard library only: q_proj / k_proj rows permuted for llama, as they are for qwen2, and
-# each order must fail on the other's export); the federation one skips (77) when an asset is
-# missing.
+# each order must fail on the other's export; the synthetic one also requires `hafl info` to
+# count a lora_a without its lora_b apart and the export to refuse a NaN in the adapter with
+# exit 2); the federation one skips (77) when an asset is missing.
 set_tests_properties(export PROPERTIES TIMEOUT 300 LABELS asan)
 hafl_python_with(HAFL_EXPORT_PYTHON json)
 foreach(mode synthetic federation)

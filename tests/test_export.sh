@@ -74,9 +74,10 @@ wrong_rope() {
         "$python" "$src/tests/test_export_peft.py" "$work/$1-$3.json" "$work/$1-peft" "$4"
 }
 
-# The float at byte offset OFFSET of FILE replaced by 1.5 (little-endian 0x3fc00000).
+# poke FILE OFFSET [BYTES]: the float at byte offset OFFSET of FILE replaced by BYTES (printf
+# octal escapes, little-endian), 1.5 (0x3fc00000) by default.
 poke() {
-    printf '\000\000\300\077' | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null ||
+    printf "${3:-\\000\\000\\300\\077}" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null ||
         fail "cannot change $1"
 }
 
@@ -97,20 +98,39 @@ synthetic)
         "$tester" --check-gguf "$work/qwen2" "$work/qwen2.gguf" "$work/merged/model.bin"
     expect_refused "test_export --check-gguf of llama against qwen2" "general.architecture" \
         "$tester" --check-gguf "$work/merged" "$work/merged.gguf" "$work/qwen2/model.gguf"
-    # The checkers can fail: the last float of each file changed.
+    # The checkers can fail: the last float of each file changed to 1.5 must be named as such
+    # (the GGUF's last tensor, lora_b [24][3] of ffn_up, ends on the 32-byte alignment, so its
+    # last float is the file's last 4 bytes, not padding).
     size=$(wc -c <"$work/plain-peft/adapter_model.safetensors")
     poke "$work/plain-peft/adapter_model.safetensors" $((size - 4))
-    if "$python" "$src/tests/test_export_peft.py" "$work/plain.json" "$work/plain-peft" \
-        "$work/plain/model.bin" >"$work/mutant.out" 2>&1; then
-        fail "test_export_peft.py accepted a changed adapter_model.safetensors"
-    fi
-    grep -q '^FAIL ' "$work/mutant.out" || fail "no FAIL line: $(cat "$work/mutant.out")"
+    expect_refused "test_export_peft.py of a changed adapter_model.safetensors" \
+        "^FAIL .*lora_B.* = 1.5, expected" \
+        "$python" "$src/tests/test_export_peft.py" "$work/plain.json" "$work/plain-peft" \
+        "$work/plain/model.bin"
     size=$(wc -c <"$work/plain.gguf")
     poke "$work/plain.gguf" $((size - 4))
-    if "$tester" --check-gguf "$work/plain" "$work/plain.gguf" >"$work/mutant.out" 2>&1; then
-        fail "test_export --check-gguf accepted a changed GGUF"
-    fi
-    echo "ok   changed files, the other RoPE row order and the other architecture are refused"
+    expect_refused "test_export --check-gguf of a changed GGUF" "lora_b.* = 1.5, expected" \
+        "$tester" --check-gguf "$work/plain" "$work/plain.gguf"
+    # hafl info counts a lora_a whose lora_b is missing apart (one lora_b renamed).
+    "$python" -c 'import sys; d = open(sys.argv[1], "rb").read()
+open(sys.argv[2], "wb").write(d.replace(b".lora_b", b".lora_x", 1))' \
+        "$work/merged.gguf" "$work/unpaired.gguf" || fail "cannot rename a lora_b"
+    "$hafl" info "$work/unpaired.gguf" >"$work/unpaired.info" 2>&1 ||
+        fail "hafl info of a GGUF missing a lora_b: $(cat "$work/unpaired.info")"
+    grep -q '^lora pairs: 13 (lora_a / lora_b), 1 lora_a without lora_b$' "$work/unpaired.info" ||
+        fail "hafl info does not count the lora_a without lora_b: $(cat "$work/unpaired.info")"
+    # A value that is not finite in the run's adapter is refused (exit 2), nothing written: the
+    # last float of final_adapter.bin, a merged A row of the last matrix, made a NaN.
+    cp -r "$work/merged" "$work/nan" || fail "cannot copy the run folder"
+    size=$(wc -c <"$work/nan/final_adapter.bin")
+    poke "$work/nan/final_adapter.bin" $((size - 4)) '\000\000\300\177'
+    "$hafl" export "$work/nan" --gguf-lora "$work/nan.gguf" >"$work/nan.out" 2>&1
+    [ $? -eq 2 ] || fail "export of a NaN: exit status not 2: $(cat "$work/nan.out")"
+    grep -q "matrix L1.w3: A holds a value that is not finite" "$work/nan.out" ||
+        fail "export of a NaN: $(cat "$work/nan.out")"
+    [ ! -e "$work/nan.gguf" ] || fail "export of a NaN wrote $work/nan.gguf"
+    echo "ok   changed files, the other RoPE row order and the other architecture are refused;"
+    echo "     an unpaired lora_a is counted apart; a NaN in the adapter is refused"
     ;;
 federation)
     if ! "$hafl" check "$src/topologies/tiny.zpl" >"$work/check" 2>&1; then

@@ -37,6 +37,12 @@ MODULES = {"wq": "self_attn.q_proj", "wk": "self_attn.k_proj", "wv": "self_attn.
            "w3": "mlp.up_proj"}
 
 
+def prefix(name):
+    """The PEFT tensor prefix of hafl matrix "L<N>.<w>", and w."""
+    layer, weight = name[1:].split(".")
+    return "base_model.model.model.layers.%d.%s." % (int(layer), MODULES[weight]), weight
+
+
 def fail(message):
     print("FAIL " + message)
     sys.exit(1)
@@ -116,13 +122,12 @@ def rope_rows(d_out, heads):
 
 def check_matrix(m, tensors, dump, r, alpha):
     name = m["name"]
-    layer, weight = name[1:].split(".")
-    prefix = "base_model.model.model.layers.%d.%s." % (int(layer), MODULES[weight])
+    start, weight = prefix(name)
     d_out, d_in, R = m["d_out"], m["d_in"], dump["rank"]
     b, a, mb, ma = m["b"], m["a"], m["mb"], m["ma"]
     n = len(mb)
-    shape_a, A = tensors[prefix + "lora_A.weight"]
-    shape_b, B = tensors[prefix + "lora_B.weight"]
+    shape_a, A = tensors[start + "lora_A.weight"]
+    shape_b, B = tensors[start + "lora_B.weight"]
     if shape_a != [r, d_in] or shape_b != [d_out, r]:
         fail("%s: shapes %r and %r, expected [%d, %d] and [%d, %d]"
              % (name, shape_a, shape_b, r, d_in, d_out, r))
@@ -187,20 +192,18 @@ def main():
     if sorted(config.get("target_modules", [])) != sorted(modules):
         fail("adapter_config.json: target_modules %r, expected %r"
              % (config.get("target_modules"), sorted(modules)))
-    if r != R + most_merged:
+    if type(r) is not int or r != R + most_merged:
         fail("adapter_config.json: r %r, expected %d + %d" % (r, R, most_merged))
+    if type(alpha) not in (int, float):
+        fail("adapter_config.json: lora_alpha %r is not a number" % (alpha,))
     if abs(alpha / r - dump["scale"]) > 1e-6 * dump["scale"]:
         fail("lora_alpha %r / r %d is not the scale %r" % (alpha, r, dump["scale"]))
     if most_merged == 0 and alpha != f32(dump["scale"] * R):
         fail("lora_alpha %r without merged terms, expected %r" % (alpha, dump["scale"] * R))
 
     tensors = read_safetensors(os.path.join(folder, "adapter_model.safetensors"))
-    expected = set()
-    for m in matrices:
-        layer, weight = m["name"][1:].split(".")
-        for part in ("lora_A", "lora_B"):
-            expected.add("base_model.model.model.layers.%d.%s.%s.weight"
-                         % (int(layer), MODULES[weight], part))
+    expected = {prefix(m["name"])[0] + part + ".weight" for m in matrices
+                for part in ("lora_A", "lora_B")}
     if set(tensors) != expected:
         fail("adapter_model.safetensors: tensors %r, expected %r"
              % (sorted(set(tensors) ^ expected)[:4], "the symmetric difference empty"))

@@ -61,6 +61,7 @@
 #include "hafl_asset.h"
 #include "hafl_checkpoint.h"
 #include "hafl_cmd.h"
+#include "hafl_f32le.h"
 #include "hafl_file.h"
 #include "hafl_gguf_writer.h"
 #include "hafl_quant.h"
@@ -71,7 +72,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -118,117 +118,102 @@ static void s_usage(FILE *out)
 }
 
 //  ---------------------------------------------------------------------------------------------
-//  Where each hafl weight goes in the two formats.
+//  Where each hafl weight goes in the two formats. PEFT's target_modules name a module by the
+//  last part of its name (q_proj for self_attn.q_proj).
 
 static const char *s_gguf_tensor[HAFL_WEIGHT_COUNT] = {
     "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_down", "ffn_up"};
 static const char *s_peft_module[HAFL_WEIGHT_COUNT] = {
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
     "mlp.gate_proj",    "mlp.down_proj",    "mlp.up_proj"};
-//  target_modules names PEFT matches against the last part of a module's name.
-static const char *s_peft_target[HAFL_WEIGHT_COUNT] = {"q_proj",    "k_proj",    "v_proj", "o_proj",
-                                                       "gate_proj", "down_proj", "up_proj"};
 
-//  Everything the writers need, checked once.
+//  Everything the writers need, checked once. r' = R + M and alpha' = s r' (s_alpha) follow
+//  from the adapter and max_merged.
 typedef struct {
     const hafl_adapter_t *adapter; //  the run's, borrowed
     uint32_t *layer;               //  [n_matrices] N of "L<N>.<w>"
     hafl_weight_t *weight;         //  [n_matrices] w of "L<N>.<w>"
     uint32_t weights;              //  bit w set when some matrix adapts weight w
     uint32_t max_merged;           //  M, the most merged terms of one matrix
-    uint32_t rank;                 //  r' = R + M
-    float alpha;                   //  alpha' = s r'
+    uint32_t rank;                 //  r' = R + M, the exported rank of every matrix
     int n_heads, n_kv_heads;       //  from the base model, 0 when it was not opened
-    const char *arch;              //  general.architecture: the base model's, llama without one
-    bool hf_permuted;              //  Hugging Face stores q_proj/k_proj rows permuted (llama)
-    const char *base_name;         //  base_model_name_or_path, or NULL (JSON null)
-    char digest_hex[65];           //  of the adapter
+    //  The base model rotates NeoX pairs (qwen2): general.architecture qwen2, and Hugging Face
+    //  keeps q_proj / k_proj rows as they are. Else llama (also without a base model), whose
+    //  Hugging Face rows are permuted for rotate-half.
+    bool neox;
+    const char *base_name; //  base_model_name_or_path, or NULL (JSON null)
 } s_export_t;
 
+//  alpha' = s r', rounded once: alpha' / r' is s to the float's precision, and exactly the run's
+//  alpha when nothing was merged and alpha / R was exact.
+static float s_alpha(const s_export_t *ex)
+{
+    return (float)((double)ex->adapter->layout.scale * ex->rank);
+}
+
 //  ---------------------------------------------------------------------------------------------
-//  A growable byte buffer (headers, JSON, whole files before the atomic write).
+//  Files are built in memory (open_memstream, as the logger and the checkpoint settings are),
+//  then written atomically.
 
 typedef struct {
+    FILE *out; //  the stream; NULL once closed
     char *data;
-    size_t size, cap;
-    bool failed; //  out of memory once: every later append is ignored
-} s_buf_t;
+    size_t size;
+    bool failed; //  out of memory: data does not hold all that was written
+} s_mem_t;
 
-static void s_buf_reserve(s_buf_t *buf, size_t more)
+//  Opens mem; its stream, or NULL (printed) on no memory.
+static FILE *s_mem_open(s_mem_t *mem)
 {
-    if (buf->failed)
-        return;
-    if (more > SIZE_MAX / 2 - buf->size) {
-        buf->failed = true;
-        return;
-    }
-    if (buf->size + more + 1 <= buf->cap)
-        return;
-    size_t cap = buf->cap ? buf->cap : 256;
-    while (cap < buf->size + more + 1)
-        cap *= 2;
-    char *grown = realloc(buf->data, cap);
-    if (!grown) {
-        buf->failed = true;
-        return;
-    }
-    buf->data = grown;
-    buf->cap = cap;
+    *mem = (s_mem_t){0};
+    mem->out = open_memstream(&mem->data, &mem->size);
+    if (!mem->out)
+        fprintf(stderr, "hafl export: out of memory\n");
+    return mem->out;
 }
 
-static void s_buf_add(s_buf_t *buf, const void *data, size_t size)
+//  Closes mem's stream (once): 0 when data / size hold all that was written, else -1.
+static int s_mem_close(s_mem_t *mem)
 {
-    s_buf_reserve(buf, size);
-    if (buf->failed)
-        return;
-    memcpy(buf->data + buf->size, data, size);
-    buf->size += size;
-    buf->data[buf->size] = 0;
+    if (mem->out) {
+        mem->failed |= ferror(mem->out) != 0;
+        mem->failed |= fclose(mem->out) != 0;
+        mem->out = NULL;
+    }
+    mem->failed |= !mem->data;
+    return mem->failed ? -1 : 0;
 }
 
-static void s_buf_printf(s_buf_t *buf, const char *format, ...)
+//  Closes mem and writes it as path atomically; frees it. 0, or HAFL_EXIT_FAILURE (printed).
+static int s_mem_save(s_mem_t *mem, const char *path)
 {
-    char small[512];
-    va_list args;
-    va_start(args, format);
-    int n = vsnprintf(small, sizeof small, format, args);
-    va_end(args);
-    if (n < 0) {
-        buf->failed = true;
-        return;
+    char err[1024];
+    int rc = HAFL_EXIT_OK;
+    if (s_mem_close(mem)) {
+        fprintf(stderr, "hafl export: %s: out of memory\n", path);
+        rc = HAFL_EXIT_FAILURE;
+    } else if (hafl_file_write_atomic(path, mem->data, mem->size, err, sizeof err)) {
+        fprintf(stderr, "hafl export: %s\n", err);
+        rc = HAFL_EXIT_FAILURE;
     }
-    if ((size_t)n < sizeof small) {
-        s_buf_add(buf, small, (size_t)n);
-        return;
-    }
-    s_buf_reserve(buf, (size_t)n);
-    if (buf->failed)
-        return;
-    va_start(args, format);
-    vsnprintf(buf->data + buf->size, (size_t)n + 1, format, args);
-    va_end(args);
-    buf->size += (size_t)n;
+    free(mem->data);
+    *mem = (s_mem_t){0};
+    return rc;
 }
 
 //  text as a JSON string, quotes included (the names are the user's).
-static void s_buf_json_string(s_buf_t *buf, const char *text)
+static void s_json_string(FILE *out, const char *text)
 {
-    s_buf_add(buf, "\"", 1);
+    fputc('"', out);
     for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
         if (*c == '"' || *c == '\\')
-            s_buf_printf(buf, "\\%c", *c);
+            fprintf(out, "\\%c", *c);
         else if (*c < 0x20 || *c == 0x7f)
-            s_buf_printf(buf, "\\u%04x", *c);
+            fprintf(out, "\\u%04x", *c);
         else
-            s_buf_add(buf, c, 1);
+            fputc(*c, out);
     }
-    s_buf_add(buf, "\"", 1);
-}
-
-static void s_buf_free(s_buf_t *buf)
-{
-    free(buf->data);
-    memset(buf, 0, sizeof *buf);
+    fputc('"', out);
 }
 
 //  ---------------------------------------------------------------------------------------------
@@ -257,8 +242,8 @@ static int s_parse_matrix_name(const char *name, uint32_t *layer, hafl_weight_t 
     return -1;
 }
 
-//  The newest generation N of RUN/checkpoint/round-N.<ext> (ext "bin" or "state"), or 0.
-static uint32_t s_newest_round(const char *run_dir, const char *ext)
+//  The newest N of RUN/checkpoint/round-N.bin, or 0.
+static uint32_t s_newest_round(const char *run_dir)
 {
     char folder[S_PATH_MAX];
     snprintf(folder, sizeof folder, "%s/%s", run_dir, HAFL_CHECKPOINT_DIR);
@@ -269,19 +254,19 @@ static uint32_t s_newest_round(const char *run_dir, const char *ext)
     struct dirent *entry;
     while ((entry = readdir(dir))) {
         unsigned round;
-        char tail[16];
         int n = 0;
-        if (sscanf(entry->d_name, "round-%u.%15s%n", &round, tail, &n) == 2 &&
-            entry->d_name[n] == 0 && strcmp(tail, ext) == 0 && round > newest)
+        if (sscanf(entry->d_name, "round-%u.bin%n", &round, &n) == 1 && n > 0 &&
+            entry->d_name[n] == 0 && round > newest)
             newest = round;
     }
     closedir(dir);
     return newest;
 }
 
-//  The run's adapter, or NULL after printing why (exit 2). A missing file in a run folder whose
-//  checkpoints exist is an unfinished (stopped or still running) run, and is named so.
-static hafl_adapter_t *s_load_adapter(const char *run_dir)
+//  The run's adapter, or NULL after printing why (exit 2); path gets RUN_DIR/final_adapter.bin.
+//  A missing file in a run folder whose checkpoints exist is an unfinished (stopped or still
+//  running) run, and is named so.
+static hafl_adapter_t *s_load_adapter(const char *run_dir, char *path, size_t pathlen)
 {
     struct stat st;
     if (stat(run_dir, &st) != 0) {
@@ -295,13 +280,13 @@ static hafl_adapter_t *s_load_adapter(const char *run_dir)
                 run_dir);
         return NULL;
     }
-    char path[S_PATH_MAX], err[1024];
-    if (snprintf(path, sizeof path, "%s/final_adapter.bin", run_dir) >= (int)sizeof path) {
+    char err[1024];
+    if (snprintf(path, pathlen, "%s/final_adapter.bin", run_dir) >= (int)pathlen) {
         fprintf(stderr, "hafl export: %s: path too long\n", run_dir);
         return NULL;
     }
     if (stat(path, &st) != 0 && errno == ENOENT) {
-        uint32_t round = s_newest_round(run_dir, "bin");
+        uint32_t round = s_newest_round(run_dir);
         if (round)
             fprintf(stderr,
                     "hafl export: %s: not found: the run has not finished (its newest checkpoint "
@@ -361,10 +346,6 @@ static int s_plan(s_export_t *ex, const hafl_adapter_t *adapter, const char *pat
             ex->max_merged = adapter->n_merged[m];
     }
     ex->rank = L->rank + ex->max_merged; //  each at most 2^16, no overflow
-    //  Rounded once; alpha' / r' is s to the float's precision, and exactly the run's alpha when
-    //  nothing was merged and alpha / R was exact.
-    ex->alpha = (float)((double)L->scale * ex->rank);
-    hafl_adapter_digest_hex(adapter, ex->digest_hex);
     return 0;
 }
 
@@ -413,18 +394,12 @@ static int s_base_model(s_export_t *ex, const char *run_dir, const char *model_a
             goto done;
         }
     }
-    int hs = hafl_llama_head_size(c);
-    if (hs % 2 != 0) {
-        fprintf(stderr, "hafl export: %s: head size %d is odd: no RoPE pairs to reorder\n",
-                base->path, hs);
-        goto done;
-    }
+    //  hafl_checkpoint_open refuses an odd head size, so every head splits into RoPE pairs.
     ex->n_heads = c->n_heads;
     ex->n_kv_heads = c->n_kv_heads;
     //  The engine runs two architectures, told apart by their RoPE pairing: qwen2 rotates NeoX
     //  pairs, so neither its GGUF nor its Hugging Face weights permute q/k rows.
-    ex->arch = c->rope_neox ? "qwen2" : "llama";
-    ex->hf_permuted = !c->rope_neox;
+    ex->neox = c->rope_neox;
     rc = 0;
 done:
     hafl_checkpoint_destroy(&base);
@@ -434,18 +409,33 @@ done:
 //  ---------------------------------------------------------------------------------------------
 //  The exported factors of one matrix.
 
-//  Fills a [r'][d_in] and b [d_out][r'] (r' = ex->rank, row-major, as both formats store them)
-//  for matrix m: live components, merged terms with B / s, zeros (see the top of the file).
-//  rope_heads > 0 reorders b's rows as Hugging Face's rotate-half q_proj / k_proj with that
-//  many heads. 0, or -1 (printed) when a value is not finite.
-static int s_factors(const s_export_t *ex, uint32_t m, int rope_heads, float *a, float *b)
+//  True when every value of v [n] is finite.
+static bool s_all_finite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return false;
+    return true;
+}
+
+//  The factors of matrix m, *a_out [r'][d_in] and *b_out [d_out][r'] (r' = ex->rank, row-major,
+//  as both formats store them; the caller frees both): live components, merged terms with B / s,
+//  zeros (see the top of the file). hf_order writes b's rows of wq and wk in Hugging Face's
+//  rotate-half order when the base is a llama (its head counts at hand). 0, or
+//  HAFL_EXIT_FAILURE (no memory) or HAFL_EXIT_USAGE (a value is not finite), printed.
+static int s_factors(const s_export_t *ex, uint32_t m, bool hf_order, float **a_out, float **b_out)
 {
     const hafl_adapter_t *ad = ex->adapter;
     const hafl_layout_t *L = &ad->layout;
     uint32_t R = L->rank, r = ex->rank, n = ad->n_merged[m];
     size_t d_out = L->matrices[m].d_out, d_in = L->matrices[m].d_in;
-    memset(a, 0, (size_t)r * d_in * sizeof *a);
-    memset(b, 0, (size_t)r * d_out * sizeof *b);
+    float *a = calloc((size_t)r * d_in, sizeof *a), *b = calloc((size_t)r * d_out, sizeof *b);
+    float *copy = NULL;
+    int rc = HAFL_EXIT_FAILURE;
+    if (!a || !b) {
+        fprintf(stderr, "hafl export: out of memory\n");
+        goto done;
+    }
     for (uint32_t k = 0; k < R; k++) {
         memcpy(a + k * d_in, hafl_adapter_a(ad, m, k), d_in * sizeof *a);
         const float *bk = hafl_adapter_b(ad, m, k); //  [d_out]
@@ -458,35 +448,46 @@ static int s_factors(const s_export_t *ex, uint32_t m, int rope_heads, float *a,
         for (size_t i = 0; i < d_out; i++)
             b[i * r + R + j] = mb[i] / L->scale;
     }
-    for (size_t i = 0; i < (size_t)r * d_in; i++)
-        if (!isfinite(a[i])) {
-            fprintf(stderr, "hafl export: matrix %s: A holds a value that is not finite\n",
-                    L->matrices[m].name);
-            return -1;
-        }
-    for (size_t i = 0; i < (size_t)r * d_out; i++)
-        if (!isfinite(b[i])) {
-            fprintf(stderr, "hafl export: matrix %s: B%s holds a value that is not finite\n",
-                    L->matrices[m].name, n ? " (merged terms divided by the scale)" : "");
-            return -1;
-        }
-    if (rope_heads > 0) {
+    rc = HAFL_EXIT_USAGE;
+    if (!s_all_finite(a, (size_t)r * d_in)) {
+        fprintf(stderr, "hafl export: matrix %s: A holds a value that is not finite\n",
+                L->matrices[m].name);
+        goto done;
+    }
+    if (!s_all_finite(b, (size_t)r * d_out)) {
+        fprintf(stderr, "hafl export: matrix %s: B%s holds a value that is not finite\n",
+                L->matrices[m].name, n ? " (merged terms divided by the scale)" : "");
+        goto done;
+    }
+    int heads = !hf_order || ex->neox             ? 0
+                : ex->weight[m] == HAFL_WEIGHT_WQ ? ex->n_heads
+                : ex->weight[m] == HAFL_WEIGHT_WK ? ex->n_kv_heads
+                                                  : 0;
+    if (heads > 0) {
         //  Row h*hs + c*hs/2 + i of the result is row h*hs + 2i + c of b.
-        size_t hs = d_out / (size_t)rope_heads, half = hs / 2;
-        float *copy = malloc((size_t)r * d_out * sizeof *copy);
+        size_t hs = d_out / (size_t)heads, half = hs / 2;
+        copy = malloc((size_t)r * d_out * sizeof *copy);
         if (!copy) {
             fprintf(stderr, "hafl export: out of memory\n");
-            return -1;
+            rc = HAFL_EXIT_FAILURE;
+            goto done;
         }
         memcpy(copy, b, (size_t)r * d_out * sizeof *copy);
-        for (size_t h = 0; h < (size_t)rope_heads; h++)
+        for (size_t h = 0; h < (size_t)heads; h++)
             for (size_t c = 0; c < 2; c++)
                 for (size_t i = 0; i < half; i++)
                     memcpy(b + (h * hs + c * half + i) * r, copy + (h * hs + 2 * i + c) * r,
                            r * sizeof *b);
-        free(copy);
     }
-    return 0;
+    *a_out = a;
+    *b_out = b;
+    a = b = NULL;
+    rc = HAFL_EXIT_OK;
+done:
+    free(a);
+    free(b);
+    free(copy);
+    return rc;
 }
 
 //  ---------------------------------------------------------------------------------------------
@@ -501,55 +502,40 @@ static int s_write_gguf(const s_export_t *ex, const char *out_path)
         fprintf(stderr, "hafl export: out of memory\n");
         return HAFL_EXIT_FAILURE;
     }
-    hafl_gguf_writer_add_string(w, "general.architecture", ex->arch);
+    char digest_hex[65], err[1024];
+    hafl_adapter_digest_hex(ex->adapter, digest_hex);
+    hafl_gguf_writer_add_string(w, "general.architecture", ex->neox ? "qwen2" : "llama");
     hafl_gguf_writer_add_string(w, "general.type", "adapter");
     hafl_gguf_writer_add_string(w, "general.name", "hafl federated LoRA adapter");
     hafl_gguf_writer_add_string(w, "adapter.type", "lora");
-    hafl_gguf_writer_add_f32(w, "adapter.lora.alpha", ex->alpha);
-    hafl_gguf_writer_add_string(w, "hafl.export.adapter_sha256", ex->digest_hex);
+    hafl_gguf_writer_add_f32(w, "adapter.lora.alpha", s_alpha(ex));
+    hafl_gguf_writer_add_string(w, "hafl.export.adapter_sha256", digest_hex);
     hafl_gguf_writer_add_u32(w, "hafl.export.live_rank", L->rank);
     hafl_gguf_writer_add_u32(w, "hafl.export.merged_rank", ex->max_merged);
-    int rc = HAFL_EXIT_USAGE;
-    float *a = NULL, *b = NULL;
-    for (uint32_t m = 0; m < L->n_matrices; m++) {
-        size_t d_out = L->matrices[m].d_out, d_in = L->matrices[m].d_in;
-        a = malloc((size_t)ex->rank * d_in * sizeof *a);
-        b = malloc((size_t)ex->rank * d_out * sizeof *b);
-        if (!a || !b) {
-            fprintf(stderr, "hafl export: out of memory\n");
-            rc = HAFL_EXIT_FAILURE;
-            goto done;
-        }
-        if (s_factors(ex, m, 0, a, b))
-            goto done;
+    int rc = HAFL_EXIT_OK;
+    for (uint32_t m = 0; m < L->n_matrices && rc == HAFL_EXIT_OK; m++) {
+        float *a, *b;
+        if ((rc = s_factors(ex, m, false, &a, &b)))
+            continue;
         char name[96];
-        uint64_t dims_a[2] = {d_in, ex->rank}, dims_b[2] = {ex->rank, d_out};
+        uint64_t dims_a[2] = {L->matrices[m].d_in, ex->rank},
+                 dims_b[2] = {ex->rank, L->matrices[m].d_out};
         snprintf(name, sizeof name, "blk.%u.%s.weight.lora_a", ex->layer[m],
                  s_gguf_tensor[ex->weight[m]]);
-        hafl_gguf_writer_add_tensor(w, name, HAFL_QUANT_F32, 2, dims_a, a,
-                                    (size_t)ex->rank * d_in * sizeof *a);
+        hafl_gguf_writer_add_tensor_floats(w, name, HAFL_QUANT_F32, 2, dims_a, a);
         snprintf(name, sizeof name, "blk.%u.%s.weight.lora_b", ex->layer[m],
                  s_gguf_tensor[ex->weight[m]]);
-        hafl_gguf_writer_add_tensor(w, name, HAFL_QUANT_F32, 2, dims_b, b,
-                                    (size_t)ex->rank * d_out * sizeof *b);
+        hafl_gguf_writer_add_tensor_floats(w, name, HAFL_QUANT_F32, 2, dims_b, b);
         free(a);
         free(b);
-        a = b = NULL;
     }
-    char err[1024];
-    if (hafl_gguf_writer_error(w)) {
+    if (rc == HAFL_EXIT_OK && hafl_gguf_writer_error(w)) {
         fprintf(stderr, "hafl export: %s: %s\n", out_path, hafl_gguf_writer_error(w));
-        goto done;
-    }
-    if (hafl_gguf_writer_save(w, out_path, err, sizeof err)) {
+        rc = HAFL_EXIT_USAGE;
+    } else if (rc == HAFL_EXIT_OK && hafl_gguf_writer_save(w, out_path, err, sizeof err)) {
         fprintf(stderr, "hafl export: %s\n", err);
         rc = HAFL_EXIT_FAILURE;
-        goto done;
     }
-    rc = HAFL_EXIT_OK;
-done:
-    free(a);
-    free(b);
     hafl_gguf_writer_destroy(&w);
     return rc;
 }
@@ -570,69 +556,52 @@ static int s_st_compare(const void *x, const void *y)
     return strcmp(((const s_st_tensor_t *)x)->name, ((const s_st_tensor_t *)y)->name);
 }
 
-//  The whole safetensors file for n tensors (sorted here) into out: u64 header length, the
-//  JSON header padded with spaces to a multiple of 8, the data. 0, or -1 on no memory.
-static int s_st_build(s_st_tensor_t *t, size_t n, s_buf_t *out)
+static size_t s_st_count(const s_st_tensor_t *t)
 {
-    qsort(t, n, sizeof *t, s_st_compare);
-    s_buf_t header = {0};
-    s_buf_printf(&header, "{\"__metadata__\":{\"format\":\"pt\"}");
-    uint64_t offset = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t count = t[i].shape[0] * (t[i].n_dims > 1 ? t[i].shape[1] : 1);
-        s_buf_printf(&header, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%" PRIu64, t[i].name,
-                     t[i].shape[0]);
-        if (t[i].n_dims > 1)
-            s_buf_printf(&header, ",%" PRIu64, t[i].shape[1]);
-        s_buf_printf(&header, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", offset,
-                     offset + 4 * count);
-        offset += 4 * count;
-    }
-    s_buf_add(&header, "}", 1);
-    while (!header.failed && header.size % 8 != 0)
-        s_buf_add(&header, " ", 1);
-    if (header.failed) {
-        s_buf_free(&header);
-        return -1;
-    }
-    uint8_t length[8];
-    for (int i = 0; i < 8; i++)
-        length[i] = (uint8_t)((uint64_t)header.size >> (8 * i));
-    s_buf_add(out, length, 8);
-    s_buf_add(out, header.data, header.size);
-    s_buf_free(&header);
-    if (offset > SIZE_MAX / 2) {
-        out->failed = true;
-        return -1;
-    }
-    s_buf_reserve(out, (size_t)offset);
-    for (size_t i = 0; i < n && !out->failed; i++) {
-        size_t count = (size_t)t[i].shape[0] * (t[i].n_dims > 1 ? (size_t)t[i].shape[1] : 1);
-        for (size_t k = 0; k < count; k++) {
-            uint32_t bits;
-            memcpy(&bits, &t[i].values[k], 4);
-            uint8_t le[4] = {(uint8_t)bits, (uint8_t)(bits >> 8), (uint8_t)(bits >> 16),
-                             (uint8_t)(bits >> 24)};
-            memcpy(out->data + out->size + 4 * k, le, 4); //  reserved above
-        }
-        out->size += 4 * count;
-    }
-    return out->failed ? -1 : 0;
+    return (size_t)t->shape[0] * (t->n_dims > 1 ? (size_t)t->shape[1] : 1);
 }
 
-//  Writes buf as path atomically. 0, or HAFL_EXIT_FAILURE (printed).
-static int s_save(const s_buf_t *buf, const char *path)
+//  Writes the safetensors file for n tensors (sorted here) as path, atomically: u64 header
+//  length, the JSON header padded with spaces to a multiple of 8, the data (little-endian).
+//  0, or HAFL_EXIT_FAILURE (printed).
+static int s_st_save(s_st_tensor_t *t, size_t n, const char *path)
 {
-    char err[1024];
-    if (buf->failed) {
-        fprintf(stderr, "hafl export: %s: out of memory\n", path);
+    qsort(t, n, sizeof *t, s_st_compare);
+    s_mem_t mem;
+    FILE *out = s_mem_open(&mem);
+    if (!out)
         return HAFL_EXIT_FAILURE;
+    fwrite("\0\0\0\0\0\0\0\0", 1, 8, out); //  the header's length, set below
+    fprintf(out, "{\"__metadata__\":{\"format\":\"pt\"}");
+    uint64_t offset = 0;
+    for (size_t i = 0; i < n; i++) {
+        fprintf(out, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%" PRIu64, t[i].name, t[i].shape[0]);
+        if (t[i].n_dims > 1)
+            fprintf(out, ",%" PRIu64, t[i].shape[1]);
+        fprintf(out, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", offset,
+                offset + 4 * s_st_count(&t[i]));
+        offset += 4 * s_st_count(&t[i]);
     }
-    if (hafl_file_write_atomic(path, buf->data, buf->size, err, sizeof err)) {
-        fprintf(stderr, "hafl export: %s\n", err);
-        return HAFL_EXIT_FAILURE;
+    fputc('}', out);
+    long end = ftell(out); //  8 + the header's length
+    mem.failed |= end < 8;
+    for (; end >= 8 && end % 8 != 0; end++)
+        fputc(' ', out);
+    uint64_t header = end >= 8 ? (uint64_t)end - 8 : 0;
+    for (size_t i = 0; i < n && !mem.failed; i++) {
+        size_t count = s_st_count(&t[i]);
+        uint8_t *le = malloc(count * 4);
+        mem.failed |= !le;
+        if (le) {
+            hafl_f32le_copy_finite(le, t[i].values, count); //  as they are, finite or not
+            fwrite(le, 4, count, out);
+        }
+        free(le);
     }
-    return HAFL_EXIT_OK;
+    if (s_mem_close(&mem) == 0 && mem.size >= 8)
+        for (int i = 0; i < 8; i++)
+            mem.data[i] = (char)(uint8_t)(header >> (8 * i));
+    return s_mem_save(&mem, path);
 }
 
 static void s_st_free(s_st_tensor_t *t, size_t n)
@@ -648,15 +617,13 @@ static int s_peft_adapter(const s_export_t *ex, const char *path)
     const hafl_layout_t *L = &ex->adapter->layout;
     size_t n = 2 * (size_t)L->n_matrices;
     s_st_tensor_t *t = calloc(n, sizeof *t);
-    s_buf_t file = {0};
-    int rc = HAFL_EXIT_FAILURE;
     if (!t) {
         fprintf(stderr, "hafl export: out of memory\n");
-        return rc;
+        return HAFL_EXIT_FAILURE;
     }
-    for (uint32_t m = 0; m < L->n_matrices; m++) {
+    int rc = HAFL_EXIT_OK;
+    for (uint32_t m = 0; m < L->n_matrices && rc == HAFL_EXIT_OK; m++) {
         s_st_tensor_t *ta = &t[2 * m], *tb = &t[2 * m + 1];
-        size_t d_out = L->matrices[m].d_out, d_in = L->matrices[m].d_in;
         const char *module = s_peft_module[ex->weight[m]];
         snprintf(ta->name, sizeof ta->name, "base_model.model.model.layers.%u.%s.lora_A.weight",
                  ex->layer[m], module);
@@ -664,31 +631,13 @@ static int s_peft_adapter(const s_export_t *ex, const char *path)
                  ex->layer[m], module);
         ta->n_dims = tb->n_dims = 2;
         ta->shape[0] = ex->rank;
-        ta->shape[1] = d_in;
-        tb->shape[0] = d_out;
+        ta->shape[1] = L->matrices[m].d_in;
+        tb->shape[0] = L->matrices[m].d_out;
         tb->shape[1] = ex->rank;
-        ta->values = malloc((size_t)ex->rank * d_in * sizeof(float));
-        tb->values = malloc((size_t)ex->rank * d_out * sizeof(float));
-        if (!ta->values || !tb->values) {
-            fprintf(stderr, "hafl export: out of memory\n");
-            goto done;
-        }
-        int heads = !ex->hf_permuted                  ? 0
-                    : ex->weight[m] == HAFL_WEIGHT_WQ ? ex->n_heads
-                    : ex->weight[m] == HAFL_WEIGHT_WK ? ex->n_kv_heads
-                                                      : 0;
-        if (s_factors(ex, m, heads, ta->values, tb->values)) {
-            rc = HAFL_EXIT_USAGE;
-            goto done;
-        }
+        rc = s_factors(ex, m, true, &ta->values, &tb->values);
     }
-    if (s_st_build(t, n, &file)) {
-        fprintf(stderr, "hafl export: %s: out of memory\n", path);
-        goto done;
-    }
-    rc = s_save(&file, path);
-done:
-    s_buf_free(&file);
+    if (rc == HAFL_EXIT_OK)
+        rc = s_st_save(t, n, path);
     s_st_free(t, n);
     return rc;
 }
@@ -699,12 +648,11 @@ static int s_peft_head(const s_export_t *ex, const char *path)
     const hafl_layout_t *L = &ex->adapter->layout;
     size_t classes = L->head_rows, dim = L->head_cols - 1;
     s_st_tensor_t *t = calloc(2, sizeof *t);
-    s_buf_t file = {0};
-    int rc = HAFL_EXIT_FAILURE;
     if (!t || !(t[0].values = malloc(classes * sizeof(float))) ||
         !(t[1].values = malloc(classes * dim * sizeof(float)))) {
         fprintf(stderr, "hafl export: out of memory\n");
-        goto done;
+        s_st_free(t, 2);
+        return HAFL_EXIT_FAILURE;
     }
     snprintf(t[0].name, sizeof t[0].name, "bias");
     t[0].n_dims = 1;
@@ -718,13 +666,7 @@ static int s_peft_head(const s_export_t *ex, const char *path)
         memcpy(t[1].values + c * dim, row, dim * sizeof(float));
         t[0].values[c] = row[dim];
     }
-    if (s_st_build(t, 2, &file)) {
-        fprintf(stderr, "hafl export: %s: out of memory\n", path);
-        goto done;
-    }
-    rc = s_save(&file, path);
-done:
-    s_buf_free(&file);
+    int rc = s_st_save(t, 2, path);
     s_st_free(t, 2);
     return rc;
 }
@@ -732,39 +674,45 @@ done:
 //  adapter_config.json as PEFT's save_pretrained writes it for these settings. 0 or 1.
 static int s_peft_config(const s_export_t *ex, const char *path)
 {
-    s_buf_t json = {0};
-    s_buf_printf(&json, "{\n  \"base_model_name_or_path\": ");
+    s_mem_t mem;
+    FILE *out = s_mem_open(&mem);
+    if (!out)
+        return HAFL_EXIT_FAILURE;
+    fprintf(out, "{\n  \"base_model_name_or_path\": ");
     if (ex->base_name)
-        s_buf_json_string(&json, ex->base_name);
+        s_json_string(out, ex->base_name);
     else
-        s_buf_printf(&json, "null");
-    s_buf_printf(&json, ",\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n"
-                        "  \"inference_mode\": true,\n  \"init_lora_weights\": true,\n");
+        fprintf(out, "null");
+    fprintf(out, ",\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n"
+                 "  \"inference_mode\": true,\n  \"init_lora_weights\": true,\n");
     //  An integral alpha is written as an integer, as PEFT's int-typed lora_alpha is.
-    if (ex->alpha == floorf(ex->alpha) && ex->alpha < 1e9f)
-        s_buf_printf(&json, "  \"lora_alpha\": %.0f,\n", (double)ex->alpha);
+    float alpha = s_alpha(ex);
+    if (alpha == floorf(alpha) && alpha < 1e9f)
+        fprintf(out, "  \"lora_alpha\": %.0f,\n", (double)alpha);
     else
-        s_buf_printf(&json, "  \"lora_alpha\": %.9g,\n", (double)ex->alpha);
-    s_buf_printf(&json,
-                 "  \"lora_dropout\": 0.0,\n  \"modules_to_save\": null,\n"
-                 "  \"peft_type\": \"LORA\",\n  \"r\": %u,\n  \"revision\": null,\n"
-                 "  \"target_modules\": [",
-                 ex->rank);
+        fprintf(out, "  \"lora_alpha\": %.9g,\n", (double)alpha);
+    fprintf(out,
+            "  \"lora_dropout\": 0.0,\n  \"modules_to_save\": null,\n"
+            "  \"peft_type\": \"LORA\",\n  \"r\": %u,\n  \"revision\": null,\n"
+            "  \"target_modules\": [",
+            ex->rank);
     const char *separator = "";
     for (int w = 0; w < HAFL_WEIGHT_COUNT; w++)
         if (ex->weights & (1u << w)) {
-            s_buf_printf(&json, "%s\"%s\"", separator, s_peft_target[w]);
+            fprintf(out, "%s\"%s\"", separator, strchr(s_peft_module[w], '.') + 1);
             separator = ", ";
         }
-    s_buf_printf(&json, "],\n  \"task_type\": \"CAUSAL_LM\"\n}\n");
-    int rc = s_save(&json, path);
-    s_buf_free(&json);
-    return rc;
+    fprintf(out, "],\n  \"task_type\": \"CAUSAL_LM\"\n}\n");
+    return s_mem_save(&mem, path);
 }
 
 //  0, 1 or 2 (printed).
 static int s_write_peft(const s_export_t *ex, const char *dir)
 {
+    static const char *const files[] = {"adapter_model.safetensors", "classifier_head.safetensors",
+                                        "adapter_config.json"};
+    static int (*const writers[])(const s_export_t *, const char *) = {s_peft_adapter, s_peft_head,
+                                                                       s_peft_config};
     char path[S_PATH_MAX];
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "hafl export: %s: cannot create: %s\n", dir, strerror(errno));
@@ -775,18 +723,17 @@ static int s_write_peft(const s_export_t *ex, const char *dir)
         fprintf(stderr, "hafl export: %s: not a folder\n", dir);
         return HAFL_EXIT_FAILURE;
     }
-    if (snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir) >= (int)sizeof path) {
-        fprintf(stderr, "hafl export: %s: path too long\n", dir);
-        return HAFL_EXIT_USAGE;
+    //  In this order: adapter_config.json last (see the top of the file).
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (snprintf(path, sizeof path, "%s/%s", dir, files[i]) >= (int)sizeof path) {
+            fprintf(stderr, "hafl export: %s: path too long\n", dir);
+            return HAFL_EXIT_USAGE;
+        }
+        int rc = writers[i](ex, path);
+        if (rc)
+            return rc;
     }
-    int rc = s_peft_adapter(ex, path);
-    if (rc)
-        return rc;
-    snprintf(path, sizeof path, "%s/classifier_head.safetensors", dir);
-    if ((rc = s_peft_head(ex, path)))
-        return rc;
-    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    return s_peft_config(ex, path);
+    return HAFL_EXIT_OK;
 }
 
 //  ---------------------------------------------------------------------------------------------
@@ -837,12 +784,11 @@ int hafl_cmd_export(int argc, char **argv)
                         "--peft DIR\n");
         return HAFL_EXIT_USAGE;
     }
-    hafl_adapter_t *adapter = s_load_adapter(run_dir);
+    char adapter_path[S_PATH_MAX];
+    hafl_adapter_t *adapter = s_load_adapter(run_dir, adapter_path, sizeof adapter_path);
     if (!adapter)
         return HAFL_EXIT_USAGE;
-    char adapter_path[S_PATH_MAX];
-    snprintf(adapter_path, sizeof adapter_path, "%s/final_adapter.bin", run_dir);
-    s_export_t ex = {.arch = "llama", .hf_permuted = true};
+    s_export_t ex = {0};
     int rc = HAFL_EXIT_USAGE;
     if (s_plan(&ex, adapter, adapter_path))
         goto done;
@@ -856,7 +802,7 @@ int hafl_cmd_export(int argc, char **argv)
             goto done;
         printf("%s: llama.cpp LoRA adapter, %u tensor pairs, rank %u (%u live + %u for merged "
                "terms), alpha %.9g (scale %.9g); no classifier head\n",
-               gguf_path, L->n_matrices, ex.rank, L->rank, ex.max_merged, (double)ex.alpha,
+               gguf_path, L->n_matrices, ex.rank, L->rank, ex.max_merged, (double)s_alpha(&ex),
                (double)L->scale);
     }
     if (peft_dir) {
@@ -865,7 +811,7 @@ int hafl_cmd_export(int argc, char **argv)
         printf("%s: PEFT LoRA adapter, %u module pairs, r %u (%u live + %u for merged terms), "
                "lora_alpha %.9g, base %s; classifier head [%u][%u] in "
                "classifier_head.safetensors\n",
-               peft_dir, L->n_matrices, ex.rank, L->rank, ex.max_merged, (double)ex.alpha,
+               peft_dir, L->n_matrices, ex.rank, L->rank, ex.max_merged, (double)s_alpha(&ex),
                ex.base_name ? ex.base_name : "unknown", L->head_rows, L->head_cols - 1);
     }
     rc = HAFL_EXIT_OK;

@@ -176,33 +176,28 @@ static int s_block_of(const char *name, uint64_t *index, const char **rest)
     return 0;
 }
 
-//  A string key's value as "%.*s" arguments, or "absent".
-static hafl_gguf_str_t s_string(const hafl_gguf_t *g, const char *key)
-{
-    hafl_gguf_str_t value = {"absent", 6};
-    char err[256];
-    if (hafl_gguf_find(g, key) && hafl_gguf_get_str(g, key, &value, err, sizeof err) != 0)
-        value = (hafl_gguf_str_t){"(not a string)", 14};
-    if (value.len > S_SHOWN_STRING)
-        value.len = S_SHOWN_STRING;
-    return value;
-}
-
 //  A LoRA adapter file: true when general.type says so, and then its description is printed.
+//  A pair is a lora_a {d_in, r} with its lora_b beside it; a lora_a without one is counted apart.
 static bool s_print_adapter(const hafl_gguf_t *g)
 {
-    hafl_gguf_str_t type = s_string(g, "general.type");
-    if (type.len != 7 || memcmp(type.data, "adapter", 7) != 0)
+    const hafl_gguf_kv_t *type = hafl_gguf_find(g, "general.type");
+    if (!type || type->value.type != HAFL_GGUF_STRING || type->value.str.len != 7 ||
+        memcmp(type->value.str.data, "adapter", 7) != 0)
         return false;
-    hafl_gguf_str_t kind = s_string(g, "adapter.type");
-    printf("type: adapter (%.*s)\n", (int)kind.len, kind.data);
+    const hafl_gguf_kv_t *kind = hafl_gguf_find(g, "adapter.type");
+    printf("type: adapter (");
+    if (kind)
+        s_print_value(&kind->value);
+    else
+        printf("absent");
+    printf(")\n");
     float alpha;
     char err[256];
     if (hafl_gguf_get_f32(g, "adapter.lora.alpha", &alpha, err, sizeof err) == 0)
         printf("lora alpha: %g\n", (double)alpha);
     else
         printf("lora alpha: absent\n");
-    size_t pairs = 0;
+    size_t pairs = 0, unpaired = 0;
     uint64_t rank = 0, lowest = UINT64_MAX, highest = 0;
     bool ranks_differ = false;
     for (size_t i = 0; i < hafl_gguf_tensor_count(g); i++) {
@@ -210,6 +205,12 @@ static bool s_print_adapter(const hafl_gguf_t *g)
         size_t len = strlen(t->name);
         if (len < 7 || strcmp(t->name + len - 7, ".lora_a") != 0 || t->n_dims != 2)
             continue;
+        char partner[HAFL_GGUF_MAX_NAME + 1];
+        snprintf(partner, sizeof partner, "%.*s.lora_b", (int)(len - 7), t->name);
+        if (!hafl_gguf_tensor(g, partner)) {
+            unpaired++;
+            continue;
+        }
         pairs++;
         ranks_differ |= rank && t->dims[1] != rank;
         rank = t->dims[1]; //  lora_a is {d_in, r}
@@ -220,7 +221,10 @@ static bool s_print_adapter(const hafl_gguf_t *g)
             highest = block > highest ? block : highest;
         }
     }
-    printf("lora pairs: %zu (lora_a / lora_b)\n", pairs);
+    printf("lora pairs: %zu (lora_a / lora_b)", pairs);
+    if (unpaired)
+        printf(", %zu lora_a without lora_b", unpaired);
+    putchar('\n');
     if (pairs)
         printf("lora rank: %" PRIu64 "%s\n", rank,
                ranks_differ ? " (differs between tensors)" : "");
