@@ -7,10 +7,19 @@
 
 static const char *s_names[HAFL_WEIGHT_COUNT] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
 
+static const char *s_gguf_names[HAFL_WEIGHT_COUNT] = {
+    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_down", "ffn_up"};
+
 const char *
 hafl_weight_name (hafl_weight_t weight)
 {
     return weight < HAFL_WEIGHT_COUNT ? s_names[weight] : "?";
+}
+
+const char *
+hafl_weight_gguf_name (hafl_weight_t weight)
+{
+    return weight < HAFL_WEIGHT_COUNT ? s_gguf_names[weight] : "?";
 }
 
 int

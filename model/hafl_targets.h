@@ -37,6 +37,9 @@ typedef struct {
 //  Parse "wq,wk,..." (no duplicates, at least one). 0, or -1 with a reason naming the bad item.
 int hafl_targets_parse (const char *list, hafl_targets_t *targets, char *err, size_t errlen);
 const char *hafl_weight_name (hafl_weight_t weight);
+//  The weight's block tensor in GGUF (llama.cpp's names): blk.N.<name>.weight, with attn_q,
+//  attn_k, attn_v, attn_output, ffn_gate, ffn_down, ffn_up for wq .. w3; "?" out of range.
+const char *hafl_weight_gguf_name (hafl_weight_t weight);
 //  Shape [d_out][d_in] of weight w in this model.
 void hafl_weight_shape (const hafl_llama_config_t *config, hafl_weight_t weight, uint32_t *d_out,
                         uint32_t *d_in);

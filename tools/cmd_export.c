@@ -118,11 +118,10 @@ static void s_usage(FILE *out)
 }
 
 //  ---------------------------------------------------------------------------------------------
-//  Where each hafl weight goes in the two formats. PEFT's target_modules name a module by the
+//  Where each hafl weight goes in PEFT (GGUF's names: hafl_weight_gguf_name). PEFT's
+//  target_modules name a module by the
 //  last part of its name (q_proj for self_attn.q_proj).
 
-static const char *s_gguf_tensor[HAFL_WEIGHT_COUNT] = {
-    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_down", "ffn_up"};
 static const char *s_peft_module[HAFL_WEIGHT_COUNT] = {
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
     "mlp.gate_proj",    "mlp.down_proj",    "mlp.up_proj"};
@@ -521,10 +520,10 @@ static int s_write_gguf(const s_export_t *ex, const char *out_path)
         uint64_t dims_a[2] = {L->matrices[m].d_in, ex->rank},
                  dims_b[2] = {ex->rank, L->matrices[m].d_out};
         snprintf(name, sizeof name, "blk.%u.%s.weight.lora_a", ex->layer[m],
-                 s_gguf_tensor[ex->weight[m]]);
+                 hafl_weight_gguf_name(ex->weight[m]));
         hafl_gguf_writer_add_tensor_floats(w, name, HAFL_QUANT_F32, 2, dims_a, a);
         snprintf(name, sizeof name, "blk.%u.%s.weight.lora_b", ex->layer[m],
-                 s_gguf_tensor[ex->weight[m]]);
+                 hafl_weight_gguf_name(ex->weight[m]));
         hafl_gguf_writer_add_tensor_floats(w, name, HAFL_QUANT_F32, 2, dims_b, b);
         free(a);
         free(b);

@@ -17,6 +17,7 @@
 #include "hafl_cmd.h"
 #include "hafl_gguf.h"
 #include "hafl_quant.h"
+#include "hafl_targets.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -254,14 +255,7 @@ static uint64_t s_block_count(const hafl_gguf_t *g, const char *arch)
 
 static void s_print_lora_targets(const hafl_gguf_t *g, const char *arch)
 {
-    static const struct {
-        const char *target;
-        const char *tensor; //  blk.N.<tensor>.weight
-    } targets[] = {{"wq", "attn_q.weight"},   {"wk", "attn_k.weight"},
-                   {"wv", "attn_v.weight"},   {"wo", "attn_output.weight"},
-                   {"w1", "ffn_gate.weight"}, {"w2", "ffn_down.weight"},
-                   {"w3", "ffn_up.weight"}};
-    enum { S_TARGETS = sizeof targets / sizeof targets[0] };
+    enum { S_TARGETS = HAFL_WEIGHT_COUNT }; //  wq .. w3, as blk.N.<hafl_weight_gguf_name>.weight
     uint64_t blocks = s_block_count(g, arch), found[S_TARGETS] = {0};
     //  Per target, the tensor of the lowest block (its shape and type are shown).
     const hafl_gguf_tensor_t *first[S_TARGETS] = {NULL};
@@ -273,27 +267,32 @@ static void s_print_lora_targets(const hafl_gguf_t *g, const char *arch)
         const char *rest;
         if (s_block_of(t->name, &index, &rest) != 0 || index >= blocks)
             continue;
-        for (size_t k = 0; k < S_TARGETS; k++)
-            if (strcmp(rest, targets[k].tensor) == 0) {
+        //  rest is "<gguf name>.weight"; stem is the name's length.
+        size_t len = strlen(rest), stem = len - strlen(".weight");
+        if (len <= strlen(".weight") || strcmp(rest + stem, ".weight") != 0)
+            continue;
+        for (size_t k = 0; k < S_TARGETS; k++) {
+            const char *name = hafl_weight_gguf_name((hafl_weight_t)k);
+            if (strlen(name) == stem && memcmp(rest, name, stem) == 0) {
                 found[k]++; //  names are unique, so each block counts once
                 if (!first[k] || index < first_block[k]) {
                     first[k] = t;
                     first_block[k] = index;
                 }
             }
+        }
     }
     printf("lora targets:");
     size_t complete = 0;
     for (size_t k = 0; k < S_TARGETS; k++)
         if (blocks > 0 && found[k] == blocks) {
-            printf(" %s", targets[k].target);
+            printf(" %s", hafl_weight_name((hafl_weight_t)k));
             complete++;
         }
     printf("%s\n", complete ? "" : " none");
     for (size_t k = 0; k < S_TARGETS; k++) {
-        printf("  %s (%.*s): %" PRIu64 " of %" PRIu64 " blocks", targets[k].target,
-               (int)(strlen(targets[k].tensor) - strlen(".weight")), targets[k].tensor, found[k],
-               blocks);
+        printf("  %s (%s): %" PRIu64 " of %" PRIu64 " blocks", hafl_weight_name((hafl_weight_t)k),
+               hafl_weight_gguf_name((hafl_weight_t)k), found[k], blocks);
         const hafl_gguf_tensor_t *t = first[k];
         //  A target is a matrix: dims {cols, rows} in GGUF's fastest-first order.
         if (t && t->n_dims == 2)
