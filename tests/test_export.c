@@ -130,9 +130,21 @@ static uint32_t s_check_gguf(const hafl_adapter_t *ad, const char *path, const c
     float alpha = kv->value.f32;
     CHECK(hafl_gguf_tensor_count(g) == 2 * (size_t)L->n_matrices);
 
-    uint32_t merged_anywhere = 0, r = 0;
-    for (uint32_t m = 0; m < L->n_matrices; m++)
+    uint32_t merged_anywhere = 0, r = 0, merged_most = 0;
+    for (uint32_t m = 0; m < L->n_matrices; m++) {
         merged_anywhere += ad->n_merged[m];
+        merged_most = ad->n_merged[m] > merged_most ? ad->n_merged[m] : merged_most;
+    }
+    //  The source, recorded: the adapter's digest, its live rank and the merged terms' room.
+    char hex[65];
+    hafl_adapter_digest_hex(ad, hex);
+    s_check_string(g, "hafl.export.adapter_sha256", hex);
+    uint32_t live_rank = 0, room = 0;
+    CHECKF(hafl_gguf_get_u32(g, "hafl.export.live_rank", &live_rank, err, sizeof err) == 0 &&
+               hafl_gguf_get_u32(g, "hafl.export.merged_rank", &room, err, sizeof err) == 0,
+           "%s", err);
+    CHECKF(live_rank == L->rank && room == merged_most,
+           "live_rank %u, merged_rank %u; expected %u, %u", live_rank, room, L->rank, merged_most);
     for (uint32_t m = 0; m < L->n_matrices; m++) {
         uint32_t layer;
         hafl_weight_t w;
@@ -427,8 +439,10 @@ static s_run_t s_export(const char *first, ...)
     va_list args;
     va_start(args, first);
     const char *arg;
-    while (first && (arg = va_arg(args, const char *)) && argc < 15)
+    while (first && (arg = va_arg(args, const char *))) {
+        CHECKF(argc < 15, "s_export: more than 12 arguments after RUN_DIR");
         argv[argc++] = arg;
+    }
     va_end(args);
     argv[first ? argc : 2] = NULL;
     char err_path[300];
