@@ -8,15 +8,13 @@
     connected), for at most S_EMITTER_SEND_MS: an event is lost only if its emitter's process
     dies before delivering it, or the logger is gone for that long (it is never left waiting
     forever on a logger another process took down). Signals end neither side. On $TERM, once
-    the server's final event is in, the actor first waits, at most S_END_GRACE_MS, until every
-    emitter of another process has hung up (a client host's last events may still be on a slow
-    link; its event sockets close once they have delivered them), saying so in the file and on
-    stderr if some never do; then it keeps reading until the socket has been quiet for
-    S_DRAIN_QUIET_MS, and flushes, syncs and closes the file.
-
-    Republishing: each event goes out on PUB as its topic frame (hafl_log_event_topic), then the
-    frames of the encoded LOG_EVENT exactly as received. The logger's own "malformed-event"
-    lines are published the same way, encoded by the logger.
+    the server's final event is in and emitters of other processes may push (the PULL endpoint
+    is not inproc://; a client host's last events, its "ended", may still be on a slow link),
+    the actor keeps
+    reading until no event has arrived for end_quiet_ms (1.5 s unless given), at most
+    end_grace_ms (10 s); events still arriving then are said on stderr and as an
+    "events-incomplete" line. Otherwise it reads until the socket has been quiet for
+    S_DRAIN_QUIET_MS. Then it flushes, syncs and closes the file.
 */
 #include "hafl_logger.h"
 
@@ -35,9 +33,8 @@
 #define S_DRAIN_QUIET_MS  50        //  on $TERM, stop once the socket was quiet this long
 #define S_EMITTER_SEND_MS 10000     //  an emitter gives an event up after this long blocked
 #define S_EMITTER_LINGER  10000     //  ms an emitter's queued events may take to reach the logger
-#define S_END_GRACE_MS                                                                             \
-    10000 //  on $TERM after the run ended, how long emitters of other
-          //  processes may take to deliver their last events and go
+#define S_END_GRACE_MS    10000     //  on $TERM after the run ended, the longest the drain waits
+#define S_END_QUIET_MS    1500      //  ... for emitters of other processes to fall silent
 
 //  --------------------------------------------------------------------------------------------
 //  JSON
@@ -413,8 +410,8 @@ int hafl_events_send(hafl_events_t *self, hafl_log_event_t **event_p)
 typedef struct {
     zsock_t *pipe;
     zsock_t *pull;
-    zsock_t *refusals;           //  pull's connections and handshakes (hafl_security_watch), when
-                                 //  emitters can come from other processes
+    zsock_t *refusals;           //  pull's handshakes (hafl_security_watch), when emitters of
+                                 //  other processes may push
     const hafl_log_auth_t *auth; //  the admission (NULL: anyone may push)
     zsock_t *pub;                //  NULL when no PUB endpoint was given
     FILE *file;
@@ -425,10 +422,11 @@ typedef struct {
     uint64_t malformed;             //  frames dropped as malformed
     uint64_t refused;               //  emitters refused at the handshake
     char run_id[HAFL_MSG_MAX_NAME]; //  last run id seen, for the logger's own lines
-    int64_t connections;            //  emitters connected over tcp or ipc now (the watch's
-                                    //  accepted minus disconnected)
+    bool remote;                    //  emitters of other processes may push (pull is not
+                                    //  inproc://)
     bool final_seen;                //  the server's final (or final-failed) event arrived
     int end_grace_ms;               //  args->end_grace_ms, or S_END_GRACE_MS
+    int end_quiet_ms;               //  args->end_quiet_ms, or S_END_QUIET_MS
 } s_logger_t;
 
 static void s_logger_destroy(s_logger_t *self)
@@ -451,6 +449,8 @@ static int s_logger_init(s_logger_t *self, zsock_t *pipe, const hafl_logger_args
     self->pipe = pipe;
     self->echo = args->echo;
     self->end_grace_ms = args->end_grace_ms > 0 ? args->end_grace_ms : S_END_GRACE_MS;
+    self->end_quiet_ms = args->end_quiet_ms > 0 ? args->end_quiet_ms : S_END_QUIET_MS;
+    self->remote = strncmp(args->pull, "inproc://", 9) != 0;
     self->auth = args->auth;
     if (!args->pull || !args->path) {
         fprintf(stderr, "logger: a PULL endpoint and a file path are required\n");
@@ -468,8 +468,7 @@ static int s_logger_init(s_logger_t *self, zsock_t *pipe, const hafl_logger_args
         fprintf(stderr, "logger: %s\n", err);
         return -1;
     }
-    //  Watched whenever emitters may connect from other processes: for refusals, and to know
-    //  when the last of them has hung up at the end of the run.
+    //  Watched whenever emitters may connect from other processes, for refusals.
     if (strncmp(args->pull, "inproc://", 9) != 0 &&
         !(self->refusals = hafl_security_watch(self->pull, err, sizeof err))) {
         fprintf(stderr, "logger: %s\n", err);
@@ -547,21 +546,13 @@ static void s_logger_malformed(s_logger_t *self, const hafl_msg_error_t *err, si
 }
 
 //  A refused or failed handshake on PULL: a peer without the run's log credentials.
-//  One event of the PULL socket's watch: a connection accepted or gone (counted), or a
-//  refused handshake (written down as a "log-refused" line).
+//  One event of the PULL socket's watch: a refused handshake is written down as a
+//  "log-refused" line; other events are not the logger's business.
 static void s_logger_watch(s_logger_t *self)
 {
     hafl_watch_event_t e;
     if (hafl_security_watch_event(self->refusals, &e) != 0)
         return;
-    if (e.event == ZMQ_EVENT_ACCEPTED) {
-        self->connections++;
-        return;
-    }
-    if (e.event == ZMQ_EVENT_DISCONNECTED) {
-        self->connections -= self->connections > 0;
-        return;
-    }
     char why[400];
     int verdict = hafl_security_describe(&e, false, why, sizeof why);
     if (verdict != HAFL_HANDSHAKE_REFUSED && verdict != HAFL_HANDSHAKE_LOST)
@@ -603,7 +594,7 @@ static void s_logger_impostor(s_logger_t *self, const hafl_log_event_t *claimed,
 }
 
 //  The run is over once the server's final (or final-failed) event is in: from then on the
-//  drain on $TERM waits for the emitters of other processes to hang up (s_logger_run).
+//  drain on $TERM waits for the emitters of other processes to fall silent (s_logger_run).
 static void s_note_final(s_logger_t *self, const hafl_log_event_t *ev)
 {
     if (streq(ev->actor, "server") &&
@@ -720,39 +711,31 @@ static void s_logger_run(zsock_t *pipe, const hafl_logger_args_t *args, int *sta
         else if (zpoller_terminated(poller))
             break;
     }
-    //  Drain. Once the run is over, first wait (at most end_grace_ms) until every emitter of
-    //  another process has hung up: a client host's last events ("ended") may still be on a
-    //  slow link, and its event sockets close only once they have delivered them. Then read
-    //  until the socket has been quiet for a moment, so events still in flight from emitters
-    //  that just closed reach the file.
+    //  Drain. Once the run is over and emitters of other processes may push, read until no
+    //  event has come for end_quiet_ms: a client host's last events may still be on a slow link.
+    //  Otherwise until the socket has been quiet for S_DRAIN_QUIET_MS.
     zpoller_destroy(&poller);
-    poller = zpoller_new(self->pull, NULL);
-    if (poller && self->refusals)
-        zpoller_add(poller, self->refusals);
     int64_t grace_end = zclock_mono() + self->end_grace_ms;
-    while (poller && self->final_seen && self->connections > 0 && zclock_mono() < grace_end) {
-        void *which = zpoller_wait(poller, (int)(grace_end - zclock_mono()));
-        if (which == self->pull)
+    poller = zpoller_new(self->pull, NULL);
+    bool settled = !poller;
+    while (!settled && zclock_mono() < grace_end) {
+        //  Decided each time: a final event that arrives during the drain extends it.
+        bool slow = self->final_seen && self->remote;
+        if (zpoller_wait(poller, slow ? self->end_quiet_ms : S_DRAIN_QUIET_MS) == self->pull)
             s_drain(self, S_BATCH);
-        else if (which && which == self->refusals)
-            s_logger_watch(self);
+        else
+            settled = true; //  quiet for the whole window (or the poller ended)
     }
     zpoller_destroy(&poller);
-    poller = zpoller_new(self->pull, NULL);
-    while (poller && zpoller_wait(poller, S_DRAIN_QUIET_MS) == self->pull)
-        s_drain(self, S_BATCH);
-    zpoller_destroy(&poller);
-    if (self->final_seen && self->connections > 0) {
-        //  Said in the file and on stderr: the log may lack what those emitters sent last.
+    if (self->final_seen && self->remote && !settled) {
+        //  Said in the file and on stderr: what still comes after this is not in the log.
         fprintf(stderr,
-                "logger: %" PRId64 " emitters of other processes were still connected %d ms "
-                "after the run ended (host down or link slow): their last events may be "
-                "missing\n",
-                self->connections, self->end_grace_ms);
+                "logger: events from other processes were still arriving %d ms after the run "
+                "ended (a host still busy or a slow link): later ones are not in the log\n",
+                self->end_grace_ms);
         hafl_msg_t *msg = s_event_new(self->run_id, "logger", -1, "events-incomplete");
         if (msg) {
             hafl_log_event_t *ev = &msg->u.log_event;
-            hafl_log_event_add_int(ev, "still_connected", self->connections);
             hafl_log_event_add_int(ev, "waited_ms", self->end_grace_ms);
             s_event_sanitise(ev);
             s_logger_emit(self, ev, NULL);

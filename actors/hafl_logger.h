@@ -47,8 +47,9 @@ typedef struct {
     const hafl_log_auth_t *auth; //  who may push (NULL: anyone; see hafl_log_auth.h)
     const char *local; //  an inproc:// endpoint also bound, for the logger's own process's
                        //  emitters, which need no credentials there (NULL: none)
-    int end_grace_ms;  //  on $TERM after the run's final event, how long emitters of other
-                       //  processes may take to hang up (0: 10 s)
+    int end_grace_ms;  //  on $TERM after the run's final event, the longest the drain waits for
+                       //  emitters of other processes (0: 10 s) ...
+    int end_quiet_ms;  //  ... to fall silent this long (0: 1.5 s)
 } hafl_logger_args_t;
 
 //  The actor body; args points to a hafl_logger_args_t valid until the actor signals ready.

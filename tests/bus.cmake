@@ -44,7 +44,7 @@ add_test(NAME client_send_timeout COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/client_
 set_tests_properties(client_send_timeout PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 LABELS bus
     ENVIRONMENT "HAFL_SOURCE_DIR=${CMAKE_SOURCE_DIR};HAFL_BINARY=$<TARGET_FILE:hafl>")
 # Over a slow link (tests/slow_link_proxy.py: 400 ms each way, no netem needed) a client host's
-# last events still reach the log: the logger waits for other processes' emitters to hang up.
+# last events still reach the log: the logger reads until other processes' emitters fall silent.
 add_test(NAME slow_links COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/slow_links.sh)
 set_tests_properties(slow_links PROPERTIES TIMEOUT 300 LABELS bus
     ENVIRONMENT "HAFL_SOURCE_DIR=${CMAKE_SOURCE_DIR};HAFL_BINARY=$<TARGET_FILE:hafl>")
